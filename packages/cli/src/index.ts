@@ -1,0 +1,3 @@
+export { buildProgram } from './program.js';
+export { renderInfo } from './info.js';
+export { formatBytes } from './format.js';

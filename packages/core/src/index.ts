@@ -1,0 +1,2 @@
+export { systemInfo } from './system-info.js';
+export type { SystemInfo } from './system-info.js';

@@ -1,0 +1,55 @@
+// The package graph is part of the design: cli -> core -> {gpu-dawn, cpu-wasm}, leaves import no package
+// of ours. Checked on package.json dependencies and on every import in the sources.
+import { describe, expect, it } from 'vitest';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const packagesDir = fileURLToPath(new URL('../../', import.meta.url));
+const allowed: Record<string, string[]> = {
+  'cpu-wasm': [],
+  'gpu-dawn': [],
+  core: ['gpu-dawn', 'cpu-wasm'],
+  cli: ['core'],
+};
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    return statSync(p).isDirectory() ? sourceFiles(p) : /\.(ts|mjs|js)$/.test(f) ? [p] : [];
+  });
+}
+
+describe('workspace dependency direction', () => {
+  it('has exactly the four packages', () => {
+    expect(readdirSync(packagesDir).sort()).toEqual(Object.keys(allowed).sort());
+  });
+
+  for (const [pkg, deps] of Object.entries(allowed)) {
+    it(`${pkg} depends only on ${deps.join(', ') || 'no package of ours'}`, () => {
+      const manifest = JSON.parse(readFileSync(join(packagesDir, pkg, 'package.json'), 'utf8'));
+      const declared = Object.keys({
+        ...manifest.dependencies,
+        ...manifest.devDependencies,
+        ...manifest.peerDependencies,
+      })
+        .filter((d) => d.startsWith('@lsp-offload/'))
+        .map((d) => d.slice('@lsp-offload/'.length));
+      expect(declared.sort()).toEqual([...deps].sort());
+      const imported = new Set<string>();
+      for (const dir of ['src', 'test', 'bench']) {
+        let files: string[] = [];
+        try {
+          files = sourceFiles(join(packagesDir, pkg, dir));
+        } catch {
+          continue;
+        }
+        for (const f of files) {
+          for (const m of readFileSync(f, 'utf8').matchAll(/from\s+'@lsp-offload\/([\w-]+)/g))
+            imported.add(m[1]!);
+        }
+      }
+      for (const i of imported) expect(deps, `${pkg} imports @lsp-offload/${i}`).toContain(i);
+    });
+  }
+});
