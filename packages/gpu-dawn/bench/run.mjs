@@ -2,37 +2,42 @@
 // GPU work completion over repeated dispatches. Usage: node bench/run.mjs [outDir]
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GpuContext, createStorageBuffer, encodeAxpby } from '../dist/index.js';
+import { GpuRuntime, axpby } from '../dist/index.js';
 
 const outDir = process.argv[2];
-const ctx = await GpuContext.create();
+const gpu = await GpuRuntime.create();
+const ctx = gpu.ctx;
 const maxBytes = Math.min(ctx.report.limits.maxStorageBufferBindingSize, 256 << 20);
 const sizes = [1 << 20, 16 << 20, maxBytes / 4].filter((n, i, a) => n * 4 <= maxBytes && a.indexOf(n) === i);
 const rows = [];
 for (const n of sizes) {
-  const x = createStorageBuffer(ctx, 'x', n * 4);
-  const y = createStorageBuffer(ctx, 'y', n * 4);
+  const x = gpu.tensor('x', 'f32', [n], 'workspace');
+  const y = gpu.tensor('y', 'f32', [n], 'workspace');
   const reps = 20;
   const run = async () => {
-    const enc = ctx.device.createCommandEncoder();
-    for (let i = 0; i < reps; i++) encodeAxpby(ctx, enc, { x, y, n, a: 1.0001, b: 0.5 });
-    ctx.device.queue.submit([enc.finish()]);
-    await ctx.sync('axpby bench');
+    for (let i = 0; i < reps; i++) axpby(gpu, x, y, 1.0001, 0.5);
+    await gpu.sync('axpby bench');
   };
   await run();
   const t0 = performance.now();
   await run();
   const ms = (performance.now() - t0) / reps;
   rows.push({ kernel: 'axpby', n, ms, gbps: (12 * n) / ms / 1e6 });
-  x.destroy();
-  y.destroy();
+  x.release();
+  y.release();
 }
 console.log(`gpu-dawn bench on ${ctx.report.description} (${new Date().toISOString().slice(0, 10)})`);
 console.log('kernel   elements        ms     GB/s');
-for (const r of rows) console.log(`${r.kernel.padEnd(8)} ${String(r.n).padStart(9)} ${r.ms.toFixed(3).padStart(9)} ${r.gbps.toFixed(1).padStart(8)}`);
+for (const r of rows)
+  console.log(
+    `${r.kernel.padEnd(8)} ${String(r.n).padStart(9)} ${r.ms.toFixed(3).padStart(9)} ${r.gbps.toFixed(1).padStart(8)}`,
+  );
 if (outDir) {
   mkdirSync(outDir, { recursive: true });
-  writeFileSync(join(outDir, 'gpu-dawn-bench.json'), JSON.stringify({ adapter: ctx.report.description, rows }, null, 2));
+  writeFileSync(
+    join(outDir, 'gpu-dawn-bench.json'),
+    JSON.stringify({ adapter: ctx.report.description, rows }, null, 2),
+  );
 }
-ctx.destroy();
+gpu.destroy();
 process.exit(0);

@@ -1,5 +1,13 @@
 export { GpuContext, GpuError, requestAdapter, DAWN_TOGGLES, OPTIONAL_FEATURES } from './device.js';
 export type { GpuOptions, AdapterReport } from './device.js';
-export { createStorageBuffer, uploadFloat32, readFloat32 } from './buffers.js';
-export { dispatchGrid } from './dispatch.js';
-export { encodeAxpby, axpbyReference } from './kernels/axpby.js';
+export { GpuRuntime, STORAGE_USAGE } from './runtime.js';
+export type { GpuRuntimeOptions, DispatchArgs, BindingLike } from './runtime.js';
+export { GpuMemory, GpuMemoryError, MEMORY_CATEGORIES, sizeClass } from './memory.js';
+export type { MemoryCategory, MemoryStats } from './memory.js';
+export { Tensor, numelOf, storageBytes } from './tensor.js';
+export type { Shape } from './tensor.js';
+export { DTYPE_BYTES, f32ToF16Bits, f16BitsToF32, f16Round, toF16Array, fromF16Array } from './dtype.js';
+export type { DType } from './dtype.js';
+export { Params, UniformRing } from './uniforms.js';
+export { grid1d } from './kernels/grid.js';
+export { axpby, axpbyReference } from './kernels/axpby.js';

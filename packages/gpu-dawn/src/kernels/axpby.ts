@@ -1,7 +1,9 @@
-// y = a*x + b*y on the GPU, with its plain-TS float64 reference next to it.
-import type { GpuContext } from '../device.js';
-import { dispatchGrid } from '../dispatch.js';
+// y = a*x + b*y on the GPU (f32), with its plain-TS float64 reference next to it.
+import type { GpuRuntime } from '../runtime.js';
+import type { Tensor } from '../tensor.js';
+import { Params } from '../uniforms.js';
 import { axpbyWgsl, WORKGROUP_SIZE } from './axpby.wgsl.js';
+import { grid1d } from './grid.js';
 
 /** Float64 reference: returns a*x + b*y. */
 export function axpbyReference(
@@ -16,52 +18,17 @@ export function axpbyReference(
   return out;
 }
 
-const pipelines = new WeakMap<GPUDevice, GPUComputePipeline>();
-
-function pipeline(device: GPUDevice): GPUComputePipeline {
-  let p = pipelines.get(device);
-  if (!p) {
-    p = device.createComputePipeline({
-      label: 'axpby',
-      layout: 'auto',
-      compute: { module: device.createShaderModule({ label: 'axpby', code: axpbyWgsl }), entryPoint: 'main' },
-    });
-    pipelines.set(device, p);
+/** Record y = a*x + b*y (in place on y). */
+export function axpby(gpu: GpuRuntime, x: Tensor, y: Tensor, a: number, b: number): void {
+  if (x.numel !== y.numel || x.dtype !== 'f32' || y.dtype !== 'f32') {
+    throw new Error(`axpby: expected two f32 tensors of equal size, got ${x} and ${y}`);
   }
-  return p;
-}
-
-/** Encode y = a*x + b*y for `n` f32 elements of the given storage buffers. */
-export function encodeAxpby(
-  ctx: GpuContext,
-  encoder: GPUCommandEncoder,
-  args: { x: GPUBuffer; y: GPUBuffer; n: number; a: number; b: number },
-): void {
-  const { device } = ctx;
-  const grid = dispatchGrid(ctx, Math.ceil(args.n / WORKGROUP_SIZE));
-  const params = new ArrayBuffer(16);
-  new Uint32Array(params, 0, 1)[0] = args.n;
-  new Float32Array(params, 4, 2).set([args.a, args.b]);
-  new Uint32Array(params, 12, 1)[0] = grid.x * WORKGROUP_SIZE;
-  const uniform = device.createBuffer({
-    label: 'axpby.params',
-    size: 16,
-    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-  });
-  device.queue.writeBuffer(uniform, 0, params);
-  const p = pipeline(device);
-  const bind = device.createBindGroup({
+  const g = grid1d(gpu, y.numel, WORKGROUP_SIZE);
+  gpu.dispatch({
     label: 'axpby',
-    layout: p.getBindGroupLayout(0),
-    entries: [
-      { binding: 0, resource: { buffer: args.x } },
-      { binding: 1, resource: { buffer: args.y } },
-      { binding: 2, resource: { buffer: uniform } },
-    ],
+    pipeline: gpu.pipeline('axpby', () => axpbyWgsl),
+    bindings: [x, y],
+    params: new Params().u32(y.numel).f32(a).f32(b).u32(g.rowStride),
+    workgroups: g.workgroups,
   });
-  const pass = encoder.beginComputePass({ label: 'axpby' });
-  pass.setPipeline(p);
-  pass.setBindGroup(0, bind);
-  pass.dispatchWorkgroups(grid.x, grid.y);
-  pass.end();
 }

@@ -1,0 +1,158 @@
+// Every GPU buffer is allocated here: a byte budget (so a 4 GiB card can be simulated on a large one),
+// accounting by category with peaks, reuse of freed buffers, and an error naming the largest holders.
+import { GpuError } from './device.js';
+
+export const MEMORY_CATEGORIES = [
+  'weights',
+  'gradients',
+  'optimizer',
+  'activations',
+  'projectors',
+  'staging',
+  'workspace',
+] as const;
+export type MemoryCategory = (typeof MEMORY_CATEGORIES)[number];
+
+export class GpuMemoryError extends GpuError {
+  override name = 'GpuMemoryError';
+}
+
+interface Live {
+  label: string;
+  category: MemoryCategory;
+  bytes: number;
+  usage: number;
+}
+
+export interface MemoryStats {
+  budgetBytes: number;
+  /** Bytes of live (in use) buffers. */
+  usedBytes: number;
+  /** Bytes of freed buffers kept for reuse (they still occupy the GPU). */
+  cachedBytes: number;
+  peakBytes: number;
+  byCategory: Record<MemoryCategory, { usedBytes: number; peakBytes: number }>;
+}
+
+/** Round a request up to a size class so freed buffers can be reused (<= 12.5% waste above 64 KiB). */
+export function sizeClass(bytes: number): number {
+  if (bytes <= 65536) return Math.max(256, Math.ceil(bytes / 256) * 256);
+  const step = 2 ** (Math.floor(Math.log2(bytes)) - 3);
+  return Math.ceil(bytes / step) * step;
+}
+
+export class GpuMemory {
+  private readonly live = new Map<GPUBuffer, Live>();
+  private readonly free = new Map<string, GPUBuffer[]>();
+  private cached = 0;
+  private used = 0;
+  private peak = 0;
+  private readonly catUsed = new Map<MemoryCategory, number>();
+  private readonly catPeak = new Map<MemoryCategory, number>();
+
+  constructor(
+    private readonly device: GPUDevice,
+    /** Budget in bytes; Infinity for none (the device's own limit still applies). */
+    readonly budgetBytes = Number.POSITIVE_INFINITY,
+  ) {}
+
+  /** Allocate (or reuse) a buffer of at least `bytes`. */
+  allocate(label: string, bytes: number, category: MemoryCategory, usage: number): GPUBuffer {
+    if (!(bytes > 0)) throw new RangeError(`allocate '${label}': size must be positive, got ${bytes}`);
+    const size = sizeClass(bytes);
+    const key = `${usage}:${size}`;
+    let buffer = this.free.get(key)?.pop();
+    if (buffer) {
+      this.cached -= size;
+    } else {
+      this.ensureRoom(label, size, category);
+      if (size > this.device.limits.maxBufferSize) {
+        throw new GpuMemoryError(
+          `'${label}' needs ${fmt(size)}, over the device's maxBufferSize ${fmt(this.device.limits.maxBufferSize)}`,
+        );
+      }
+      buffer = this.device.createBuffer({ label, size, usage });
+    }
+    this.live.set(buffer, { label, category, bytes: size, usage });
+    this.used += size;
+    this.peak = Math.max(this.peak, this.used + this.cached);
+    const c = (this.catUsed.get(category) ?? 0) + size;
+    this.catUsed.set(category, c);
+    this.catPeak.set(category, Math.max(this.catPeak.get(category) ?? 0, c));
+    return buffer;
+  }
+
+  /** Return a buffer for reuse. */
+  release(buffer: GPUBuffer): void {
+    const info = this.live.get(buffer);
+    if (!info) throw new Error(`release of a buffer this allocator does not own ('${buffer.label}')`);
+    this.live.delete(buffer);
+    this.used -= info.bytes;
+    this.catUsed.set(info.category, (this.catUsed.get(info.category) ?? 0) - info.bytes);
+    const key = `${info.usage}:${info.bytes}`;
+    const list = this.free.get(key) ?? [];
+    list.push(buffer);
+    this.free.set(key, list);
+    this.cached += info.bytes;
+  }
+
+  /** Destroy all cached free buffers. */
+  trim(): void {
+    for (const list of this.free.values()) for (const b of list) b.destroy();
+    this.free.clear();
+    this.cached = 0;
+  }
+
+  stats(): MemoryStats {
+    const byCategory = {} as MemoryStats['byCategory'];
+    for (const c of MEMORY_CATEGORIES) {
+      byCategory[c] = { usedBytes: this.catUsed.get(c) ?? 0, peakBytes: this.catPeak.get(c) ?? 0 };
+    }
+    return {
+      budgetBytes: this.budgetBytes,
+      usedBytes: this.used,
+      cachedBytes: this.cached,
+      peakBytes: this.peak,
+      byCategory,
+    };
+  }
+
+  /** The largest live buffers, for error messages and reports. */
+  largest(count = 8): { label: string; category: MemoryCategory; bytes: number }[] {
+    return [...this.live.values()]
+      .sort((a, b) => b.bytes - a.bytes)
+      .slice(0, count)
+      .map(({ label, category, bytes }) => ({ label, category, bytes }));
+  }
+
+  /** Destroy everything (live and cached). */
+  destroyAll(): void {
+    for (const b of this.live.keys()) b.destroy();
+    this.live.clear();
+    this.trim();
+    this.used = 0;
+  }
+
+  private ensureRoom(label: string, size: number, category: MemoryCategory): void {
+    if (this.used + this.cached + size <= this.budgetBytes) return;
+    this.trim();
+    if (this.used + size <= this.budgetBytes) return;
+    const holders = this.largest()
+      .map((h) => `${h.label} (${h.category}) ${fmt(h.bytes)}`)
+      .join(', ');
+    const cats = MEMORY_CATEGORIES.filter((c) => (this.catUsed.get(c) ?? 0) > 0)
+      .map((c) => `${c} ${fmt(this.catUsed.get(c)!)}`)
+      .join(', ');
+    throw new GpuMemoryError(
+      `GPU memory budget exhausted: '${label}' (${category}) needs ${fmt(size)} but ${fmt(this.used)} of ` +
+        `${fmt(this.budgetBytes)} is in use [${cats}]. Largest holders: ${holders}`,
+    );
+  }
+}
+
+export function fmt(bytes: number): string {
+  if (bytes >= 2 ** 30) return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+  if (bytes >= 2 ** 20) return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+  if (bytes >= 2 ** 10) return `${(bytes / 2 ** 10).toFixed(1)} KiB`;
+  return `${bytes} B`;
+}

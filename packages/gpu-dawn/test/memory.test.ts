@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { GpuMemoryError, Params, sizeClass } from '../src/index.js';
+import { useGpu } from './harness.js';
+
+const gpu = useGpu({ budgetBytes: 8 << 20 });
+
+describe('budgeted GPU memory', () => {
+  it('size classes waste at most 12.5% above 64 KiB and are monotone', () => {
+    let prev = 0;
+    for (let b = 1; b < 1 << 24; b = Math.ceil(b * 1.37) + 1) {
+      const c = sizeClass(b);
+      expect(c).toBeGreaterThanOrEqual(b);
+      expect(c).toBeGreaterThanOrEqual(prev);
+      if (b > 65536) expect(c / b).toBeLessThanOrEqual(1.125);
+      prev = c;
+    }
+  });
+
+  it('accounts by category, tracks the peak and reuses freed buffers', () => {
+    const m = gpu().memory;
+    const before = m.stats();
+    const a = gpu().tensor('w', 'f16', [1001, 513], 'weights');
+    const b = gpu().tensor('act', 'f32', [77, 99], 'activations');
+    const s = m.stats();
+    expect(s.byCategory.weights.usedBytes - before.byCategory.weights.usedBytes).toBe(
+      sizeClass(1001 * 513 * 2),
+    );
+    expect(s.byCategory.activations.usedBytes - before.byCategory.activations.usedBytes).toBe(
+      sizeClass(77 * 99 * 4),
+    );
+    const buf = a.buffer;
+    a.release();
+    const c = gpu().tensor('w2', 'f16', [1001, 513], 'weights');
+    expect(c.buffer).toBe(buf); // reused
+    expect(m.stats().peakBytes).toBeGreaterThanOrEqual(s.usedBytes);
+    b.release();
+    c.release();
+  });
+
+  it('refuses an allocation over budget with the largest holders named', () => {
+    const big = gpu().tensor('big-weights', 'f32', [5 << 18], 'weights'); // 5 MiB of the 8 MiB budget
+    let err: unknown;
+    try {
+      gpu().tensor('too-much', 'f32', [1 << 20], 'activations');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(GpuMemoryError);
+    expect(String(err)).toMatch(/budget exhausted: 'too-much' \(activations\) needs 4\.0 MiB/);
+    expect(String(err)).toMatch(/big-weights \(weights\) 5\.0 MiB/);
+    big.release();
+    // cached buffers are trimmed to make room
+    const again = gpu().tensor('fits-now', 'f32', [1 << 20], 'activations');
+    again.release();
+  });
+
+  it('params pack 4-byte fields padded to 16 bytes', () => {
+    const p = new Params().u32(7).f32(1.5).i32(-3);
+    expect(p.byteLength).toBe(16);
+    const v = new DataView(p.buffer);
+    expect([v.getUint32(0, true), v.getFloat32(4, true), v.getInt32(8, true)]).toEqual([7, 1.5, -3]);
+    expect(() => new Params().u32(-1)).toThrow(/out of range/);
+  });
+});
