@@ -32,6 +32,7 @@ export class GpuRuntime {
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private nextPassTimestamps: GPUComputePassTimestampWrites | undefined;
+  private readonly releaseAtSubmit: Tensor[] = [];
   /** Dispatches recorded since the last submit (for batching heuristics and tests). */
   pendingDispatches = 0;
 
@@ -73,6 +74,17 @@ export class GpuRuntime {
     const bytes = storageBytes(dtype, numelOf(shape));
     const buffer = this.memory.allocate(label, bytes, category, STORAGE_USAGE());
     return new Tensor(buffer, dtype, shape, label, 0, () => this.memory.release(buffer));
+  }
+
+  /**
+   * A workspace tensor for commands being recorded now, released by the next submit(). Releasing it any
+   * earlier would let a reuse of the buffer be written by queue.writeBuffer (which runs at once on the
+   * queue timeline) before the recorded commands that still use it are even submitted.
+   */
+  scratch(label: string, dtype: DType, shape: Shape): Tensor {
+    const t = this.tensor(label, dtype, shape, 'workspace');
+    this.releaseAtSubmit.push(t);
+    return t;
   }
 
   /** Upload host values; f16 tensors take numbers (converted, round to nearest even) or raw Uint16Array bits. */
@@ -198,6 +210,7 @@ export class GpuRuntime {
       this.device.queue.submit([this.encoder.finish()]);
       this.encoder = null;
     }
+    for (const t of this.releaseAtSubmit.splice(0)) t.release();
     this.uniforms.reset();
     this.pendingDispatches = 0;
   }
@@ -211,6 +224,7 @@ export class GpuRuntime {
   destroy(): void {
     this.endPass();
     this.encoder = null;
+    this.releaseAtSubmit.length = 0;
     this.uniforms.destroy();
     this.memory.destroyAll();
     this.ctx.destroy();
