@@ -11,3 +11,20 @@ export type { DType } from './dtype.js';
 export { Params, UniformRing } from './uniforms.js';
 export { grid1d } from './kernels/grid.js';
 export { axpby, axpbyReference } from './kernels/axpby.js';
+export {
+  buildColumnIndex,
+  uploadSparseProjector,
+  releaseSparseProjector,
+  gatherColumns,
+  gatherColumnsReference,
+  gatherRowsT,
+  gatherRowsTReference,
+  expandRows,
+  expandRowsReference,
+  addTimesProjT,
+  addTimesProjTReference,
+  sampledRowDots,
+  sampledRowDotsReference,
+  syncColumnValues,
+} from './kernels/sparse-projection.js';
+export type { SparseProjectorTensors, SparseProjectorHost } from './kernels/sparse-projection.js';

@@ -1,0 +1,225 @@
+// WGSL for (d, r)-sparse projectors. A projector P (rows x d) has exactly r non-zeros per row, stored
+// row-wise (positions[i*r+k] < d, values[i*r+k]) and column-wise (CSC: colPtr[d+1], colEntry = i*r+k sorted
+// by column, colValues = values[colEntry]) so every kernel is a gather: deterministic, no float atomics.
+// 2D kernels cover more than 65535 grid rows by a row offset the host advances per dispatch; 1D kernels
+// use a 2D grid with `stride` invocations per grid row.
+
+export const SPARSE_WG = 64;
+
+const paramsStruct = /* wgsl */ `
+struct Params { rowsOut: u32, cols: u32, inner: u32, r: u32, rowOffset: u32, alpha: f32, seed: u32, stride: u32 }`;
+
+/** out[t, j] = sum_{i} x[t, i] P[i, j]   (x: T x rows, out: T x d), via P's columns. */
+export const gatherColumnsWgsl = /* wgsl */ `
+${paramsStruct}
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> colPtr: array<u32>;
+@group(0) @binding(2) var<storage, read> colEntry: array<u32>;
+@group(0) @binding(3) var<storage, read> colValues: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+// rowsOut = T, cols = d, inner = rows of P (x row length)
+@compute @workgroup_size(${SPARSE_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let j = gid.x;
+  let t = gid.y + p.rowOffset;
+  if (j >= p.cols || t >= p.rowsOut) { return; }
+  let xRow = t * p.inner;
+  var acc = 0.0;
+  for (var e = colPtr[j]; e < colPtr[j + 1u]; e++) {
+    acc += x[xRow + colEntry[e] / p.r] * colValues[e];
+  }
+  out[t * p.cols + j] = acc;
+}
+`;
+
+/** out[a, c] = sum_l P[l, a] y[l, c]   (y: rows x C, out: d x C) = P^T y, via P's columns. */
+export const gatherRowsTWgsl = /* wgsl */ `
+${paramsStruct}
+@group(0) @binding(0) var<storage, read> y: array<f32>;
+@group(0) @binding(1) var<storage, read> colPtr: array<u32>;
+@group(0) @binding(2) var<storage, read> colEntry: array<u32>;
+@group(0) @binding(3) var<storage, read> colValues: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+// rowsOut = d, cols = C
+@compute @workgroup_size(${SPARSE_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  let a = gid.y + p.rowOffset;
+  if (c >= p.cols || a >= p.rowsOut) { return; }
+  var acc = 0.0;
+  for (var e = colPtr[a]; e < colPtr[a + 1u]; e++) {
+    acc += colValues[e] * y[(colEntry[e] / p.r) * p.cols + c];
+  }
+  out[a * p.cols + c] = acc;
+}
+`;
+
+/** out[l, c] = sum_k v[l,k] D[pos[l,k], c]   (D: d x C, out: rows x C) = P D, via P's rows. */
+export const expandRowsWgsl = /* wgsl */ `
+${paramsStruct}
+@group(0) @binding(0) var<storage, read> dmat: array<f32>;
+@group(0) @binding(1) var<storage, read> positions: array<u32>;
+@group(0) @binding(2) var<storage, read> values: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+// rowsOut = rows of P, cols = C
+@compute @workgroup_size(${SPARSE_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  let l = gid.y + p.rowOffset;
+  if (c >= p.cols || l >= p.rowsOut) { return; }
+  var acc = 0.0;
+  for (var k = 0u; k < p.r; k++) {
+    acc += values[l * p.r + k] * dmat[positions[l * p.r + k] * p.cols + c];
+  }
+  out[l * p.cols + c] = acc;
+}
+`;
+
+/** out[i*r+k] (+)= alpha * sum_c U[i, c] V[pos[i,k], c]: the entries of alpha * U V^T at P's positions. */
+export const sampledRowDotsWgsl = /* wgsl */ `
+${paramsStruct}
+@group(0) @binding(0) var<storage, read> u: array<f32>;
+@group(0) @binding(1) var<storage, read> v: array<f32>;
+@group(0) @binding(2) var<storage, read> positions: array<u32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+// rowsOut = rows of P (launch x covers rows * r entries), inner = d (row length of U and V); seed = accumulate flag
+@compute @workgroup_size(${SPARSE_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let entry = gid.y * p.stride + gid.x;
+  if (entry >= p.rowsOut * p.r) { return; }
+  let i = entry / p.r;
+  let uRow = i * p.inner;
+  let vRow = positions[entry] * p.inner;
+  var acc = 0.0;
+  for (var c = 0u; c < p.inner; c++) {
+    acc += u[uRow + c] * v[vRow + c];
+  }
+  acc *= p.alpha;
+  if (p.seed != 0u) { acc += out[entry]; }
+  out[entry] = acc;
+}
+`;
+
+/** colValues[e] = values[colEntry[e]]: refresh the column copy after the values changed. */
+export const syncColumnValuesWgsl = /* wgsl */ `
+${paramsStruct}
+@group(0) @binding(0) var<storage, read> values: array<f32>;
+@group(0) @binding(1) var<storage, read> colEntry: array<u32>;
+@group(0) @binding(2) var<storage, read_write> colValues: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+@compute @workgroup_size(${SPARSE_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let e = gid.y * p.stride + gid.x;
+  if (e >= p.rowsOut) { return; }
+  colValues[e] = values[colEntry[e]];
+}
+`;
+
+/** Counter-based uniform [0, 1) from (seed, index): a PCG-style hash, reproducible across runs. */
+export const hashUniformWgsl = /* wgsl */ `
+fn pcgHash(v: u32) -> u32 {
+  let state = v * 747796405u + 2891336453u;
+  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+  return (word >> 22u) ^ word;
+}
+fn uniform01(seed: u32, index: u32) -> f32 {
+  return f32(pcgHash(pcgHash(index) ^ seed) >> 8u) * (1.0 / 16777216.0);
+}
+`;
+
+/**
+ * f32 -> f16 bits with stochastic rounding: the exact value lies between two adjacent f16 values; round
+ * to the upper one (in magnitude) with probability equal to the remainder fraction, so E[result] = v.
+ * Saturates at +-65504 (an update never turns a weight into inf); NaN stays NaN.
+ */
+export const stochasticRoundF16Wgsl = /* wgsl */ `
+fn f32ToF16Stochastic(v: f32, u: f32) -> u32 {
+  let bits = bitcast<u32>(v);
+  let sign = (bits >> 16u) & 0x8000u;
+  let absBits = bits & 0x7fffffffu;
+  if (absBits > 0x7f800000u) { return sign | 0x7e00u; }           // NaN
+  if (absBits >= 0x477fe000u) { return sign | 0x7bffu; }          // >= 65504: saturate
+  let exp = i32(absBits >> 23u) - 127 + 15;
+  var mant = absBits & 0x7fffffu;
+  var h: u32;
+  var rest: u32;
+  var restBits: u32;
+  if (exp <= 0) {
+    if (exp < -10) {
+      // below half the smallest subnormal: round up to 2^-24 with probability v / 2^-24
+      let frac = bitcast<f32>(absBits) * 16777216.0;
+      return sign | select(0u, 1u, u < frac);
+    }
+    mant = mant | 0x800000u;
+    restBits = u32(14 - exp);
+    h = mant >> restBits;
+    rest = mant & ((1u << restBits) - 1u);
+  } else {
+    restBits = 13u;
+    h = (u32(exp) << 10u) | (mant >> 13u);
+    rest = mant & 0x1fffu;
+  }
+  let frac = f32(rest) / f32(1u << restBits);
+  if (u < frac) { h = h + 1u; }
+  return sign | h;
+}
+fn f16BitsToF32(h: u32) -> f32 {
+  return unpack2x16float(h & 0xffffu).x;
+}
+`;
+
+/**
+ * W[l, i] += alpha * sum_k v[i,k] F[l, pos[i,k]]  (W: n x m, F: n x d; P: m x d) = W + alpha F P^T.
+ * f32 weights: plain add. f16 weights (storage as u32 words holding two halves): the exact f32 sum is
+ * stochastically rounded, each invocation owning one word so no two invocations write the same word.
+ */
+export function addTimesProjTWgsl(weights: 'f32' | 'f16'): string {
+  const body =
+    weights === 'f32'
+      ? /* wgsl */ `
+  let idx = gid.x + gid.y * p.stride;
+  if (idx >= p.rowsOut * p.cols) { return; }
+  w[idx] = w[idx] + p.alpha * delta(idx / p.cols, idx % p.cols);`
+      : /* wgsl */ `
+  let word = gid.x + gid.y * p.stride;
+  let total = p.rowsOut * p.cols;
+  let first = word * 2u;
+  if (first >= total) { return; }
+  var packed = w[word];
+  for (var h = 0u; h < 2u; h++) {
+    let idx = first + h;
+    if (idx >= total) { break; }
+    let shift = h * 16u;
+    let old = f16BitsToF32(packed >> shift);
+    let updated = old + p.alpha * delta(idx / p.cols, idx % p.cols);
+    let bitsOut = f32ToF16Stochastic(updated, uniform01(p.seed, idx));
+    packed = (packed & ~(0xffffu << shift)) | (bitsOut << shift);
+  }
+  w[word] = packed;`;
+  return /* wgsl */ `
+${paramsStruct}
+${hashUniformWgsl}
+${stochasticRoundF16Wgsl}
+@group(0) @binding(0) var<storage, read_write> w: array<${weights === 'f32' ? 'f32' : 'u32'}>;
+@group(0) @binding(1) var<storage, read> f: array<f32>;
+@group(0) @binding(2) var<storage, read> positions: array<u32>;
+@group(0) @binding(3) var<storage, read> values: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+// rowsOut = n, cols = m, inner = d
+fn delta(l: u32, i: u32) -> f32 {
+  var acc = 0.0;
+  let fRow = l * p.inner;
+  for (var k = 0u; k < p.r; k++) {
+    acc += values[i * p.r + k] * f[fRow + positions[i * p.r + k]];
+  }
+  return acc;
+}
+@compute @workgroup_size(${SPARSE_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {${body}
+}
+`;
+}
