@@ -36,6 +36,12 @@ function randomProjector(rng: () => number, rows: number, d: number, r: number):
   return { rows, d, r, positions, values: randn(rng, rows * r, 1 / Math.sqrt(r)) };
 }
 
+function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(a.length);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = a[i * cols + j]!;
+  return t;
+}
+
 const shapes = [
   { T: 5, rows: 13, d: 7, r: 1, C: 9 },
   { T: 17, rows: 37, d: 11, r: 4, C: 5 },
@@ -139,6 +145,17 @@ describe('sparse projector kernels vs float64 references', () => {
         want.map((x) => 1.5 * x),
         { rtol: 1e-5, atol: 1e-5 },
         'sampled dots accumulate',
+      );
+      // the same with U and V handed over transposed
+      const ut2 = g.upload('Ut', 'f32', [d, rows], transpose(u, rows, d));
+      const vt2 = g.upload('Vt', 'f32', [d, d], transpose(v, d, d));
+      g.fill32(out, NAN_BITS);
+      sampledRowDots(g, ut2, vt2, pt, out, { uTransposed: true, vTransposed: true, alpha: -2 });
+      expectClose(
+        await g.read(out),
+        want.map((x) => -2 * x),
+        { rtol: 1e-5, atol: 1e-5 },
+        'sampled dots transposed',
       );
     });
   }

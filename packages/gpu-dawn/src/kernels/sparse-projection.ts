@@ -321,18 +321,21 @@ export function addTimesProjTReference(
 
 // ---- entries of U V^T at P's positions ---------------------------------------------------------
 
-/** out [rows * r] (+)= alpha * (U [rows, d] . V [d, d]^T) at (i, positions[i*r+k]). */
+/**
+ * out [rows * r] (+)= alpha * (U . V^T) at (i, positions[i*r+k]), U: [rows, d] (or stored [d, rows] with
+ * uTransposed), V: [d, d] (or its transpose with vTransposed).
+ */
 export function sampledRowDots(
   gpu: GpuRuntime,
   u: Tensor,
   v: Tensor,
   p: SparseProjectorTensors,
   out: Tensor,
-  options: { alpha?: number; accumulate?: boolean } = {},
+  options: { alpha?: number; accumulate?: boolean; uTransposed?: boolean; vTransposed?: boolean } = {},
 ): void {
   check(
     u.dtype === 'f32' && u.numel === p.rows * p.d,
-    () => `sampledRowDots: U ${u} must be f32 [${p.rows}, ${p.d}]`,
+    () => `sampledRowDots: U ${u} must be f32 with ${p.rows} x ${p.d} elements`,
   );
   check(
     v.dtype === 'f32' && v.numel === p.d * p.d,
@@ -343,19 +346,20 @@ export function sampledRowDots(
     () => `sampledRowDots: out ${out} must be f32 [${p.rows * p.r}]`,
   );
   const pipeline = gpu.pipeline('sparse.sampledRowDots', () => sampledRowDotsWgsl);
-  const { alpha = 1, accumulate = false } = options;
+  const { alpha = 1, accumulate = false, uTransposed = false, vTransposed = false } = options;
+  const flags = (accumulate ? 1 : 0) | (uTransposed ? 2 : 0) | (vTransposed ? 4 : 0);
   dispatch1d(
     gpu,
     'sampledRowDots',
     pipeline,
     [u, v, p.positions, out],
-    params(p.rows, 0, p.d, p.r),
+    params(p.rows, flags, p.d, p.r),
     p.rows * p.r,
     alpha,
-    accumulate ? 1 : 0,
   );
 }
 
+/** Reference of sampledRowDots with U [rows, d] and V [d, d] in row-major order (transpose on the host). */
 export function sampledRowDotsReference(
   u: ArrayLike<number>,
   v: ArrayLike<number>,

@@ -78,7 +78,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 `;
 
-/** out[i*r+k] (+)= alpha * sum_c U[i, c] V[pos[i,k], c]: the entries of alpha * U V^T at P's positions. */
+/**
+ * out[i*r+k] (+)= alpha * sum_c U[i, c] V[pos[i,k], c]: the entries of alpha * U V^T at P's positions.
+ * Flags (in `cols`): bit 0 accumulate, bit 1 U stored transposed ([d, rows]), bit 2 V stored transposed.
+ */
 export const sampledRowDotsWgsl = /* wgsl */ `
 ${paramsStruct}
 @group(0) @binding(0) var<storage, read> u: array<f32>;
@@ -86,20 +89,26 @@ ${paramsStruct}
 @group(0) @binding(2) var<storage, read> positions: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
-// rowsOut = rows of P (launch x covers rows * r entries), inner = d (row length of U and V); seed = accumulate flag
+// rowsOut = rows of P (the launch covers rows * r entries), inner = d
 @compute @workgroup_size(${SPARSE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let entry = gid.y * p.stride + gid.x;
   if (entry >= p.rowsOut * p.r) { return; }
   let i = entry / p.r;
-  let uRow = i * p.inner;
-  let vRow = positions[entry] * p.inner;
+  let a = positions[entry];
+  let uT = (p.cols & 2u) != 0u;
+  let vT = (p.cols & 4u) != 0u;
+  // element c of U's row i and of V's row a, for either storage order
+  let uBase = select(i * p.inner, i, uT);
+  let uStep = select(1u, p.rowsOut, uT);
+  let vBase = select(a * p.inner, a, vT);
+  let vStep = select(1u, p.inner, vT);
   var acc = 0.0;
   for (var c = 0u; c < p.inner; c++) {
-    acc += u[uRow + c] * v[vRow + c];
+    acc += u[uBase + c * uStep] * v[vBase + c * vStep];
   }
   acc *= p.alpha;
-  if (p.seed != 0u) { acc += out[entry]; }
+  if ((p.cols & 1u) != 0u) { acc += out[entry]; }
   out[entry] = acc;
 }
 `;
