@@ -1,2 +1,3 @@
 export { systemInfo } from './system-info.js';
 export type { SystemInfo } from './system-info.js';
+export * from './hf/index.js';
