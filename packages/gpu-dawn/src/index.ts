@@ -28,3 +28,5 @@ export {
   syncColumnValues,
 } from './kernels/sparse-projection.js';
 export type { SparseProjectorTensors, SparseProjectorHost } from './kernels/sparse-projection.js';
+export { csrFromDense, uploadCsr, releaseCsr, csrLeft, csrRightT, csrLeftReference, csrRightTReference } from './kernels/csr.js';
+export type { CsrHost, CsrTensors } from './kernels/csr.js';
