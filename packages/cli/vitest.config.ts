@@ -1,6 +1,18 @@
 import { defineConfig } from 'vitest/config';
+import { fileURLToPath } from 'node:url';
+
+// Workspace packages resolve to their TypeScript sources in tests, so a test sees the code as it is now
+// rather than the last build (workers and the .wasm still come from the built packages).
+const src = (pkg: string): string => fileURLToPath(new URL(`../${pkg}/src/index.ts`, import.meta.url));
 
 export default defineConfig({
+  resolve: {
+    alias: {
+      '@lsp-offload/gpu-dawn': src('gpu-dawn'),
+      '@lsp-offload/cpu-wasm': src('cpu-wasm'),
+      '@lsp-offload/core': src('core'),
+    },
+  },
   test: {
     include: ['test/**/*.test.ts'],
     reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
