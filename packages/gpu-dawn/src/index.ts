@@ -30,3 +30,27 @@ export {
 export type { SparseProjectorTensors, SparseProjectorHost } from './kernels/sparse-projection.js';
 export { csrFromDense, uploadCsr, releaseCsr, csrLeft, csrRightT, csrLeftReference, csrRightTReference } from './kernels/csr.js';
 export type { CsrHost, CsrTensors } from './kernels/csr.js';
+export {
+  rmsNormForward,
+  rmsNormBackward,
+  layerNormForward,
+  layerNormBackward,
+  normReference,
+  normBackwardReference,
+  rmsNormReference,
+  rmsNormBackwardReference,
+  layerNormReference,
+  layerNormBackwardReference,
+  normChunking,
+} from './kernels/norm.js';
+export type {
+  NormKind,
+  RmsNormForwardArgs,
+  LayerNormForwardArgs,
+  RmsNormBackwardArgs,
+  LayerNormBackwardArgs,
+  NormReferenceResult,
+  NormBackwardReferenceResult,
+} from './kernels/norm.js';
+export { rowGrid, positionsOf } from './kernels/rows.js';
+export type { RowGrid, StoredFloat, PositionRange, TokenPositions } from './kernels/rows.js';
