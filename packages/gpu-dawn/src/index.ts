@@ -54,3 +54,12 @@ export type {
 } from './kernels/norm.js';
 export { rowGrid, positionsOf } from './kernels/rows.js';
 export type { RowGrid, StoredFloat, PositionRange, TokenPositions } from './kernels/rows.js';
+export {
+  ropeForward,
+  ropeBackward,
+  ropeReference,
+  ropeInvFreq,
+  ropeTableValues,
+  createRopeTable,
+} from './kernels/rope.js';
+export type { RopeArgs, RopeBackwardArgs, RopeTableOptions } from './kernels/rope.js';
