@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { infoCommand } from './info.js';
+import { tokenizeCommand, type TokenizeOptions } from './tokenize.js';
 
 export function buildProgram(): Command {
   const program = new Command('lsp-offload')
@@ -13,6 +14,17 @@ export function buildProgram(): Command {
     .option('--json', 'print machine-readable JSON')
     .action(async (opts: { json?: boolean }) => {
       process.exitCode = await infoCommand(opts);
+    });
+  program
+    .command('tokenize')
+    .description(
+      'print the token ids of a text as a JSON array (tokenizer.json of a Hugging Face model directory)',
+    )
+    .requiredOption('--model <dir>', 'directory with tokenizer.json')
+    .requiredOption('--text <string>', 'the text to tokenize')
+    .option('--special', 'add the special tokens (BOS/EOS) the model expects')
+    .action(async (opts: TokenizeOptions) => {
+      console.log(await tokenizeCommand(opts));
     });
   return program;
 }
