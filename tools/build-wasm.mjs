@@ -26,6 +26,9 @@ const rustflags = [
   // Each worker instance gets its own stack inside the shared memory: the loader sets this global.
   '-C link-arg=--export=__stack_pointer',
   '-C link-arg=--export=__heap_base',
+  // The main-thread instance's stack (worker instances get their own slots above __heap_base): our
+  // kernels are leaf loops, so 64 KiB instead of the default 1 MiB leaves each memory more room.
+  '-C link-arg=-zstack-size=65536',
 ];
 
 function run(cmd, args, env) {
