@@ -63,3 +63,10 @@ export {
   createRopeTable,
 } from './kernels/rope.js';
 export type { RopeArgs, RopeBackwardArgs, RopeTableOptions } from './kernels/rope.js';
+export {
+  embeddingForward,
+  embeddingBackward,
+  embeddingReference,
+  embeddingBackwardReference,
+} from './kernels/embedding.js';
+export type { EmbeddingForwardArgs, EmbeddingBackwardArgs } from './kernels/embedding.js';
