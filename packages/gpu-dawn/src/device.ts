@@ -5,6 +5,12 @@ import { create, globals } from 'webgpu';
 /** Dawn instance toggles we use. f16 on NVIDIA's Vulkan driver is hidden unless asked for. */
 export const DAWN_TOGGLES = ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'] as const;
 
+/**
+ * Dawn toggles we turn off. Timestamp quantization (a browser anti-fingerprinting measure) rounds GPU
+ * timestamps to 65.5 us, too coarse to time single kernels.
+ */
+export const DAWN_DISABLED_TOGGLES = ['timestamp_quantization'] as const;
+
 /** Features kernels use when present; a missing one selects a fallback kernel, never an error. */
 export const OPTIONAL_FEATURES: readonly GPUFeatureName[] = [
   'shader-f16',
@@ -62,7 +68,10 @@ function gpu(): GPU {
     Object.assign(globalThis, globals);
     globalsInstalled = true;
   }
-  gpuInstance ??= create([`enable-dawn-features=${DAWN_TOGGLES.join(',')}`]);
+  gpuInstance ??= create([
+    `enable-dawn-features=${DAWN_TOGGLES.join(',')}`,
+    `disable-dawn-features=${DAWN_DISABLED_TOGGLES.join(',')}`,
+  ]);
   return gpuInstance;
 }
 

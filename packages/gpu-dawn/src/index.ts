@@ -70,3 +70,5 @@ export {
   embeddingBackwardReference,
 } from './kernels/embedding.js';
 export type { EmbeddingForwardArgs, EmbeddingBackwardArgs } from './kernels/embedding.js';
+export { DAWN_DISABLED_TOGGLES } from './device.js';
+export type { PassTimestampSource, SubmitHooks } from './runtime.js';

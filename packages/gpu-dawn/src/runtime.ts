@@ -22,6 +22,15 @@ export interface DispatchArgs {
   workgroups: readonly [number, number?, number?];
 }
 
+/** Consulted whenever a compute pass opens; returns timestamp writes for it, or undefined (the GPU timer). */
+export type PassTimestampSource = () => GPUComputePassTimestampWrites | undefined;
+
+/** Callbacks around every submit(): `beforeSubmit` may record into commandEncoder(); `afterSubmit` runs once queued. */
+export interface SubmitHooks {
+  beforeSubmit?: () => void;
+  afterSubmit?: () => void;
+}
+
 export const STORAGE_USAGE = (): number =>
   GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
@@ -32,6 +41,8 @@ export class GpuRuntime {
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private nextPassTimestamps: GPUComputePassTimestampWrites | undefined;
+  private passTimestampSource: PassTimestampSource | undefined;
+  private readonly submitHooks = new Set<SubmitHooks>();
   private readonly releaseAtSubmit: Tensor[] = [];
   /** Dispatches recorded since the last submit (for batching heuristics and tests). */
   pendingDispatches = 0;
@@ -173,6 +184,21 @@ export class GpuRuntime {
     this.nextPassTimestamps = writes;
   }
 
+  /**
+   * Timestamp writes for every compute pass that opens from now on (a pending setNextPassTimestamps()
+   * takes precedence). One source per runtime: the GPU timer installs it; undefined removes it.
+   */
+  setPassTimestampSource(source: PassTimestampSource | undefined): void {
+    this.endPass();
+    this.passTimestampSource = source;
+  }
+
+  /** Run hooks around every submit (timers resolve their queries there). Returns a remover. */
+  addSubmitHooks(hooks: SubmitHooks): () => void {
+    this.submitHooks.add(hooks);
+    return () => this.submitHooks.delete(hooks);
+  }
+
   /** Record a dispatch into the open compute pass (opened on demand). */
   dispatch(args: DispatchArgs): void {
     const entries: GPUBindGroupEntry[] = args.bindings.map((b, i) => ({
@@ -206,6 +232,7 @@ export class GpuRuntime {
   /** Submit everything recorded so far. */
   submit(): void {
     this.endPass();
+    for (const h of this.submitHooks) h.beforeSubmit?.();
     if (this.encoder) {
       this.device.queue.submit([this.encoder.finish()]);
       this.encoder = null;
@@ -213,6 +240,7 @@ export class GpuRuntime {
     for (const t of this.releaseAtSubmit.splice(0)) t.release();
     this.uniforms.reset();
     this.pendingDispatches = 0;
+    for (const h of this.submitHooks) h.afterSubmit?.();
   }
 
   /** Submit and wait for the GPU to finish; surfaces GPU errors naming `what`. */
@@ -233,9 +261,8 @@ export class GpuRuntime {
   private computePass(): GPUComputePassEncoder {
     if (!this.pass) {
       this.encoder ??= this.device.createCommandEncoder();
-      const desc: GPUComputePassDescriptor = this.nextPassTimestamps
-        ? { timestampWrites: this.nextPassTimestamps }
-        : {};
+      const writes = this.nextPassTimestamps ?? this.passTimestampSource?.();
+      const desc: GPUComputePassDescriptor = writes ? { timestampWrites: writes } : {};
       this.nextPassTimestamps = undefined;
       this.pass = this.encoder.beginComputePass(desc);
     }
