@@ -72,3 +72,13 @@ export {
 export type { EmbeddingForwardArgs, EmbeddingBackwardArgs } from './kernels/embedding.js';
 export { DAWN_DISABLED_TOGGLES } from './device.js';
 export type { PassTimestampSource, SubmitHooks } from './runtime.js';
+export { DownloadRing } from './transfer/download-ring.js';
+export type { DownloadOptions } from './transfer/download-ring.js';
+export { UploadRing } from './transfer/upload-ring.js';
+export type { UploadOptions } from './transfer/upload-ring.js';
+export { StagingRing, DEFAULT_CHUNK_BYTES, DEFAULT_SLOTS } from './transfer/staging-ring.js';
+export type { StagingRingOptions, StagingRingStats } from './transfer/staging-ring.js';
+export { Transfer, TransferError } from './transfer/transfer.js';
+export type { HostView, DeviceSide, TransferDirection } from './transfer/transfer.js';
+export { HOST_COPY_METHODS, copyHostBytes } from './transfer/host-copy.js';
+export type { HostCopyMethod } from './transfer/host-copy.js';
