@@ -82,3 +82,5 @@ export { Transfer, TransferError } from './transfer/transfer.js';
 export type { HostView, DeviceSide, TransferDirection } from './transfer/transfer.js';
 export { HOST_COPY_METHODS, copyHostBytes } from './transfer/host-copy.js';
 export type { HostCopyMethod } from './transfer/host-copy.js';
+export { GpuTimer, GPU_TIMING_SCHEMA } from './timing.js';
+export type { GpuTimerOptions, RegionStats, GpuTimingReport, TraceEvent, TraceOptions } from './timing.js';
