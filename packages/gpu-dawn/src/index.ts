@@ -84,3 +84,16 @@ export { HOST_COPY_METHODS, copyHostBytes } from './transfer/host-copy.js';
 export type { HostCopyMethod } from './transfer/host-copy.js';
 export { GpuTimer, GPU_TIMING_SCHEMA } from './timing.js';
 export type { GpuTimerOptions, RegionStats, GpuTimingReport, TraceEvent, TraceOptions } from './timing.js';
+export {
+  crossEntropyForward,
+  crossEntropyBackward,
+  crossEntropyReference,
+  crossEntropyBackwardReference,
+  IGNORE_INDEX,
+} from './kernels/cross-entropy.js';
+export type {
+  CrossEntropyOptions,
+  CrossEntropyForwardArgs,
+  CrossEntropyBackwardArgs,
+  CrossEntropyReferenceResult,
+} from './kernels/cross-entropy.js';

@@ -1,0 +1,290 @@
+import { describe, expect, it } from 'vitest';
+import { f16Round } from '../src/dtype.js';
+import {
+  IGNORE_INDEX,
+  crossEntropyBackward,
+  crossEntropyBackwardReference,
+  crossEntropyForward,
+  crossEntropyReference,
+  type CrossEntropyOptions,
+} from '../src/kernels/cross-entropy.js';
+import type { GpuRuntime } from '../src/runtime.js';
+import type { Tensor } from '../src/tensor.js';
+import { NAN_BITS, expectClose, makeRng, randn, useGpu } from './harness.js';
+
+const gpu = useGpu();
+
+function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}
+
+interface Outputs {
+  losses: Tensor;
+  logSumExp: Tensor;
+  meanLoss: Tensor;
+  keptCount: Tensor;
+  release(): void;
+}
+
+function outputs(g: GpuRuntime, rows: number): Outputs {
+  const t = {
+    losses: g.tensor('losses', 'f32', [rows], 'workspace'),
+    logSumExp: g.tensor('logSumExp', 'f32', [rows], 'workspace'),
+    meanLoss: g.tensor('meanLoss', 'f32', [1], 'workspace'),
+    keptCount: g.tensor('keptCount', 'u32', [1], 'workspace'),
+  };
+  for (const v of Object.values(t)) g.fill32(v, NAN_BITS);
+  return { ...t, release: () => Object.values(t).forEach((v) => v.release()) };
+}
+
+/** Targets in [0, vocab) with about `ignoredFraction` of them set to -100. */
+function randomTargets(rng: () => number, rows: number, vocab: number, ignoredFraction: number): Int32Array {
+  return Int32Array.from({ length: rows }, () =>
+    rng() < ignoredFraction ? IGNORE_INDEX : Math.floor(rng() * vocab),
+  );
+}
+
+interface Run {
+  out: Outputs;
+  dlogits: Float32Array;
+}
+
+/** Forward then backward on the GPU, outputs poisoned beforehand. */
+async function run(
+  g: GpuRuntime,
+  logits: ArrayLike<number>,
+  targets: Int32Array,
+  vocab: number,
+  dtype: 'f32' | 'f16',
+  options: CrossEntropyOptions & { gradScale?: number; inPlace?: boolean } = {},
+): Promise<Run & { logitsT: Tensor; targetsT: Tensor }> {
+  const rows = targets.length;
+  const logitsT = g.upload('logits', dtype, [rows, vocab], logits);
+  const targetsT = g.upload('targets', 'i32', [rows], targets);
+  const out = outputs(g, rows);
+  crossEntropyForward(g, { logits: logitsT, targets: targetsT, ...out, ...options });
+  let dlogitsT = logitsT;
+  if (!options.inPlace) {
+    dlogitsT = g.tensor('dlogits', 'f32', [rows, vocab], 'workspace');
+    g.fill32(dlogitsT, NAN_BITS);
+  }
+  crossEntropyBackward(g, {
+    logits: logitsT,
+    targets: targetsT,
+    logSumExp: out.logSumExp,
+    keptCount: out.keptCount,
+    dlogits: dlogitsT,
+    ...options,
+  });
+  const dlogits = (await g.read(dlogitsT)) as Float32Array;
+  if (dlogitsT !== logitsT) dlogitsT.release();
+  return { out, dlogits, logitsT, targetsT };
+}
+
+async function expectMatches(
+  g: GpuRuntime,
+  r: Run,
+  logits: ArrayLike<number>,
+  targets: Int32Array,
+  vocab: number,
+  options: CrossEntropyOptions & { gradScale?: number } = {},
+): Promise<void> {
+  const ref = crossEntropyReference(logits, targets, vocab, options);
+  expectClose(await g.read(r.out.losses), ref.losses, { rtol: 1e-5, atol: 1e-5 }, 'losses');
+  expectClose(await g.read(r.out.logSumExp), ref.logSumExp, { rtol: 1e-6, atol: 1e-5 }, 'logSumExp');
+  expectClose(await g.read(r.out.meanLoss), [ref.meanLoss], { rtol: 1e-5, atol: 1e-6 }, 'meanLoss');
+  expect((await g.read(r.out.keptCount))[0]).toBe(ref.keptCount);
+  const grad = crossEntropyBackwardReference(logits, targets, vocab, options);
+  const kept = options.divideBy ?? Math.max(1, ref.keptCount);
+  expectClose(r.dlogits, grad, { rtol: 1e-4, atol: 1e-6 / kept }, 'dlogits');
+}
+
+describe('softmax cross-entropy', () => {
+  describe.each(['f32', 'f16'] as const)('logits %s', (dtype) => {
+    for (const [rows, vocab] of [
+      [1, 1],
+      [1, 2],
+      [7, 37],
+      [5, 1029], // several backward tiles, several loop trips per invocation in the forward
+      [3, 3001],
+    ] as const) {
+      it(`forward and backward match float64 for ${rows} x ${vocab}`, async () => {
+        const g = gpu();
+        const rng = makeRng(rows * 1000 + vocab);
+        const round = dtype === 'f16' ? f16Round : Math.fround;
+        const logits = Float64Array.from(randn(rng, rows * vocab, 3), round);
+        const targets = randomTargets(rng, rows, vocab, rows > 1 ? 0.3 : 0);
+        const r = await run(g, logits, targets, vocab, dtype);
+        await expectMatches(g, r, logits, targets, vocab);
+        r.out.release();
+        r.logitsT.release();
+        r.targetsT.release();
+      });
+    }
+  });
+
+  it('is stable for large logits (online max), and in place over the logits', async () => {
+    const g = gpu();
+    const rng = makeRng(77);
+    const [rows, vocab] = [9, 515];
+    // Row r is shifted by +-1000 * r: exp would overflow without the running max.
+    const logits = Float64Array.from(randn(rng, rows * vocab, 20), (v, i) =>
+      Math.fround(v + (Math.floor(i / vocab) % 2 ? 1000 : -1000)),
+    );
+    const targets = randomTargets(rng, rows, vocab, 0.2);
+    const r = await run(g, logits, targets, vocab, 'f32', { inPlace: true });
+    // Large logits: the f32 inputs to exp lose absolute precision, so compare with a looser tolerance.
+    const ref = crossEntropyReference(logits, targets, vocab);
+    expectClose(await g.read(r.out.losses), ref.losses, { rtol: 1e-5, atol: 1e-4 }, 'losses');
+    expectClose(
+      r.dlogits,
+      crossEntropyBackwardReference(logits, targets, vocab),
+      { rtol: 1e-3, atol: 1e-6 },
+      'dlogits',
+    );
+    r.out.release();
+    r.logitsT.release();
+    r.targetsT.release();
+  });
+
+  it('handles a 128k vocabulary (chunked online max/sum)', async () => {
+    const g = gpu();
+    const rng = makeRng(128);
+    const [rows, vocab] = [2, 128 * 1024 + 3];
+    const logits = Float64Array.from(randn(rng, rows * vocab, 2), Math.fround);
+    const targets = Int32Array.from([vocab - 1, 5]);
+    const r = await run(g, logits, targets, vocab, 'f32');
+    await expectMatches(g, r, logits, targets, vocab);
+    r.out.release();
+    r.logitsT.release();
+    r.targetsT.release();
+  });
+
+  it('divides by divideBy (num_items_in_batch) and scales the gradient by gradScale', async () => {
+    const g = gpu();
+    const rng = makeRng(31);
+    const [rows, vocab] = [11, 17];
+    const logits = Float64Array.from(randn(rng, rows * vocab), Math.fround);
+    const targets = randomTargets(rng, rows, vocab, 0.3);
+    const options = { divideBy: 29, gradScale: 4 };
+    const r = await run(g, logits, targets, vocab, 'f32', options);
+    await expectMatches(g, r, logits, targets, vocab, options);
+    r.out.release();
+    r.logitsT.release();
+    r.targetsT.release();
+  });
+
+  it('all tokens ignored: mean is NaN, count 0, gradient all zeros (like torch)', async () => {
+    const g = gpu();
+    const [rows, vocab] = [3, 5];
+    const logits = new Float32Array(rows * vocab).fill(0.5);
+    const targets = new Int32Array(rows).fill(IGNORE_INDEX);
+    const r = await run(g, logits, targets, vocab, 'f32');
+    expect(Number.isNaN((await g.read(r.out.meanLoss))[0])).toBe(true);
+    expect((await g.read(r.out.keptCount))[0]).toBe(0);
+    expect(Array.from(await g.read(r.out.losses))).toEqual([0, 0, 0]);
+    expect(Array.from(r.dlogits).every((v) => v === 0)).toBe(true);
+    r.out.release();
+    r.logitsT.release();
+    r.targetsT.release();
+  });
+
+  it('a target outside the vocabulary makes its loss NaN; a custom ignoreIndex is honoured', async () => {
+    const g = gpu();
+    const [rows, vocab] = [3, 4];
+    const logits = Float32Array.from({ length: rows * vocab }, (_, i) => i / 10);
+    const r = await run(g, logits, Int32Array.from([1, 4, -1]), vocab, 'f32', { ignoreIndex: -1 });
+    const losses = Array.from(await g.read(r.out.losses));
+    expect(Number.isFinite(losses[0])).toBe(true);
+    expect(Number.isNaN(losses[1])).toBe(true);
+    expect(losses[2]).toBe(0);
+    expect((await g.read(r.out.keptCount))[0]).toBe(2);
+    r.out.release();
+    r.logitsT.release();
+    r.targetsT.release();
+  });
+
+  it('float64 backward equals central finite differences of the float64 mean loss', () => {
+    const rng = makeRng(3);
+    const [rows, vocab] = [4, 6];
+    const logits = Float64Array.from(randn(rng, rows * vocab, 2));
+    const targets = Int32Array.from([2, IGNORE_INDEX, 0, 5]);
+    const options = { gradScale: 1.5 };
+    const h = 1e-6;
+    const loss = () => options.gradScale * crossEntropyReference(logits, targets, vocab).meanLoss;
+    const fd = Float64Array.from(logits, (v, i) => {
+      logits[i] = v + h;
+      const up = loss();
+      logits[i] = v - h;
+      const down = loss();
+      logits[i] = v;
+      return (up - down) / (2 * h);
+    });
+    expectClose(
+      fd,
+      crossEntropyBackwardReference(logits, targets, vocab, options),
+      { rtol: 1e-6, atol: 1e-9 },
+      'fd',
+    );
+  });
+
+  it('GPU backward agrees with a directional finite difference of the GPU mean loss', async () => {
+    const g = gpu();
+    const rng = makeRng(8);
+    const [rows, vocab] = [6, 301];
+    const logits = randn(rng, rows * vocab, 2);
+    const v = randn(rng, rows * vocab);
+    const targets = randomTargets(rng, rows, vocab, 0.3);
+    targets[0] = 3; // at least one kept token
+    const targetsT = g.upload('targets', 'i32', [rows], targets);
+    const out = outputs(g, rows);
+    const lossAt = async (h: number) => {
+      const x = g.upload(
+        'logits',
+        'f32',
+        [rows, vocab],
+        Float32Array.from(logits, (l, i) => l + h * v[i]!),
+      );
+      crossEntropyForward(g, { logits: x, targets: targetsT, ...out });
+      const mean = (await g.read(out.meanLoss))[0]!;
+      x.release();
+      return mean;
+    };
+    const h = 1e-2;
+    const numeric = ((await lossAt(h)) - (await lossAt(-h))) / (2 * h);
+    const r = await run(g, logits, targets, vocab, 'f32');
+    const analytic = dot(r.dlogits, v);
+    expect(Math.abs(numeric - analytic)).toBeLessThan(2e-3 * Math.max(1, Math.abs(analytic)));
+    for (const t of [targetsT, r.logitsT, r.targetsT]) t.release();
+    out.release();
+    r.out.release();
+  });
+
+  it('checks arguments and names the tensor', () => {
+    const g = gpu();
+    const logits = g.tensor('logits', 'f32', [4, 7], 'workspace');
+    const targets = g.tensor('targets', 'i32', [3], 'workspace');
+    const out = outputs(g, 4);
+    expect(() => crossEntropyForward(g, { logits, targets, ...out })).toThrow(
+      /targets must hold one i32 per logits row \(4\)/,
+    );
+    const targets4 = g.tensor('targets4', 'i32', [4], 'workspace');
+    expect(() => crossEntropyForward(g, { logits, targets: targets4, ...out, divideBy: 0 })).toThrow(
+      /divideBy must be > 0/,
+    );
+    const wrong = g.tensor('wrong', 'f32', [4, 6], 'workspace');
+    expect(() =>
+      crossEntropyBackward(g, {
+        logits,
+        targets: targets4,
+        logSumExp: out.logSumExp,
+        keptCount: out.keptCount,
+        dlogits: wrong,
+      }),
+    ).toThrow(/dlogits must be f32 \[4, 7\]/);
+    for (const t of [logits, targets, targets4, wrong]) t.release();
+    out.release();
+  });
+});
