@@ -97,3 +97,27 @@ export type {
   CrossEntropyBackwardArgs,
   CrossEntropyReferenceResult,
 } from './kernels/cross-entropy.js';
+export {
+  runElementwise,
+  silu,
+  siluReference,
+  siluBackward,
+  siluBackwardReference,
+  swiglu,
+  swigluReference,
+  swigluBackward,
+  swigluBackwardReference,
+  gelu,
+  geluReference,
+  geluBackward,
+  geluBackwardReference,
+  add,
+  addScaled,
+  addScaledReference,
+  scale,
+  scaleReference,
+  biasAdd,
+  biasAddReference,
+} from './kernels/elementwise.js';
+export type { ElementwiseArgs, ElementwiseSpec, FloatDType } from './kernels/elementwise.js';
+export { F16_BITS_WGSL, COUNTER_RNG_WGSL, STOCHASTIC_ADD_F16_WGSL } from './kernels/cast.wgsl.js';
