@@ -121,3 +121,12 @@ export {
 } from './kernels/elementwise.js';
 export type { ElementwiseArgs, ElementwiseSpec, FloatDType } from './kernels/elementwise.js';
 export { F16_BITS_WGSL, COUNTER_RNG_WGSL, STOCHASTIC_ADD_F16_WGSL } from './kernels/cast.wgsl.js';
+export {
+  cast,
+  castReference,
+  applyDelta,
+  applyDeltaReference,
+  stochasticUniform,
+  stochasticAddNeighbours,
+} from './kernels/cast.js';
+export type { ApplyDeltaOptions, StochasticAddResult } from './kernels/cast.js';
