@@ -1,7 +1,36 @@
-export { createSharedMemory, instantiateKernels, heapBase, compileModule } from './wasm.js';
-export type { KernelExports } from './wasm.js';
+// @lsp-offload/cpu-wasm: SIMD Rust->WASM AdamW sharded across worker threads over shared memory.
+export { AdamW } from './adamw.js';
+export type {
+  AdamWOptions,
+  LrSchedule,
+  NonFinitePolicy,
+  ParamOptions,
+  SegmentViews,
+  StepOnlyOptions,
+  StepOptions,
+  StepReport,
+  TensorInfo,
+} from './adamw.js';
+export { DEFAULT_HYPER_PARAMS } from './hyper.js';
+export type { HyperParams } from './hyper.js';
+export type { Dtype, TensorKind } from './tensors.js';
+export { NonFiniteGradientError, OptimizerDestroyedError } from './errors.js';
+export type { NonFiniteReport } from './errors.js';
+export { encodeSafetensors, decodeSafetensors, concatBytes } from './safetensors.js';
+export type {
+  SafetensorsDtype,
+  SafetensorsTensor,
+  DecodedTensor,
+  DecodedSafetensors,
+} from './safetensors.js';
+export { halfToFloat, floatToHalf, toHalf, fromHalf } from './half.js';
 export { wasmFeatures } from './features.js';
 export type { WasmFeatures } from './features.js';
-export { KernelPool, WORKER_STACK_BYTES } from './pool.js';
-export type { KernelPoolOptions } from './pool.js';
-export type { KernelCall } from './worker.js';
+// Lower level: the kernels and the pool, for callers that manage their own memory layout.
+export { createSharedMemory, instantiateKernels, heapBase, compileModule } from './wasm.js';
+export type { KernelExports } from './wasm.js';
+export { KernelPool } from './pool.js';
+export type { KernelPoolOptions, PoolTask } from './pool.js';
+export { OP, PIECE_STRIDE, HYPER_STRIDE, PieceWriter } from './protocol.js';
+export type { Op } from './protocol.js';
+export { WORKER_STACK_BYTES } from './layout.js';

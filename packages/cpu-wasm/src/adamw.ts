@@ -1,0 +1,566 @@
+// The public optimizer: named tensors in shared memories, AdamW steps sharded over a persistent pool
+// of worker threads. See README.md for the contract; the math lives in ../crate/src/adamw.rs.
+import { availableParallelism } from 'node:os';
+import { MemorySet } from './arena.js';
+import { NonFiniteGradientError, OptimizerDestroyedError, type NonFiniteReport } from './errors.js';
+import { DEFAULT_HYPER_PARAMS, mergeHyperParams, writeStepScalars, type HyperParams } from './hyper.js';
+import { halfToFloat } from './half.js';
+import { concatBytes } from './safetensors.js';
+import {
+  CHECK_BLOCK,
+  MIN_ELEMENTS_PER_WORKER,
+  countNonFinitePass,
+  sumSquaresPass,
+  updateTasks,
+  type Spread,
+} from './plan.js';
+import { KernelPool } from './pool.js';
+import { HYPER_STRIDE, type KernelResult } from './protocol.js';
+import { decodeState, encodeState } from './state.js';
+import {
+  TensorRegistry,
+  f32View,
+  u16View,
+  type Dtype,
+  type Segment,
+  type TensorKind,
+  type TensorRecord,
+} from './tensors.js';
+
+export type NonFinitePolicy = 'throw' | 'skip' | 'propagate';
+
+/** Called once per tensor per step; returns the learning rate to use. */
+export type LrSchedule = (ctx: {
+  /** Steps this tensor has completed before this one (0 on its first step). */
+  step: number;
+  group: string;
+  name: string;
+  /** The group's `lr`. */
+  baseLr: number;
+}) => number;
+
+export interface AdamWOptions extends Partial<HyperParams> {
+  /** Worker threads (default: all cores). */
+  threads?: number;
+  /** Per-group overrides of the top-level hyper-parameters; the top level is group "default". */
+  groups?: Record<string, Partial<HyperParams>>;
+  lrSchedule?: LrSchedule;
+  /** Clip the gradients of each step() call to this global L2 norm (as torch.nn.utils.clip_grad_norm_). */
+  maxGradNorm?: number;
+  /**
+   * Non-finite gradients: 'throw' (default) a NonFiniteGradientError, or 'skip' the step and report it;
+   * either way nothing is changed (a read-only pass over the gradients runs first). 'propagate' skips
+   * that pass (about 1/7 less memory traffic) and lets NaN flow into the state, as torch does.
+   */
+  nonFinite?: NonFinitePolicy;
+  /** Bytes per shared memory (a multiple of 64 KiB, at most 4 GiB; default 2 GiB). */
+  memoryCapBytes?: number;
+  /** Fewest elements worth giving one thread (default 32768); small steps use fewer threads. */
+  minElementsPerThread?: number;
+}
+
+export interface ParamOptions {
+  group?: string;
+  /** Gradient dtype: 'f32' (default) or 'f16' (raw IEEE half bits in a Uint16Array). */
+  gradDtype?: Dtype;
+}
+
+export interface StepOnlyOptions extends ParamOptions {
+  /** Step output dtype: 'f32' (default) or 'f16'. */
+  outDtype?: Dtype;
+}
+
+export interface StepOptions {
+  /** Step only these tensors (default: all). */
+  names?: readonly string[];
+  /** Multiplies every gradient (e.g. 1 / loss scale), before the norm is measured and clipped. */
+  gradScale?: number;
+}
+
+export interface StepReport {
+  /** False when non-finite gradients made the step be skipped ('skip' policy). */
+  applied: boolean;
+  /** Applied step() calls so far. */
+  step: number;
+  tensors: number;
+  /** Global L2 norm of the scaled gradients, or null when no gradient pass ran ('propagate', no clipping). */
+  gradNorm: number | null;
+  /** Factor the clipping applied (1 when not clipped). */
+  clipCoef: number;
+  nonFinite: NonFiniteReport[];
+}
+
+export interface TensorInfo {
+  kind: TensorKind;
+  group: string;
+  length: number;
+  gradDtype: Dtype;
+  outDtype: Dtype | null;
+  steps: number;
+  /** Shared memories the tensor spans (1 unless it is larger than one memory's room). */
+  segments: number;
+}
+
+/** Views of one segment (elements [start, start + length) of a tensor). */
+export interface SegmentViews {
+  start: number;
+  length: number;
+  grad: Float32Array | Uint16Array;
+  param: Float32Array | null;
+  out: Float32Array | Uint16Array | null;
+  expAvg: Float32Array;
+  expAvgSq: Float32Array;
+}
+
+const DEFAULT_CAP_BYTES = 2 ** 31;
+
+export class AdamW {
+  readonly threads: number;
+  private readonly pool: KernelPool;
+  private readonly memories: MemorySet;
+  private readonly registry: TensorRegistry;
+  private readonly groups = new Map<string, HyperParams>();
+  private readonly spread: Spread;
+  private readonly schedule: LrSchedule | undefined;
+  private readonly maxGradNorm: number | undefined;
+  private readonly policy: NonFinitePolicy;
+  private appliedSteps = 0;
+  private inFlight: Promise<unknown> | null = null;
+  private destroyed = false;
+  private broken: Error | null = null;
+
+  constructor(options: AdamWOptions = {}) {
+    const threads = options.threads ?? availableParallelism();
+    if (!Number.isInteger(threads) || threads < 1)
+      throw new RangeError(`threads must be a positive integer, got ${threads}`);
+    const base = mergeHyperParams(DEFAULT_HYPER_PARAMS, options, 'AdamW options');
+    this.groups.set('default', base);
+    for (const [g, patch] of Object.entries(options.groups ?? {}))
+      this.groups.set(g, mergeHyperParams(base, patch, `AdamW group "${g}"`));
+    if (
+      options.maxGradNorm !== undefined &&
+      !(options.maxGradNorm > 0 && Number.isFinite(options.maxGradNorm))
+    )
+      throw new RangeError(`maxGradNorm must be a finite number > 0, got ${options.maxGradNorm}`);
+    const policy = options.nonFinite ?? 'throw';
+    if (!['throw', 'skip', 'propagate'].includes(policy))
+      throw new RangeError(`nonFinite must be 'throw', 'skip' or 'propagate', got ${policy}`);
+    const minElements = options.minElementsPerThread ?? MIN_ELEMENTS_PER_WORKER;
+    if (!Number.isInteger(minElements) || minElements < 1)
+      throw new RangeError(`minElementsPerThread must be a positive integer, got ${minElements}`);
+    if (options.lrSchedule !== undefined && typeof options.lrSchedule !== 'function')
+      throw new TypeError('lrSchedule must be a function');
+    this.threads = threads;
+    this.spread = { threads, minElements };
+    this.schedule = options.lrSchedule;
+    this.maxGradNorm = options.maxGradNorm;
+    this.policy = policy;
+    this.pool = new KernelPool({ threads });
+    try {
+      this.memories = new MemorySet({
+        capBytes: options.memoryCapBytes ?? DEFAULT_CAP_BYTES,
+        reservedBytes: this.pool.firstFreeByte,
+        onCreate: (arena) => {
+          if (this.pool.attach(arena.memory) !== arena.id)
+            throw new Error('cpu-wasm: memory ids out of step');
+        },
+      });
+    } catch (e) {
+      void this.pool.destroy();
+      throw e;
+    }
+    this.registry = new TensorRegistry(this.memories, CHECK_BLOCK);
+  }
+
+  // ---- registration ----
+
+  /** Register fp32 params (copied from `init`) with zeroed m, v and gradient. */
+  addParam(name: string, init: ArrayLike<number>, options: ParamOptions = {}): void {
+    this.assertIdle('addParam()');
+    if (init === null || typeof init !== 'object' || typeof init.length !== 'number')
+      throw new TypeError(`addParam("${name}"): init must be an array of numbers (e.g. a Float32Array)`);
+    const r = this.register(name, 'param', init.length, options, 'f32');
+    let k = 0;
+    for (const s of r.segments) {
+      const p = f32View(s, s.param);
+      for (let i = 0; i < s.length; i++) p[i] = init[k++]!;
+    }
+  }
+
+  /** Register a step-only state (the LSP subspace case): m, v, gradient and step output, no params. */
+  addStepOnly(name: string, length: number, options: StepOnlyOptions = {}): void {
+    this.assertIdle('addStepOnly()');
+    this.register(name, 'stepOnly', length, options, options.outDtype ?? 'f32');
+  }
+
+  private register(
+    name: string,
+    kind: TensorKind,
+    length: number,
+    o: ParamOptions,
+    out: Dtype,
+  ): TensorRecord {
+    const group = o.group ?? 'default';
+    if (!this.groups.has(group))
+      throw new RangeError(
+        `tensor "${name}": unknown group "${group}" (groups: ${[...this.groups.keys()].join(', ')})`,
+      );
+    return this.registry.add({ name, kind, group, length, gradDtype: o.gradDtype ?? 'f32', outDtype: out });
+  }
+
+  has(name: string): boolean {
+    return this.registry.has(name);
+  }
+
+  names(): string[] {
+    return this.registry.all().map((r) => r.name);
+  }
+
+  info(name: string): TensorInfo {
+    this.assertUsable('info()');
+    const r = this.registry.get(name);
+    return {
+      kind: r.kind,
+      group: r.group,
+      length: r.length,
+      gradDtype: r.gradDtype,
+      outDtype: r.kind === 'stepOnly' ? r.outDtype : null,
+      steps: r.steps,
+      segments: r.segments.length,
+    };
+  }
+
+  // ---- zero-copy views ----
+
+  /** The fp32 gradient buffer to write before step() (a view into shared memory). */
+  grad(name: string): Float32Array {
+    const r = this.record(name, 'grad()');
+    if (r.gradDtype !== 'f32') throw new TypeError(`tensor "${name}" has fp16 gradients: use gradF16()`);
+    return this.single(
+      r,
+      'grad()',
+      (s) => f32View(s, s.grad),
+      () => new Float32Array(0),
+    );
+  }
+
+  /** The fp16 gradient buffer (IEEE half bits) of a tensor registered with gradDtype 'f16'. */
+  gradF16(name: string): Uint16Array {
+    const r = this.record(name, 'gradF16()');
+    if (r.gradDtype !== 'f16') throw new TypeError(`tensor "${name}" has fp32 gradients: use grad()`);
+    return this.single(
+      r,
+      'gradF16()',
+      (s) => u16View(s, s.grad),
+      () => new Uint16Array(0),
+    );
+  }
+
+  /** The fp32 params of a 'param' tensor, updated in place by step(). */
+  param(name: string): Float32Array {
+    const r = this.record(name, 'param()');
+    if (r.kind !== 'param')
+      throw new TypeError(`tensor "${name}" is step-only: it has no params (use out())`);
+    return this.single(
+      r,
+      'param()',
+      (s) => f32View(s, s.param),
+      () => new Float32Array(0),
+    );
+  }
+
+  /** The fp32 step output of a step-only tensor (written by step()). */
+  out(name: string): Float32Array {
+    const r = this.stepOnly(name, 'out()');
+    if (r.outDtype !== 'f32') throw new TypeError(`tensor "${name}" writes fp16 steps: use outF16()`);
+    return this.single(
+      r,
+      'out()',
+      (s) => f32View(s, s.out),
+      () => new Float32Array(0),
+    );
+  }
+
+  /** The fp16 step output (IEEE half bits) of a step-only tensor with outDtype 'f16'. */
+  outF16(name: string): Uint16Array {
+    const r = this.stepOnly(name, 'outF16()');
+    if (r.outDtype !== 'f16') throw new TypeError(`tensor "${name}" writes fp32 steps: use out()`);
+    return this.single(
+      r,
+      'outF16()',
+      (s) => u16View(s, s.out),
+      () => new Uint16Array(0),
+    );
+  }
+
+  expAvg(name: string): Float32Array {
+    const r = this.record(name, 'expAvg()');
+    return this.single(
+      r,
+      'expAvg()',
+      (s) => f32View(s, s.expAvg),
+      () => new Float32Array(0),
+    );
+  }
+
+  expAvgSq(name: string): Float32Array {
+    const r = this.record(name, 'expAvgSq()');
+    return this.single(
+      r,
+      'expAvgSq()',
+      (s) => f32View(s, s.expAvgSq),
+      () => new Float32Array(0),
+    );
+  }
+
+  /** Views of every segment: the general form of the accessors above for tensors spanning memories. */
+  segments(name: string): SegmentViews[] {
+    const r = this.record(name, 'segments()');
+    const half = (d: Dtype, s: Segment, at: number): Float32Array | Uint16Array =>
+      d === 'f16' ? u16View(s, at) : f32View(s, at);
+    return r.segments.map((s) => ({
+      start: s.start,
+      length: s.length,
+      grad: half(r.gradDtype, s, s.grad),
+      param: r.kind === 'param' ? f32View(s, s.param) : null,
+      out: r.kind === 'stepOnly' ? half(r.outDtype, s, s.out) : null,
+      expAvg: f32View(s, s.expAvg),
+      expAvgSq: f32View(s, s.expAvgSq),
+    }));
+  }
+
+  /** Copy a whole gradient in (Float32Array for 'f32', Uint16Array of half bits for 'f16'). */
+  setGrad(name: string, src: Float32Array | Uint16Array): void {
+    const r = this.record(name, 'setGrad()');
+    const want = r.gradDtype === 'f16' ? Uint16Array : Float32Array;
+    if (!(src instanceof want))
+      throw new TypeError(`setGrad("${name}"): gradients are ${r.gradDtype}, pass a ${want.name}`);
+    if (src.length !== r.length)
+      throw new RangeError(`setGrad("${name}"): got ${src.length} elements, the tensor has ${r.length}`);
+    for (const v of this.segments(name)) v.grad.set(src.subarray(v.start, v.start + v.length));
+  }
+
+  /** Copy the params out (into `dst` if given). */
+  readParam(name: string, dst?: Float32Array): Float32Array {
+    const r = this.record(name, 'readParam()');
+    if (r.kind !== 'param')
+      throw new TypeError(`tensor "${name}" is step-only: it has no params (use readOut())`);
+    const out = this.destination(r, dst, 'readParam()');
+    for (const v of this.segments(name)) out.set(v.param!, v.start);
+    return out;
+  }
+
+  /** Copy the step output out, as fp32 (fp16 outputs are converted). */
+  readOut(name: string, dst?: Float32Array): Float32Array {
+    const r = this.stepOnly(name, 'readOut()');
+    const out = this.destination(r, dst, 'readOut()');
+    for (const v of this.segments(name)) {
+      if (v.out instanceof Float32Array) out.set(v.out, v.start);
+      else for (let i = 0; i < v.length; i++) out[v.start + i] = halfToFloat(v.out![i]!);
+    }
+    return out;
+  }
+
+  // ---- hyper-parameters ----
+
+  hyperParams(group = 'default'): HyperParams {
+    const hp = this.groups.get(group);
+    if (!hp) throw new RangeError(`unknown group "${group}"`);
+    return { ...hp, betas: [hp.betas[0], hp.betas[1]] };
+  }
+
+  /** Change one group's hyper-parameters from the next step on. */
+  setHyperParams(group: string, patch: Partial<HyperParams>): void {
+    this.assertIdle('setHyperParams()');
+    const hp = this.groups.get(group);
+    if (!hp) throw new RangeError(`unknown group "${group}" (groups: ${[...this.groups.keys()].join(', ')})`);
+    this.groups.set(group, mergeHyperParams(hp, patch, `setHyperParams("${group}")`));
+  }
+
+  get stepCount(): number {
+    return this.appliedSteps;
+  }
+
+  // ---- the step ----
+
+  /**
+   * One AdamW step over all tensors (or `names`). Resolves when every worker is done. Under the default
+   * policy, gradients are checked for NaN/Inf first, so a rejected step changes nothing.
+   */
+  step(options: StepOptions = {}): Promise<StepReport> {
+    try {
+      this.assertIdle('step()');
+      const records = this.registry.select(options.names);
+      const gradScale = options.gradScale ?? 1;
+      if (!Number.isFinite(gradScale)) throw new RangeError(`gradScale must be finite, got ${gradScale}`);
+      const hypers = this.stepScalars(records, gradScale);
+      const run = this.runStep(records, hypers, gradScale);
+      this.inFlight = run;
+      return run.finally(() => {
+        this.inFlight = null;
+      });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Per-tensor kernel scalars; every lr is computed (and checked) before any pass runs. */
+  private stepScalars(records: readonly TensorRecord[], gradScale: number): Float64Array {
+    const hypers = new Float64Array(records.length * HYPER_STRIDE);
+    records.forEach((r, row) => {
+      const hp = this.groups.get(r.group)!;
+      let lr = hp.lr;
+      if (this.schedule) {
+        lr = this.schedule({ step: r.steps, group: r.group, name: r.name, baseLr: hp.lr });
+        if (typeof lr !== 'number' || !Number.isFinite(lr) || lr < 0)
+          throw new RangeError(
+            `lrSchedule returned ${lr} for tensor "${r.name}" (need a finite number >= 0)`,
+          );
+      }
+      writeStepScalars(hypers, row, hp, lr, r.steps + 1, gradScale);
+    });
+    return hypers;
+  }
+
+  private async runStep(
+    records: TensorRecord[],
+    hypers: Float64Array,
+    gradScale: number,
+  ): Promise<StepReport> {
+    const report: StepReport = {
+      applied: false,
+      step: this.appliedSteps,
+      tensors: records.length,
+      gradNorm: null,
+      clipCoef: 1,
+      nonFinite: [],
+    };
+    if (this.policy !== 'propagate' || this.maxGradNorm !== undefined) {
+      const pass = sumSquaresPass(records, this.spread);
+      const sums = await this.runAll(pass.tasks);
+      let total = 0;
+      for (const s of sums) for (const x of s) total += x; // one fixed order whatever the thread count
+      if (!Number.isFinite(total) && this.policy !== 'propagate') {
+        report.nonFinite = await this.countNonFinite(records);
+        if (this.policy === 'throw') throw new NonFiniteGradientError(report.nonFinite);
+        return report;
+      }
+      report.gradNorm = Math.sqrt(total) * Math.abs(gradScale);
+      if (this.maxGradNorm !== undefined) {
+        report.clipCoef = Math.min(1, this.maxGradNorm / (report.gradNorm + 1e-6));
+        const scale = Math.fround(gradScale * report.clipCoef);
+        for (let row = 0; row < records.length; row++) hypers[row * HYPER_STRIDE + 8] = scale;
+      }
+    }
+    try {
+      await this.runAll(updateTasks(records, this.spread), hypers);
+    } catch (e) {
+      // Some ranges may have been updated: refuse to continue from an unknown state.
+      this.broken = e as Error;
+      throw new Error(
+        `AdamW step failed in a worker; the optimizer state is now undefined: ${(e as Error).message}`,
+        {
+          cause: e,
+        },
+      );
+    }
+    for (const r of records) r.steps++;
+    this.appliedSteps++;
+    report.applied = true;
+    report.step = this.appliedSteps;
+    return report;
+  }
+
+  private async countNonFinite(records: readonly TensorRecord[]): Promise<NonFiniteReport[]> {
+    const pass = countNonFinitePass(records, this.spread);
+    const counts = await this.runAll(pass.tasks);
+    const perRow = new Array<number>(records.length).fill(0);
+    counts.forEach((c, t) => c.forEach((n, i) => (perRow[pass.rows[t]![i]!]! += n)));
+    return records.map((r, row) => ({ name: r.name, count: perRow[row]! })).filter((x) => x.count > 0);
+  }
+
+  private runAll(tasks: readonly Float64Array[], hypers?: Float64Array): Promise<KernelResult[]> {
+    return Promise.all(tasks.map((pieces) => this.pool.run(hypers ? { pieces, hypers } : { pieces })));
+  }
+
+  // ---- state ----
+
+  /** The whole state as safetensors bytes (one buffer; see stateDictParts() for state over ~2 GiB). */
+  stateDict(): Uint8Array {
+    return concatBytes(this.stateDictParts());
+  }
+
+  /** The state as safetensors parts to write in order; tensor parts are views into shared memory. */
+  stateDictParts(): Uint8Array[] {
+    this.assertIdle('stateDict()');
+    return encodeState(this.registry.all(), { step: this.appliedSteps, groups: this.groups });
+  }
+
+  /** Restore a stateDict(): the same tensors (names, kinds, lengths) must be registered. All or nothing. */
+  loadStateDict(bytes: Uint8Array): void {
+    this.assertIdle('loadStateDict()');
+    const pending = decodeState(bytes, this.registry.all(), new Set(this.groups.keys()));
+    pending.apply();
+    for (const [g, hp] of pending.groups) this.groups.set(g, hp);
+    this.appliedSteps = pending.step;
+  }
+
+  // ---- lifetime ----
+
+  /** Memories in use and bytes allocated in each. */
+  memoryStats(): { memories: number; capBytes: number; usedBytes: number[] } {
+    const arenas = this.memories.arenas;
+    return {
+      memories: arenas.length,
+      capBytes: arenas[0]?.capBytes ?? 0,
+      usedBytes: arenas.map((a) => a.usedBytes),
+    };
+  }
+
+  /** Wait for a running step, then stop the workers. Any later call throws. Views stay readable. */
+  async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    await this.inFlight?.catch(() => undefined);
+    await this.pool.destroy();
+  }
+
+  private assertUsable(what: string): void {
+    if (this.destroyed) throw new OptimizerDestroyedError(what);
+    if (this.broken) throw new Error(`${what}: a previous step failed in a worker (${this.broken.message})`);
+  }
+
+  private assertIdle(what: string): void {
+    this.assertUsable(what);
+    if (this.inFlight) throw new Error(`${what}: a step is still running (await it first)`);
+  }
+
+  private record(name: string, what: string): TensorRecord {
+    this.assertUsable(what);
+    return this.registry.get(name);
+  }
+
+  private stepOnly(name: string, what: string): TensorRecord {
+    const r = this.record(name, what);
+    if (r.kind !== 'stepOnly')
+      throw new TypeError(`tensor "${name}" is a param tensor: it has no step output`);
+    return r;
+  }
+
+  private single<T>(r: TensorRecord, what: string, view: (s: Segment) => T, empty: () => T): T {
+    if (r.segments.length > 1)
+      throw new RangeError(
+        `${what}: tensor "${r.name}" spans ${r.segments.length} shared memories; use segments("${r.name}"), ` +
+          'setGrad() or readParam()/readOut()',
+      );
+    const s = r.segments[0];
+    return s ? view(s) : empty();
+  }
+
+  private destination(r: TensorRecord, dst: Float32Array | undefined, what: string): Float32Array {
+    if (dst === undefined) return new Float32Array(r.length);
+    if (!(dst instanceof Float32Array) || dst.length !== r.length)
+      throw new RangeError(`${what}: dst must be a Float32Array of ${r.length} elements`);
+    return dst;
+  }
+}

@@ -1,0 +1,29 @@
+// Sizes and alignments shared by the allocator, the pool and the workers.
+
+export const PAGE_BYTES = 65536;
+/** wasm32 addresses 4 GiB: the most one shared memory can hold. */
+export const MAX_MEMORY_BYTES = 65536 * PAGE_BYTES;
+/** Cache line: every array starts on one, and ranges handed to threads start on one. */
+export const ALIGN_BYTES = 64;
+/**
+ * Stack of one worker's instance. The kernels are leaf loops that keep everything in wasm locals, so
+ * they barely touch the stack; the slot exists so two instances can never write the same bytes.
+ */
+export const WORKER_STACK_BYTES = 64 * 1024;
+
+export function alignUp(n: number, a: number = ALIGN_BYTES): number {
+  return Math.ceil(n / a) * a;
+}
+
+/**
+ * Layout of every shared memory: [0, heapBase) the module's data and main-thread stack, then one stack
+ * slot per worker, then the arena. Returns the arena's first byte.
+ */
+export function reservedBytes(heapBase: number, threads: number): number {
+  return alignUp(alignUp(heapBase, 16) + threads * WORKER_STACK_BYTES);
+}
+
+/** Stack top (stacks grow down) of worker slot `slot`. */
+export function workerStackTop(heapBase: number, slot: number): number {
+  return alignUp(heapBase, 16) + (slot + 1) * WORKER_STACK_BYTES;
+}
