@@ -130,3 +130,4 @@ export {
   stochasticAddNeighbours,
 } from './kernels/cast.js';
 export type { ApplyDeltaOptions, StochasticAddResult } from './kernels/cast.js';
+export { DEFAULT_HOST_COPY } from './transfer/staging-ring.js';

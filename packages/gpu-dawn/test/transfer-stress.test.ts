@@ -17,7 +17,12 @@ let up: UploadRing;
 
 beforeAll(async () => {
   // Chunks of 256 KiB and 4 slots: multi-MiB transfers split into many chunks and queue behind each other.
-  down = await DownloadRing.create(gpu(), { chunkBytes: 256 << 10, slots: 4, label: 'stress-down' });
+  down = await DownloadRing.create(gpu(), {
+    chunkBytes: 256 << 10,
+    slots: 4,
+    label: 'stress-down',
+    hostCopy: 'fill',
+  });
   up = await UploadRing.create(gpu(), {
     chunkBytes: 256 << 10,
     slots: 4,

@@ -5,6 +5,8 @@ import {
   DownloadRing,
   UploadRing,
   TransferError,
+  HOST_COPY_METHODS,
+  copyHostBytes,
   axpby,
   axpbyReference,
   fromF16Array,
@@ -146,6 +148,47 @@ describe('staging rings: round trips', () => {
     await down.download(t, new Float32Array(0));
     t.release();
   });
+});
+
+describe('host copy methods', () => {
+  for (const method of HOST_COPY_METHODS) {
+    it(`'${method}' copies exactly the range, aligned or not, into shared and plain memory`, () => {
+      for (const [dstOffset, srcOffset, bytes] of [
+        [0, 0, 4096],
+        [8, 16, 1003],
+        [3, 0, 777],
+        [5, 9, 1],
+      ] as const) {
+        const src = randomBytes(bytes, new Uint8Array(srcOffset + bytes + 16));
+        for (const dst of [new Uint8Array(new SharedArrayBuffer(6000)), new Uint8Array(6000)]) {
+          copyHostBytes(method, dst.buffer, dstOffset, src.buffer, srcOffset, bytes);
+          expectBytesEqual(
+            dst.subarray(dstOffset, dstOffset + bytes),
+            src.subarray(srcOffset, srcOffset + bytes),
+            method,
+          );
+          expect(dst.subarray(0, dstOffset).every((b) => b === 0)).toBe(true);
+          expect(dst.subarray(dstOffset + bytes).every((b) => b === 0)).toBe(true);
+        }
+      }
+    });
+
+    it(`'${method}' rings round-trip a multi-chunk transfer at an unaligned host offset`, async () => {
+      const g = gpu();
+      const bytes = 2 * CHUNK + 1004;
+      const ringDown = await DownloadRing.create(g, { chunkBytes: CHUNK, slots: 2, hostCopy: method });
+      const ringUp = await UploadRing.create(g, { chunkBytes: CHUNK, slots: 2, hostCopy: method });
+      const t = deviceBuffer(g, bytes);
+      const src = randomBytes(3, hostBytes('WebAssembly.Memory', bytes, 1));
+      const dst = hostBytes('SharedArrayBuffer', bytes, 6);
+      poison(dst);
+      await ringUp.upload(src, t).enqueued;
+      await ringDown.download(t, dst);
+      expectBytesEqual(dst, src, method);
+      await Promise.all([ringDown.close(), ringUp.close()]);
+      t.release();
+    });
+  }
 });
 
 describe('staging rings: ordering with GPU work', () => {

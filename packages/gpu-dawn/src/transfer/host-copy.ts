@@ -7,9 +7,12 @@ import { Buffer } from 'node:buffer';
 /**
  * - `u8`: Uint8Array.prototype.set (V8 memmove; for shared buffers a relaxed-atomic word copy).
  * - `f64`: Float64Array.prototype.set over the 8-byte aligned bulk, bytes for the rest.
- * - `buffer`: Node's Buffer.prototype.copy.
+ * - `buffer`: Node's Buffer.prototype.copy (Node 20: the same TypedArray set; Node 22+: a native memmove).
+ * - `fill`: Node's Buffer.prototype.fill with the source bytes as the pattern, which is one native
+ *   memcpy (libc's, vectorised, non-temporal stores for large copies) whatever the buffers' kind, where
+ *   V8's set copies shared memory one relaxed-atomic word at a time.
  */
-export const HOST_COPY_METHODS = ['u8', 'f64', 'buffer'] as const;
+export const HOST_COPY_METHODS = ['u8', 'f64', 'buffer', 'fill'] as const;
 export type HostCopyMethod = (typeof HOST_COPY_METHODS)[number];
 
 /** Copy `bytes` bytes from `src` at `srcOffset` to `dst` at `dstOffset` (the ranges do not overlap). */
@@ -41,6 +44,10 @@ export function copyHostBytes(
     }
     case 'buffer':
       Buffer.from(src, srcOffset, bytes).copy(Buffer.from(dst, dstOffset, bytes));
+      return;
+    case 'fill':
+      // A pattern as long as the target is copied exactly once (node_buffer.cc Fill: memcpy, no repeat).
+      Buffer.from(dst, dstOffset, bytes).fill(new Uint8Array(src, srcOffset, bytes));
       return;
   }
 }

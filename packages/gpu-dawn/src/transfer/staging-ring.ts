@@ -19,14 +19,19 @@ export interface StagingRingOptions {
   chunkBytes?: number;
   /** Staging buffers, i.e. chunks in flight at once (default 4). */
   slots?: number;
-  /** How bytes move between mapped ranges and host views (default 'u8'; see HOST_COPY_METHODS). */
+  /** How bytes move between mapped ranges and host views (default 'fill'; see HOST_COPY_METHODS). */
   hostCopy?: HostCopyMethod;
   /** Names the staging buffers and errors. */
   label?: string;
 }
 
+// Defaults: 4 x 8 MiB per ring keeps several maps in flight while the main thread copies one chunk, and
+// bounds staging memory to 32 MiB per direction. 'fill' is a native memcpy (on llvmpipe's host, copying
+// out of mapped ranges into shared memory: 'fill' 9.8-11 GB/s, V8's set 3.5-8.7 GB/s); bench/transfer.mjs
+// sweeps all three on the target machine.
 export const DEFAULT_CHUNK_BYTES = 8 << 20;
 export const DEFAULT_SLOTS = 4;
+export const DEFAULT_HOST_COPY: HostCopyMethod = 'fill';
 
 export interface StagingRingStats {
   slots: number;
@@ -77,7 +82,7 @@ export abstract class StagingRing {
   ) {
     this.chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
     this.slotCount = options.slots ?? DEFAULT_SLOTS;
-    this.hostCopy = options.hostCopy ?? 'u8';
+    this.hostCopy = options.hostCopy ?? DEFAULT_HOST_COPY;
     this.label = options.label ?? `${direction}-ring`;
     if (!Number.isInteger(this.chunkBytes) || this.chunkBytes < 4096 || this.chunkBytes % 256 !== 0) {
       throw new RangeError(
