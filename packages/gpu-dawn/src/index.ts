@@ -131,3 +131,18 @@ export {
 } from './kernels/cast.js';
 export type { ApplyDeltaOptions, StochasticAddResult } from './kernels/cast.js';
 export { DEFAULT_HOST_COPY } from './transfer/staging-ring.js';
+export {
+  reduce,
+  reduceReference,
+  reduceSum,
+  reduceSumOfSquares,
+  globalNorm,
+  reduceMax,
+  reduceAbsMax,
+  nonFiniteCount,
+  columnSum,
+  columnSumReference,
+  biasGrad,
+  REDUCE_VALUES_PER_THREAD,
+} from './kernels/reduce.js';
+export type { ReduceOp, ReduceOptions, ColumnSumOptions } from './kernels/reduce.js';
