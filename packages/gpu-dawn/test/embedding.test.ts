@@ -85,6 +85,20 @@ describe('embedding forward', () => {
     });
   });
 
+  it('covers more tokens than one grid dimension holds (65535 workgroups)', async () => {
+    const g = gpu();
+    const rng = makeRng(65539);
+    const [tokens, vocab, cols] = [65539, 5, 1];
+    const ids = randomIds(rng, tokens, vocab);
+    const table = tableValues(rng, vocab * cols, 'f32');
+    const idsT = g.upload('ids', 'i32', [tokens], ids);
+    const tableT = g.upload('table', 'f32', [vocab, cols], table);
+    const out = poisoned(g, 'out', [tokens, cols]);
+    embeddingForward(g, { ids: idsT, table: tableT, out });
+    expectClose(await g.read(out), embeddingReference(ids, table, cols), { rtol: 0, atol: 0 }, 'out');
+    for (const t of [idsT, tableT, out]) t.release();
+  });
+
   it('gives NaN rows for ids outside the vocabulary', async () => {
     const g = gpu();
     const idsT = g.upload('ids', 'i32', [3], [1, 2, -1]);

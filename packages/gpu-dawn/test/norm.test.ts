@@ -285,24 +285,6 @@ describe.each(['rms', 'layer'] as const)('%s norm', (kind) => {
   });
 });
 
-describe('norm launch grid', () => {
-  it('covers more rows than one grid dimension holds (65535)', async () => {
-    const g = gpu();
-    const [rows, cols] = [65539, 2];
-    const p = problem(3, rows, cols, 'f32');
-    const u = upload(g, p, 'f32');
-    const y = poisoned(g, 'y', [rows, cols]);
-    const mean = poisoned(g, 'mean', [rows]);
-    const rstd = poisoned(g, 'rstd', [rows]);
-    forward(g, 'layer', u, y, mean, rstd, EPS);
-    const ref = normReference('layer', p.x, cols, p.weight, p.bias, EPS);
-    // Rows of 2 centre by cancelling two close values: f32 rounding shows at ~1e-4 (poison would be NaN).
-    expectClose(await g.read(y), ref.y, { rtol: 1e-4, atol: 2e-4 }, 'y');
-    for (const t of [y, mean, rstd]) t.release();
-    u.release();
-  });
-});
-
 describe('norm argument checks', () => {
   it('names the offending tensor', () => {
     const g = gpu();
