@@ -87,6 +87,9 @@ interface Batch {
   submittedMs: number;
 }
 
+/** Runtimes with a live timer: a runtime has one pass timestamp source, so one timer at a time. */
+const timedRuntimes = new WeakSet<GpuRuntime>();
+
 const QUERY_BYTES = 8;
 const MAX_PAIRS = 2048; // WebGPU caps a query set at 4096 queries
 
@@ -134,6 +137,10 @@ export class GpuTimer {
       return;
     }
     this.reason = undefined;
+    if (timedRuntimes.has(gpu)) {
+      throw new GpuError('GpuTimer: this runtime already has a timer; destroy() it before creating another');
+    }
+    timedRuntimes.add(gpu);
     this.querySet = gpu.device.createQuerySet({
       label: 'gpu-timer',
       type: 'timestamp',
@@ -275,6 +282,7 @@ export class GpuTimer {
     if (!this.supported) return;
     this.gpu.setPassTimestampSource(undefined);
     this.removeHooks();
+    timedRuntimes.delete(this.gpu);
     this.querySet?.destroy();
   }
 

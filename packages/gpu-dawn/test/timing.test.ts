@@ -201,8 +201,9 @@ describe('GpuTimer', () => {
     out.release();
   });
 
-  it('checks region nesting with clear errors', () => {
+  it('checks region nesting and one timer per runtime with clear errors', () => {
     const timer = new GpuTimer(gpu());
+    expect(() => new GpuTimer(gpu())).toThrow(/already has a timer/);
     expect(() => timer.end()).toThrow(/without an open region/);
     timer.begin('a');
     expect(() => timer.end('b')).toThrow(/GpuTimer.end\('b'\) but the innermost open region is 'a'/);

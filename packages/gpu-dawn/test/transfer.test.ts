@@ -272,6 +272,18 @@ describe('staging rings: back-pressure and accounting', () => {
 });
 
 describe('staging rings: errors name the transfer and the tensor', () => {
+  it('turns a GPU error in a transfer into a rejection naming it, then refuses further work', async () => {
+    const g = gpu();
+    const ring = await DownloadRing.create(g, { chunkBytes: 4096, slots: 1, label: 'fragile' });
+    const gone = g.device.createBuffer({ label: 'gone', size: 64, usage: GPUBufferUsage.COPY_SRC });
+    gone.destroy(); // a destroyed buffer in a submit is a GPU validation error
+    const t = ring.download(gone, new Uint8Array(64), { label: 'from-destroyed' });
+    await expect(t.done).rejects.toThrow(/download 'from-destroyed' \(buffer 'gone'\)/);
+    await expect(t.enqueued).resolves.toBeUndefined();
+    expect(() => ring.download(gone, new Uint8Array(4))).toThrow(/fragile failed earlier/);
+    await ring.close();
+  });
+
   it('rejects bad ranges, alignment, usage and host sides', () => {
     const g = gpu();
     const t = g.tensor('weights.q', 'f32', [10], 'workspace');

@@ -233,6 +233,10 @@ export abstract class StagingRing {
           );
     this.failure ??= err;
     transfer.fail(err);
+    // A failed map can cost a staging buffer: fail what is still queued rather than leave it waiting.
+    for (let i = this.queueHead; i < this.queue.length; i++) this.queue[i]?.transfer.fail(err);
+    this.queue.length = 0;
+    this.queueHead = 0;
   }
 
   private isIdle(): boolean {
