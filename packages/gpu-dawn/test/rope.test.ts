@@ -40,7 +40,16 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { name: 'one token, one head, headDim 2', tokens: 1, heads: 1, kvHeads: 1, headDim: 2, positions: 'range' },
+  // An offset: position 0 is the identity rotation, which could not tell an unwritten element apart.
+  {
+    name: 'one token, one head, headDim 2',
+    tokens: 1,
+    heads: 1,
+    kvHeads: 1,
+    headDim: 2,
+    positions: 'range',
+    offset: 3,
+  },
   {
     name: 'GQA 5 q heads / 1 kv head, odd half',
     tokens: 13,
