@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { f16Round } from '../src/dtype.js';
 import {
@@ -287,4 +289,53 @@ describe('softmax cross-entropy', () => {
     for (const t of [logits, targets, targets4, wrong]) t.release();
     out.release();
   });
+});
+
+/** The few tensors we need from a safetensors file (F64 and I32 only; test-side, no package import). */
+function readSafetensors(path: string): Map<string, Float64Array | Int32Array> {
+  const bytes = readFileSync(path);
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Record<
+    string,
+    { dtype: string; data_offsets: [number, number] }
+  >;
+  const out = new Map<string, Float64Array | Int32Array>();
+  for (const [name, info] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const [start, end] = info.data_offsets;
+    const data = bytes.buffer.slice(
+      bytes.byteOffset + 8 + headerLength + start,
+      bytes.byteOffset + 8 + headerLength + end,
+    );
+    if (info.dtype === 'F64') out.set(name, new Float64Array(data));
+    else if (info.dtype === 'I32') out.set(name, new Int32Array(data));
+  }
+  return out;
+}
+
+describe('cross-entropy against Hugging Face fixtures (transformers 5.17 on the GPU machine)', () => {
+  for (const model of ['llama-gqa', 'gpt2']) {
+    it(`reproduces ${model}'s loss from its logits and labels (shifted here, as the caller does)`, async () => {
+      const g = gpu();
+      const path = fileURLToPath(
+        new URL(`../../core/fixtures/hf/${model}/reference.safetensors`, import.meta.url),
+      );
+      const ref = readSafetensors(path);
+      const logits = ref.get('logits') as Float64Array;
+      const labels = ref.get('labels') as Int32Array;
+      const hfLoss = (ref.get('loss') as Float64Array)[0]!;
+      const [batch, seq] = [2, labels.length / 2];
+      const vocab = logits.length / labels.length;
+      // HF's causal-LM loss: position s predicts labels[s + 1]; the last position of a row has no target.
+      const targets = Int32Array.from({ length: batch * seq }, (_, i) =>
+        i % seq === seq - 1 ? IGNORE_INDEX : labels[i + 1]!,
+      );
+      expect(crossEntropyReference(logits, targets, vocab).meanLoss).toBeCloseTo(hfLoss, 12);
+      const r = await run(g, logits, targets, vocab, 'f32');
+      expectClose(await g.read(r.out.meanLoss), [hfLoss], { rtol: 1e-5, atol: 0 }, `${model} loss`);
+      r.out.release();
+      r.logitsT.release();
+      r.targetsT.release();
+    });
+  }
 });
