@@ -75,6 +75,10 @@ export interface StepOptions {
   names?: readonly string[];
   /** Multiplies every gradient (e.g. 1 / loss scale), before the norm is measured and clipped. */
   gradScale?: number;
+  /** Use at most this many of the pool's threads for this step (default: all). */
+  threads?: number;
+  /** Override the optimizer's non-finite policy for this step. */
+  nonFinite?: NonFinitePolicy;
 }
 
 export interface StepReport {
@@ -113,6 +117,7 @@ export interface SegmentViews {
 }
 
 const DEFAULT_CAP_BYTES = 2 ** 31;
+const POLICIES: readonly NonFinitePolicy[] = ['throw', 'skip', 'propagate'];
 
 export class AdamW {
   readonly threads: number;
@@ -143,7 +148,7 @@ export class AdamW {
     )
       throw new RangeError(`maxGradNorm must be a finite number > 0, got ${options.maxGradNorm}`);
     const policy = options.nonFinite ?? 'throw';
-    if (!['throw', 'skip', 'propagate'].includes(policy))
+    if (!POLICIES.includes(policy))
       throw new RangeError(`nonFinite must be 'throw', 'skip' or 'propagate', got ${policy}`);
     const minElements = options.minElementsPerThread ?? MIN_ELEMENTS_PER_WORKER;
     if (!Number.isInteger(minElements) || minElements < 1)
@@ -393,8 +398,15 @@ export class AdamW {
       const records = this.registry.select(options.names);
       const gradScale = options.gradScale ?? 1;
       if (!Number.isFinite(gradScale)) throw new RangeError(`gradScale must be finite, got ${gradScale}`);
+      const threads = options.threads ?? this.threads;
+      if (!Number.isInteger(threads) || threads < 1 || threads > this.threads)
+        throw new RangeError(`threads must be an integer in [1, ${this.threads}], got ${threads}`);
+      const policy = options.nonFinite ?? this.policy;
+      if (!POLICIES.includes(policy))
+        throw new RangeError(`nonFinite must be 'throw', 'skip' or 'propagate', got ${policy}`);
       const hypers = this.stepScalars(records, gradScale);
-      const run = this.runStep(records, hypers, gradScale);
+      const spread = { threads, minElements: this.spread.minElements };
+      const run = this.runStep(records, hypers, gradScale, spread, policy);
       this.inFlight = run;
       return run.finally(() => {
         this.inFlight = null;
@@ -426,6 +438,8 @@ export class AdamW {
     records: TensorRecord[],
     hypers: Float64Array,
     gradScale: number,
+    spread: Spread,
+    policy: NonFinitePolicy,
   ): Promise<StepReport> {
     const report: StepReport = {
       applied: false,
@@ -435,14 +449,14 @@ export class AdamW {
       clipCoef: 1,
       nonFinite: [],
     };
-    if (this.policy !== 'propagate' || this.maxGradNorm !== undefined) {
-      const pass = sumSquaresPass(records, this.spread);
+    if (policy !== 'propagate' || this.maxGradNorm !== undefined) {
+      const pass = sumSquaresPass(records, spread);
       const sums = await this.runAll(pass.tasks);
       let total = 0;
       for (const s of sums) for (const x of s) total += x; // one fixed order whatever the thread count
-      if (!Number.isFinite(total) && this.policy !== 'propagate') {
-        report.nonFinite = await this.countNonFinite(records);
-        if (this.policy === 'throw') throw new NonFiniteGradientError(report.nonFinite);
+      if (!Number.isFinite(total) && policy !== 'propagate') {
+        report.nonFinite = await this.countNonFinite(records, spread);
+        if (policy === 'throw') throw new NonFiniteGradientError(report.nonFinite);
         return report;
       }
       report.gradNorm = Math.sqrt(total) * Math.abs(gradScale);
@@ -453,7 +467,7 @@ export class AdamW {
       }
     }
     try {
-      await this.runAll(updateTasks(records, this.spread), hypers);
+      await this.runAll(updateTasks(records, spread), hypers);
     } catch (e) {
       // Some ranges may have been updated: refuse to continue from an unknown state.
       this.broken = e as Error;
@@ -471,8 +485,8 @@ export class AdamW {
     return report;
   }
 
-  private async countNonFinite(records: readonly TensorRecord[]): Promise<NonFiniteReport[]> {
-    const pass = countNonFinitePass(records, this.spread);
+  private async countNonFinite(records: readonly TensorRecord[], spread: Spread): Promise<NonFiniteReport[]> {
+    const pass = countNonFinitePass(records, spread);
     const counts = await this.runAll(pass.tasks);
     const perRow = new Array<number>(records.length).fill(0);
     counts.forEach((c, t) => c.forEach((n, i) => (perRow[pass.rows[t]![i]!]! += n)));
