@@ -9,6 +9,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { AdamW, KernelPool, OP, PieceWriter, createSharedMemory } from '../dist/index.js';
 
 const USAGE = 'usage: node bench/run.mjs [outDir] [--sizes 1M,16M,64M] [--threads 1,2,4] [--big[=GiB]]';
