@@ -146,3 +146,5 @@ export {
   REDUCE_VALUES_PER_THREAD,
 } from './kernels/reduce.js';
 export type { ReduceOp, ReduceOptions, ColumnSumOptions } from './kernels/reduce.js';
+export { adamw, adamwReference, adamwGradFactor, createAdamWState } from './kernels/adamw.js';
+export type { AdamWOptions, AdamWParam, AdamWHyperparameters, AdamWMode } from './kernels/adamw.js';
