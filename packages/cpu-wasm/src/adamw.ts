@@ -185,10 +185,10 @@ export class AdamW {
     if (init === null || typeof init !== 'object' || typeof init.length !== 'number')
       throw new TypeError(`addParam("${name}"): init must be an array of numbers (e.g. a Float32Array)`);
     const r = this.register(name, 'param', init.length, options, 'f32');
-    let k = 0;
     for (const s of r.segments) {
       const p = f32View(s, s.param);
-      for (let i = 0; i < s.length; i++) p[i] = init[k++]!;
+      if (init instanceof Float32Array) p.set(init.subarray(s.start, s.start + s.length));
+      else for (let i = 0; i < s.length; i++) p[i] = init[s.start + i]!;
     }
   }
 
@@ -454,12 +454,12 @@ export class AdamW {
       const sums = await this.runAll(pass.tasks);
       let total = 0;
       for (const s of sums) for (const x of s) total += x; // one fixed order whatever the thread count
+      report.gradNorm = Math.sqrt(total) * Math.abs(gradScale);
       if (!Number.isFinite(total) && policy !== 'propagate') {
         report.nonFinite = await this.countNonFinite(records, spread);
         if (policy === 'throw') throw new NonFiniteGradientError(report.nonFinite);
         return report;
       }
-      report.gradNorm = Math.sqrt(total) * Math.abs(gradScale);
       if (this.maxGradNorm !== undefined) {
         report.clipCoef = Math.min(1, this.maxGradNorm / (report.gradNorm + 1e-6));
         const scale = Math.fround(gradScale * report.clipCoef);

@@ -34,7 +34,15 @@ export class MemoryArena {
     });
     if (top > this.capBytes) return null;
     const have = this.memory.buffer.byteLength;
-    if (top > have) this.memory.grow(Math.ceil((top - have) / PAGE_BYTES));
+    if (top > have) {
+      try {
+        this.memory.grow(Math.ceil((top - have) / PAGE_BYTES));
+      } catch (e) {
+        throw new RangeError(
+          `could not grow shared memory ${this.id} to ${top} bytes: ${(e as Error).message}`,
+        );
+      }
+    }
     this.top = top;
     return offsets;
   }

@@ -37,6 +37,8 @@ export class KernelPool {
   private readonly pool: Piscina<KernelTask, KernelResult>;
   private readonly memories = new Map<number, WebAssembly.Memory>();
   private destroyed = false;
+  /** A worker error outside any task (e.g. at start-up): reported by the next call instead of crashing. */
+  private failure: Error | null = null;
 
   constructor(options: KernelPoolOptions) {
     const { threads } = options;
@@ -61,6 +63,9 @@ export class KernelPool {
       concurrentTasksPerWorker: 1,
       recordTiming: false,
       workerData: init,
+    });
+    this.pool.on('error', (e: unknown) => {
+      this.failure = e instanceof Error ? e : new Error(String(e));
     });
     if (options.memory) this.attach(options.memory);
   }
@@ -106,5 +111,7 @@ export class KernelPool {
 
   private assertUsable(): void {
     if (this.destroyed) throw new Error('KernelPool used after destroy()');
+    if (this.failure)
+      throw new Error(`KernelPool: a worker failed: ${this.failure.message}`, { cause: this.failure });
   }
 }

@@ -175,6 +175,18 @@ describe('step options and hooks', () => {
     await ref.destroy();
   });
 
+  it('accepts empty tensors and steps with nothing to do', async () => {
+    const e = new AdamW({ threads: 2 });
+    e.addParam('none', []);
+    e.addStepOnly('nothing', 0, { outDtype: 'f16' });
+    expect(e.param('none').length).toBe(0);
+    expect(e.outF16('nothing').length).toBe(0);
+    expect((await e.step()).applied).toBe(true);
+    expect(e.info('none').steps).toBe(1);
+    expect(e.readParam('none')).toEqual(new Float32Array(0));
+    await e.destroy();
+  });
+
   it('uses the lrSchedule per tensor step and setHyperParams from the next step on', async () => {
     const seen: number[] = [];
     const sched = new AdamW({

@@ -109,7 +109,7 @@ describe('step() with bad input changes nothing', () => {
     const before = snapshot(skip, ALL);
     skip.grad('s')[98] = NaN;
     const r = await skip.step();
-    expect(r).toMatchObject({ applied: false, step: 0, nonFinite: [{ name: 's', count: 1 }] });
+    expect(r).toMatchObject({ applied: false, step: 0, gradNorm: NaN, nonFinite: [{ name: 's', count: 1 }] });
     expect(snapshotsEqual(before, snapshot(skip, ALL))).toEqual([]);
     skip.grad('s')[98] = 0;
     expect((await skip.step()).applied).toBe(true);

@@ -63,6 +63,22 @@ describe('multi-memory', () => {
     await expect(small.step()).rejects.toThrow(/big \(1\)/);
   });
 
+  it('works at byte offsets above 2 GiB (pointers that are negative as i32)', async () => {
+    const high = new AdamW({ threads: 2, memoryCapBytes: 2 ** 32, minElementsPerThread: 32 });
+    const low = new AdamW({ threads: 1 });
+    try {
+      high.addStepOnly('filler', 160 * 2 ** 20); // 2.5 GiB that is never touched, so never backed by RAM
+      for (const o of [high, low]) register(o, cases.slice(0, 1), 5);
+      expect(high.segments('p0')[0]!.param!.byteOffset).toBeGreaterThan(2 ** 31);
+      for (const o of [high, low]) o.setGrad('p0', gradientFor(cases[0]!, 5, 1).raw);
+      await Promise.all([high.step({ names: ['p0'] }), low.step()]);
+      expect(high.param('p0')).toEqual(low.param('p0'));
+      expect(high.expAvgSq('p0')).toEqual(low.expAvgSq('p0'));
+    } finally {
+      await Promise.all([high.destroy(), low.destroy()]);
+    }
+  });
+
   it('exchanges state dicts with a single-memory optimizer (the layout is not part of the format)', async () => {
     single.loadStateDict(small.stateDict().slice());
     expect(snapshotsEqual(snapshot(small, names, false), snapshot(single, names, false))).toEqual([]);
