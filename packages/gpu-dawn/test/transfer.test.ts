@@ -11,7 +11,7 @@ import {
   axpbyReference,
   fromF16Array,
   toF16Array,
-  type GpuRuntime,
+  GpuRuntime,
 } from '../src/index.js';
 import { expectClose, makeRng, NAN_BITS, randomArray, useGpu } from './harness.js';
 
@@ -258,6 +258,18 @@ describe('staging rings: back-pressure and accounting', () => {
     expect(down.stats().maxInFlight).toBeLessThanOrEqual(SLOTS);
     expect(down.stats().maxInFlight).toBe(SLOTS);
     for (const t of tensors) t.release();
+  });
+
+  it('fails with the memory budget error and keeps nothing when its staging does not fit', async () => {
+    const small = await GpuRuntime.create({ budgetBytes: 3 << 16 });
+    try {
+      await expect(UploadRing.create(small, { chunkBytes: 1 << 16, slots: 4, label: 'big' })).rejects.toThrow(
+        /budget exhausted: 'big.slot3' \(staging\)/,
+      );
+      expect(small.memory.stats().byCategory.staging.usedBytes).toBe(0);
+    } finally {
+      small.destroy();
+    }
   });
 
   it("accounts staging buffers under 'staging' and gives them back on close()", async () => {

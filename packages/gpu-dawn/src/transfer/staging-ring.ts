@@ -28,7 +28,7 @@ export interface StagingRingOptions {
 // Defaults: 4 x 8 MiB per ring keeps several maps in flight while the main thread copies one chunk, and
 // bounds staging memory to 32 MiB per direction. 'fill' is a native memcpy (on llvmpipe's host, copying
 // out of mapped ranges into shared memory: 'fill' 9.8-11 GB/s, V8's set 3.5-8.7 GB/s); bench/transfer.mjs
-// sweeps all three on the target machine.
+// sweeps every method, chunk size and slot count on the target machine.
 export const DEFAULT_CHUNK_BYTES = 8 << 20;
 export const DEFAULT_SLOTS = 4;
 export const DEFAULT_HOST_COPY: HostCopyMethod = 'fill';
@@ -95,8 +95,13 @@ export abstract class StagingRing {
     if (!HOST_COPY_METHODS.includes(this.hostCopy)) {
       throw new RangeError(`${this.label}: hostCopy must be one of ${HOST_COPY_METHODS.join(', ')}`);
     }
-    for (let i = 0; i < this.slotCount; i++) {
-      this.slots.push(gpu.memory.allocate(`${this.label}.slot${i}`, this.chunkBytes, 'staging', usage));
+    try {
+      for (let i = 0; i < this.slotCount; i++) {
+        this.slots.push(gpu.memory.allocate(`${this.label}.slot${i}`, this.chunkBytes, 'staging', usage));
+      }
+    } catch (e) {
+      for (const slot of this.slots) gpu.memory.release(slot); // over budget: keep nothing half-made
+      throw e;
     }
   }
 
