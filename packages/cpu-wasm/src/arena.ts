@@ -40,6 +40,7 @@ export class MemoryArena {
       } catch (e) {
         throw new RangeError(
           `could not grow shared memory ${this.id} to ${top} bytes: ${(e as Error).message}`,
+          { cause: e },
         );
       }
     }
