@@ -73,12 +73,28 @@ function finiteDifference(
 }
 
 describe('unary activations and their backward', () => {
+  // f16 storage goes through the same generated load/store code for every op: checked here on GELU
+  // (each pipeline costs ~0.5 s of llvmpipe compile time)
   const cases = [
-    { name: 'silu', fwd: silu, bwd: siluBackward, ref: siluReference, bwdRef: siluBackwardReference },
-    { name: 'gelu', fwd: gelu, bwd: geluBackward, ref: geluReference, bwdRef: geluBackwardReference },
-  ];
+    {
+      name: 'silu',
+      fwd: silu,
+      bwd: siluBackward,
+      ref: siluReference,
+      bwdRef: siluBackwardReference,
+      dtypes: ['f32'],
+    },
+    {
+      name: 'gelu',
+      fwd: gelu,
+      bwd: geluBackward,
+      ref: geluReference,
+      bwdRef: geluBackwardReference,
+      dtypes: DTYPES,
+    },
+  ] as const;
   for (const c of cases)
-    for (const dtype of DTYPES)
+    for (const dtype of c.dtypes)
       for (const n of SIZES) {
         it(`${c.name} ${dtype} n=${n}: forward and backward match float64`, async () => {
           const g = gpu();
