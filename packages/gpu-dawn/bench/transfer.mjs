@@ -23,7 +23,7 @@ const quick = process.argv.includes('--quick');
 const MiB = 1 << 20;
 const SIZES = [4 * MiB, 64 * MiB, 256 * MiB];
 // --quick: only the rings' defaults.
-const CHUNKS = quick ? [DEFAULT_CHUNK_BYTES] : [4 * MiB, 8 * MiB, 16 * MiB, 64 * MiB];
+const CHUNKS = quick ? [DEFAULT_CHUNK_BYTES] : [2 * MiB, 4 * MiB, 8 * MiB, 16 * MiB, 64 * MiB];
 const SLOTS = quick ? [DEFAULT_SLOTS] : [2, 4, 8];
 const METHODS = quick ? [DEFAULT_HOST_COPY] : HOST_COPY_METHODS;
 const repsFor = (bytes) => (bytes <= 4 * MiB ? 20 : bytes <= 64 * MiB ? 6 : 3);
