@@ -119,6 +119,7 @@ export class GpuRuntime {
     if (data.length !== t.numel)
       throw new Error(`write '${t.label}': ${data.length} values for ${t.numel} elements`);
     const bytes = hostBytes(t.dtype, data);
+    this.submitRecorded();
     if (bytes.buffer instanceof SharedArrayBuffer) {
       throw new Error(`write '${t.label}': SharedArrayBuffer views must go through a staging ring`);
     }
@@ -134,6 +135,7 @@ export class GpuRuntime {
 
   /** Fill a tensor's storage with a 32-bit pattern (e.g. NaN to poison outputs in tests). */
   fill32(t: Tensor, bits: number): void {
+    this.submitRecorded();
     const words = new Uint32Array(t.bindingSize / 4).fill(bits);
     this.device.queue.writeBuffer(t.buffer, t.byteOffset, words.buffer, 0, words.byteLength);
   }
@@ -227,6 +229,15 @@ export class GpuRuntime {
       this.pass.end();
       this.pass = null;
     }
+  }
+
+  /**
+   * queue.writeBuffer runs at once on the queue timeline, ahead of commands recorded but not yet
+   * submitted: submit those first, so host writes land in program order (a reused buffer cannot be
+   * overwritten under commands recorded earlier that still read it).
+   */
+  private submitRecorded(): void {
+    if (this.encoder || this.pass) this.submit();
   }
 
   /** Submit everything recorded so far. */
