@@ -6,3 +6,4 @@ export type { RngState } from './util/rng.js';
 export { SparseProjector } from './projectors/sparse-projector.js';
 export type { ProjectorInit } from './projectors/sparse-projector.js';
 export { MomentTransfer, projectorOverlap, transferMomentsReference, zeroNonFinite } from './projectors/moment-transfer.js';
+export * from './data/index.js';
