@@ -4,7 +4,10 @@ import { Rng } from '../util/rng.js';
 import { DataFormatError } from './errors.js';
 import { DATA_RNG_STREAMS } from './rng-streams.js';
 
-/** A fraction of the examples (rounded, at least 1, at most `max`) or an exact count. */
+/**
+ * A fraction of the examples (rounded, at least 1, at most `max`, and always leaving one to train on)
+ * or an exact count (refused when it leaves none).
+ */
 export type HeldOutSize = { readonly fraction: number; readonly max?: number } | { readonly count: number };
 
 /** 5 % of the examples, at most 1000: enough for evaluation and refits, not a large cut of big data. */
@@ -27,6 +30,7 @@ export function heldOutCount(total: number, size: HeldOutSize): number {
       throw new RangeError(`held-out fraction ${size.fraction} is not in [0, 1)`);
     count = size.fraction === 0 ? 0 : Math.max(1, Math.round(total * size.fraction));
     if (size.max !== undefined) count = Math.min(count, size.max);
+    count = Math.min(count, Math.max(0, total - 1));
   }
   if (count > 0 && count >= total)
     throw new DataFormatError(

@@ -24,11 +24,14 @@ describe('splitHeldOut', () => {
     expect(heldOutCount(100, { fraction: 0 })).toBe(0);
     expect(heldOutCount(100_000, DEFAULT_HELD_OUT)).toBe(1000);
     expect(heldOutCount(10, { count: 3 })).toBe(3);
+    // A fraction always leaves one example to train on.
+    expect(heldOutCount(1, { fraction: 0.5 })).toBe(0);
+    expect(heldOutCount(2, { fraction: 0.9 })).toBe(1);
     expect(splitHeldOut(4, { count: 0 }, 1)).toEqual({ train: [0, 1, 2, 3], heldOut: [] });
   });
 
   it('refuses splits that leave nothing to train on, and bad sizes', () => {
-    expect(() => heldOutCount(1, { fraction: 0.5 })).toThrow(DataFormatError);
+    expect(() => heldOutCount(3, { count: 4 })).toThrow(DataFormatError);
     expect(() => heldOutCount(3, { count: 3 })).toThrow(/leaves none to train on/);
     expect(() => heldOutCount(10, { fraction: 1 })).toThrow(/not in \[0, 1\)/);
     expect(() => heldOutCount(10, { count: -1 })).toThrow(/not a non-negative integer/);
