@@ -79,10 +79,10 @@ export async function learnProjectorPair(
   const l = start.left.toGpu(gpu, 'learn.L');
   const r = start.right.toGpu(gpu, 'learn.R');
   const history: number[] = [];
-  let best = {
+  let best: { meanError: number; values: Float32Array; errors: Float64Array } = {
     meanError: Number.POSITIVE_INFINITY,
     values: Float32Array.from(params),
-    errors: new Float64Array(),
+    errors: new Float64Array(gradients.length),
   };
   try {
     for (let t = 0; ; t++) {
