@@ -4,7 +4,7 @@
 import type { ParameterSpec } from '../hf/index.js';
 
 /** A projected linear layer: its gradient is rows x cols in the weight's stored layout. */
-export interface ProjectedLayer {
+export interface ProjectedLayerInfo {
   /** HF parameter name, e.g. `model.layers.3.self_attn.q_proj.weight`. */
   name: string;
   /** The layer type shared pairs are keyed by, e.g. `q_proj` or `attn.c_attn`. */
@@ -21,12 +21,12 @@ export interface ProjectorGroup {
   key: string;
   rows: number;
   cols: number;
-  layers: ProjectedLayer[];
+  layers: ProjectedLayerInfo[];
 }
 
 /** The projected layers of a model: every linear weight in the blocks, in parameter order. */
-export function projectedLayersOf(specs: readonly ParameterSpec[]): ProjectedLayer[] {
-  const out: ProjectedLayer[] = [];
+export function projectedLayersOf(specs: readonly ParameterSpec[]): ProjectedLayerInfo[] {
+  const out: ProjectedLayerInfo[] = [];
   for (const s of specs) {
     if (s.role !== 'linear') continue;
     const [rows, cols] = s.shape as [number, number];
@@ -36,7 +36,10 @@ export function projectedLayersOf(specs: readonly ParameterSpec[]): ProjectedLay
 }
 
 /** Groups in first-appearance order; layers that share a pair must have the same shape. */
-export function groupLayers(layers: readonly ProjectedLayer[], sharing: ProjectorSharing): ProjectorGroup[] {
+export function groupLayers(
+  layers: readonly ProjectedLayerInfo[],
+  sharing: ProjectorSharing,
+): ProjectorGroup[] {
   const groups = new Map<string, ProjectorGroup>();
   const names = new Set<string>();
   for (const layer of layers) {

@@ -22,7 +22,7 @@ import { MomentTransfer } from './moment-transfer.js';
 import { evaluatePair, gradientNorms } from './pair-evaluation.js';
 import {
   groupLayers,
-  type ProjectedLayer,
+  type ProjectedLayerInfo,
   type ProjectorGroup,
   type ProjectorSharing,
 } from './projector-groups.js';
@@ -122,7 +122,7 @@ export class ProjectorRefitter {
 
   constructor(
     private readonly gpu: GpuRuntime,
-    layers: readonly ProjectedLayer[],
+    layers: readonly ProjectedLayerInfo[],
     readonly options: RefitterOptions,
   ) {
     const { d, r, alpha } = options;

@@ -6,7 +6,7 @@ import { transferMomentsReference } from '../../src/projectors/moment-transfer.j
 import {
   groupLayers,
   projectedLayersOf,
-  type ProjectedLayer,
+  type ProjectedLayerInfo,
 } from '../../src/projectors/projector-groups.js';
 import {
   ProjectorRefitter,
@@ -28,7 +28,7 @@ beforeAll(async () => {
 });
 afterAll(() => gpu?.destroy());
 
-const LAYERS: ProjectedLayer[] = [
+const LAYERS: ProjectedLayerInfo[] = [
   { name: 'l0.q', type: 'q', rows: 14, cols: 10 },
   { name: 'l0.up', type: 'up', rows: 9, cols: 13 },
   { name: 'l1.q', type: 'q', rows: 14, cols: 10 },
