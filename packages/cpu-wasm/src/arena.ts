@@ -1,6 +1,13 @@
 // Tensor storage in shared memories: a bump allocator per memory, and a set of memories that grows as
 // tensors arrive (one wasm32 memory holds at most 4 GiB; optimizer state often needs more).
-import { ALIGN_BYTES, MAX_MEMORY_BYTES, PAGE_BYTES, alignUp } from './layout.js';
+import {
+  ALIGN_BYTES,
+  MAX_MEMORY_BYTES,
+  PAGE_BYTES,
+  STAGGER_BYTES,
+  STAGGER_MIN_BYTES,
+  alignUp,
+} from './layout.js';
 
 /** One shared memory whose bytes from `reserved` on are handed out in 64-byte-aligned blocks. */
 export class MemoryArena {
@@ -24,12 +31,15 @@ export class MemoryArena {
     return this.top - this.reserved;
   }
 
-  /** Allocate one aligned block per size, all or none; grows the memory; null when the cap is reached. */
+  /**
+   * Allocate one aligned block per size (arrays used together), all or none; grows the memory; null
+   * when the cap is reached. Large arrays are followed by a gap so their starts do not alias.
+   */
   tryAlloc(sizes: readonly number[]): number[] | null {
     let top = this.top;
     const offsets = sizes.map((s) => {
       const at = alignUp(top);
-      top = at + s;
+      top = at + s + (s >= STAGGER_MIN_BYTES ? STAGGER_BYTES : 0);
       return at;
     });
     if (top > this.capBytes) return null;
@@ -79,7 +89,11 @@ export class MemorySet {
     const perElement = bytesPerElement.reduce((a, b) => a + b, 0);
     const room =
       this.options.capBytes - alignUp(this.options.reservedBytes) - bytesPerElement.length * ALIGN_BYTES;
-    return Math.floor(room / perElement / granule) * granule;
+    let n = Math.floor(room / perElement);
+    // Large arrays are followed by a gap (see tryAlloc): count it for every array when any needs it.
+    if (Math.max(...bytesPerElement) * n >= STAGGER_MIN_BYTES)
+      n = Math.floor((room - bytesPerElement.length * STAGGER_BYTES) / perElement);
+    return Math.max(0, Math.floor(n / granule) * granule);
   }
 
   /** Place one group of arrays (all in one memory): first fit over the memories, else a new one. */
