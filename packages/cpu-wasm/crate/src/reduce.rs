@@ -34,21 +34,25 @@ pub mod simd {
     use super::*;
     use core::arch::wasm32::*;
 
-    /// sum(x^2) with two f64x2 accumulators (lanes 0,1 and 2,3), then the scalar tail.
+    /// sum(x^2): 16 elements per iteration into 8 independent f64x2 accumulators (one accumulator
+    /// would wait on the previous addition every step), combined in a fixed order, then the scalar tail.
     pub unsafe fn sum_squares<T: Dtype>(x: *const T::Raw, n: usize) -> f64 {
-        let mut acc0 = f64x2_splat(0.0);
-        let mut acc1 = f64x2_splat(0.0);
-        let body = n & !3;
+        let mut acc = [f64x2_splat(0.0); 8];
+        let body = n & !15;
         let mut i = 0;
         while i < body {
-            let v = T::load4(x.add(i));
-            let lo = f64x2_promote_low_f32x4(v);
-            let hi = f64x2_promote_low_f32x4(i32x4_shuffle::<2, 3, 0, 1>(v, v));
-            acc0 = f64x2_add(acc0, f64x2_mul(lo, lo));
-            acc1 = f64x2_add(acc1, f64x2_mul(hi, hi));
-            i += 4;
+            for j in 0..4 {
+                let v = T::load4(x.add(i + 4 * j));
+                let lo = f64x2_promote_low_f32x4(v);
+                let hi = f64x2_promote_low_f32x4(i32x4_shuffle::<2, 3, 0, 1>(v, v));
+                acc[2 * j] = f64x2_add(acc[2 * j], f64x2_mul(lo, lo));
+                acc[2 * j + 1] = f64x2_add(acc[2 * j + 1], f64x2_mul(hi, hi));
+            }
+            i += 16;
         }
-        let s = f64x2_add(acc0, acc1);
+        let a = f64x2_add(f64x2_add(acc[0], acc[1]), f64x2_add(acc[2], acc[3]));
+        let b = f64x2_add(f64x2_add(acc[4], acc[5]), f64x2_add(acc[6], acc[7]));
+        let s = f64x2_add(a, b);
         f64x2_extract_lane::<0>(s)
             + f64x2_extract_lane::<1>(s)
             + sum_squares_scalar::<T>(x.add(body), n - body)
