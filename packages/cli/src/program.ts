@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { infoCommand } from './info.js';
 import { tokenizeCommand, type TokenizeOptions } from './tokenize.js';
+import { gradsCommand, type GradsCommandOptions } from './grads.js';
 
 export function buildProgram(): Command {
   const program = new Command('lsp-offload')
@@ -25,6 +26,20 @@ export function buildProgram(): Command {
     .option('--special', 'add the special tokens (BOS/EOS) the model expects')
     .action(async (opts: TokenizeOptions) => {
       console.log(await tokenizeCommand(opts));
+    });
+  program
+    .command('grads')
+    .description('write loss, logits and every parameter gradient of one batch (safetensors, HF names)')
+    .requiredOption('--model <dir>', 'Hugging Face model directory (config.json + safetensors)')
+    .requiredOption(
+      '--inputs <file>',
+      'safetensors with input_ids and labels (int, [batch, seq]; labels unshifted, -100 ignored)',
+    )
+    .requiredOption('--out <file>', 'output safetensors')
+    .option('--dtype <f32|f16>', 'weight storage on the GPU', 'f32')
+    .option('--checkpointing', 'recompute each block in the backward (gradient checkpointing)')
+    .action(async (opts: GradsCommandOptions) => {
+      console.log(await gradsCommand(opts));
     });
   return program;
 }

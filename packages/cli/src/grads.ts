@@ -1,0 +1,29 @@
+// `lsp-offload grads`: loss, logits and every parameter gradient of one batch, written as safetensors
+// under HF names, so our numbers can be checked against any other implementation.
+import { GpuRuntime } from '@lsp-offload/gpu-dawn';
+import { computeGradients, readTokenBatch, writeGradsFile } from '@lsp-offload/core';
+
+export interface GradsCommandOptions {
+  model: string;
+  inputs: string;
+  out: string;
+  dtype: 'f32' | 'f16';
+  checkpointing?: boolean;
+}
+
+export async function gradsCommand(opts: GradsCommandOptions): Promise<string> {
+  if (opts.dtype !== 'f32' && opts.dtype !== 'f16')
+    throw new Error(`--dtype must be f32 or f16, got '${opts.dtype}'`);
+  const batch = await readTokenBatch(opts.inputs);
+  const gpu = await GpuRuntime.create();
+  try {
+    const result = await computeGradients(gpu, opts.model, batch, {
+      dtype: opts.dtype,
+      checkpointing: opts.checkpointing ?? false,
+    });
+    await writeGradsFile(opts.out, batch, result);
+    return `loss ${result.loss.toFixed(6)} over ${result.keptTokens} tokens; wrote logits and ${result.grads.size} gradients to ${opts.out}`;
+  } finally {
+    gpu.destroy();
+  }
+}

@@ -1,0 +1,65 @@
+// What a transformer block needs to run: the GPU, the config, the weights, the batch geometry.
+import type { GpuRuntime, Tensor } from '@lsp-offload/gpu-dawn';
+import type { LinearWeightSpec, ModelConfig, ParameterSpec } from '../hf/index.js';
+import type { GradientSink } from './gradient-sink.js';
+import type { ModelWeights } from './weights.js';
+
+export interface BatchShape {
+  batch: number;
+  seqLen: number;
+}
+
+export interface BlockContext {
+  gpu: GpuRuntime;
+  config: ModelConfig;
+  weights: ModelWeights;
+  shape: BatchShape;
+  /** batch * seqLen */
+  tokens: number;
+  /** LLaMA: the RoPE cos/sin table. */
+  ropeTable?: Tensor;
+}
+
+/** Tensors allocated for one purpose, released together. */
+export class TensorGroup {
+  private readonly tensors: Tensor[] = [];
+
+  constructor(
+    private readonly gpu: GpuRuntime,
+    private readonly prefix: string,
+  ) {}
+
+  f32(name: string, shape: readonly number[]): Tensor {
+    const t = this.gpu.tensor(`${this.prefix}.${name}`, 'f32', shape, 'activations');
+    this.tensors.push(t);
+    return t;
+  }
+
+  releaseAll(): void {
+    for (const t of this.tensors.splice(0)) t.release();
+  }
+}
+
+export function param(ctx: BlockContext, name: string): Tensor {
+  return ctx.weights.get(name);
+}
+
+export function linearSpec(ctx: BlockContext, name: string): LinearWeightSpec {
+  const s = ctx.weights.spec(name);
+  if (s.role !== 'linear') throw new Error(`${name} is not a linear weight`);
+  return s;
+}
+
+/** Write a non-linear parameter's gradient through the sink when it is wanted. */
+export function withGradTarget(
+  ctx: BlockContext,
+  sink: GradientSink,
+  name: string,
+  write: (target: Tensor, accumulate: boolean) => void,
+): void {
+  const spec: ParameterSpec = ctx.weights.spec(name);
+  if (!sink.wants(spec)) return;
+  const target = sink.gradTarget(spec);
+  write(target.tensor, target.accumulate);
+  sink.gradReady(spec);
+}

@@ -1,0 +1,496 @@
+// The whole causal LM on the GPU: embeddings, blocks (LLaMA or GPT-2), final norm, a chunked LM head +
+// cross-entropy (the T x vocab logits never exist at once), and the backward with optional gradient
+// checkpointing (only block inputs are kept; each block is recomputed right before its backward).
+import {
+  Tensor,
+  createRopeTable,
+  crossEntropyBackward,
+  crossEntropyForward,
+  embeddingBackward,
+  embeddingForward,
+  layerNormBackward,
+  layerNormForward,
+  matmulStrided,
+  rmsNormBackward,
+  rmsNormForward,
+  addScaled,
+  type GpuRuntime,
+} from '@lsp-offload/gpu-dawn';
+import type { ModelConfig, ParameterSpec } from '../hf/index.js';
+import type { BlockContext, BatchShape } from './block-context.js';
+import { gpt2BlockBackward, gpt2BlockForward, type Gpt2Tape } from './gpt2-block.js';
+import type { GradientSink } from './gradient-sink.js';
+import { llamaBlockBackward, llamaBlockForward, type LlamaTape } from './llama-block.js';
+import type { ModelWeights } from './weights.js';
+
+export interface TransformerOptions {
+  /** Keep only block inputs in the forward and recompute each block in the backward. */
+  checkpointing: boolean;
+  /** Tokens per LM-head/loss chunk (bounds the logits buffer to chunk x vocab floats). */
+  lossChunkTokens?: number;
+}
+
+export interface TokenBatch extends BatchShape {
+  /** [batch * seqLen] token ids. */
+  inputIds: Int32Array;
+  /** [batch * seqLen] labels, NOT shifted (HF semantics: position t is scored against labels[t + 1]); -100 ignored. */
+  labels: Int32Array;
+}
+
+export interface StepHooks {
+  /** Right before block `layer`'s forward (deferred updates are applied here, never after). */
+  beforeBlockForward?(layer: number): void | Promise<void>;
+  /** Right after block `layer`'s backward is recorded (the schedule submits and applies ready updates). */
+  afterBlockBackward?(layer: number): void | Promise<void>;
+  /** Before the embedding forward, i.e. before anything of this step is recorded. */
+  beforeForward?(): void | Promise<void>;
+}
+
+export interface LossResult {
+  /** f32 [1] on the GPU: mean cross-entropy over kept tokens. */
+  loss: Tensor;
+  /** Tokens that count in the loss (known on the host from the labels). */
+  keptTokens: number;
+}
+
+type Tape = LlamaTape | Gpt2Tape;
+
+/** HF shift: target[t] = labels[t + 1] within each sequence, -100 at each sequence's last position. */
+export function shiftLabels(labels: Int32Array, batch: number, seqLen: number): Int32Array {
+  if (labels.length !== batch * seqLen)
+    throw new Error(`labels has ${labels.length} entries, want ${batch} x ${seqLen}`);
+  const out = new Int32Array(labels.length).fill(-100);
+  for (let b = 0; b < batch; b++)
+    for (let t = 0; t + 1 < seqLen; t++) out[b * seqLen + t] = labels[b * seqLen + t + 1]!;
+  return out;
+}
+
+export class Transformer {
+  readonly config: ModelConfig;
+  private readonly ropeTable: Tensor | undefined;
+  private readonly chunkTokens: number;
+
+  constructor(
+    readonly gpu: GpuRuntime,
+    readonly weights: ModelWeights,
+    readonly options: TransformerOptions,
+  ) {
+    this.config = weights.config;
+    const c = this.config;
+    this.ropeTable =
+      c.positions.kind === 'rope'
+        ? createRopeTable(gpu, { headDim: c.headDim, maxPositions: c.maxPositions, theta: c.positions.theta })
+        : undefined;
+    // a multiple of 64 tokens keeps chunk offsets 256-byte aligned for the i32 targets
+    this.chunkTokens = Math.max(64, Math.floor((options.lossChunkTokens ?? 1024) / 64) * 64);
+  }
+
+  /** Names of the parameters outside the blocks. */
+  get names(): {
+    embed: string;
+    positions?: string;
+    finalNorm: string;
+    finalNormBias?: string;
+    lmHead: string;
+  } {
+    const c = this.config;
+    if (c.family === 'llama') {
+      return {
+        embed: 'model.embed_tokens.weight',
+        finalNorm: 'model.norm.weight',
+        lmHead: c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight',
+      };
+    }
+    return {
+      embed: 'transformer.wte.weight',
+      positions: 'transformer.wpe.weight',
+      finalNorm: 'transformer.ln_f.weight',
+      finalNormBias: 'transformer.ln_f.bias',
+      lmHead: c.tieWordEmbeddings ? 'transformer.wte.weight' : 'lm_head.weight',
+    };
+  }
+
+  /** Forward + loss + backward of one batch, recorded on the GPU; resolves when everything is recorded. */
+  trainStep(batch: TokenBatch, sink: GradientSink, hooks: StepHooks = {}): Promise<LossResult> {
+    return this.run(batch, sink, hooks);
+  }
+
+  /** Forward + loss only (evaluation). */
+  evalLoss(batch: TokenBatch, hooks: StepHooks = {}): Promise<LossResult> {
+    return this.run(batch, undefined, hooks);
+  }
+
+  /** Forward to logits [T, vocab] f32 (the caller releases them). */
+  async logits(batch: TokenBatch, hooks: StepHooks = {}): Promise<Tensor> {
+    const ctx = this.context(batch);
+    await hooks.beforeForward?.();
+    const { ids, release } = this.uploadInputs(batch);
+    const x = this.embed(ctx, ids);
+    const final = (await this.blocksForward(ctx, x, false, hooks)).final;
+    const xf = this.finalNorm(ctx, final);
+    const logits = this.gpu.tensor('logits', 'f32', [ctx.tokens, this.config.vocabSize], 'activations');
+    matmulStrided(this.gpu, {
+      m: ctx.tokens,
+      n: this.config.vocabSize,
+      k: this.config.hiddenSize,
+      transB: true,
+      a: { tensor: xf.y },
+      b: { tensor: this.weights.get(this.names.lmHead) },
+      c: { tensor: logits },
+      label: 'lm_head forward',
+    });
+    xf.release();
+    final.release();
+    release();
+    return logits;
+  }
+
+  release(): void {
+    this.ropeTable?.release();
+  }
+
+  // ---- internals ---------------------------------------------------------------------------------
+
+  private context(batch: BatchShape): BlockContext {
+    const tokens = batch.batch * batch.seqLen;
+    if (batch.seqLen > this.config.maxPositions) {
+      throw new Error(
+        `sequence length ${batch.seqLen} exceeds the model's ${this.config.maxPositions} positions`,
+      );
+    }
+    return {
+      gpu: this.gpu,
+      config: this.config,
+      weights: this.weights,
+      shape: { batch: batch.batch, seqLen: batch.seqLen },
+      tokens,
+      ...(this.ropeTable && { ropeTable: this.ropeTable }),
+    };
+  }
+
+  private uploadInputs(batch: TokenBatch): { ids: Tensor; release: () => void } {
+    const T = batch.batch * batch.seqLen;
+    if (batch.inputIds.length !== T)
+      throw new Error(
+        `input_ids has ${batch.inputIds.length} entries, want ${batch.batch} x ${batch.seqLen}`,
+      );
+    const V = this.config.vocabSize;
+    for (let i = 0; i < T; i++) {
+      const id = batch.inputIds[i]!;
+      if (!(id >= 0 && id < V))
+        throw new Error(`input_ids[${i}] = ${id} is outside the vocabulary [0, ${V})`);
+    }
+    // inputs are written with writeBuffer: submit first so a reused buffer is not still queued
+    this.gpu.submit();
+    const ids = this.gpu.upload('input_ids', 'i32', [T], batch.inputIds, 'activations');
+    return { ids, release: () => ids.release() };
+  }
+
+  private embed(ctx: BlockContext, ids: Tensor): Tensor {
+    const x = this.gpu.tensor('x0', 'f32', [ctx.tokens, this.config.hiddenSize], 'activations');
+    const n = this.names;
+    embeddingForward(this.gpu, {
+      ids,
+      table: this.weights.get(n.embed),
+      out: x,
+      ...(n.positions && {
+        positionTable: this.weights.get(n.positions),
+        positions: { offset: 0, sequenceLength: ctx.shape.seqLen },
+      }),
+    });
+    return x;
+  }
+
+  private blockForward(ctx: BlockContext, layer: number, x: Tensor): { out: Tensor; tape: Tape } {
+    return this.config.family === 'llama'
+      ? llamaBlockForward(ctx, layer, x)
+      : gpt2BlockForward(ctx, layer, x);
+  }
+
+  private blockBackward(
+    ctx: BlockContext,
+    layer: number,
+    tape: Tape,
+    dOut: Tensor,
+    sink: GradientSink,
+  ): Tensor {
+    return this.config.family === 'llama'
+      ? llamaBlockBackward(ctx, layer, tape as LlamaTape, dOut, sink)
+      : gpt2BlockBackward(ctx, layer, tape as Gpt2Tape, dOut, sink);
+  }
+
+  /**
+   * Blocks in order. With keep = false every block input is released as soon as it is consumed; with
+   * keep = true, inputs (checkpointing) or whole tapes are kept for the backward.
+   */
+  private async blocksForward(
+    ctx: BlockContext,
+    x0: Tensor,
+    keep: boolean,
+    hooks: StepHooks,
+  ): Promise<{ final: Tensor; inputs: Tensor[]; tapes: (Tape | undefined)[] }> {
+    const inputs: Tensor[] = [];
+    const tapes: (Tape | undefined)[] = [];
+    let x = x0;
+    for (let layer = 0; layer < this.config.numLayers; layer++) {
+      await hooks.beforeBlockForward?.(layer);
+      const { out, tape } = this.blockForward(ctx, layer, x);
+      if (keep && !this.options.checkpointing) {
+        tapes.push(tape);
+        inputs.push(x);
+      } else {
+        tape.group.releaseAll();
+        tapes.push(undefined);
+        if (keep) inputs.push(x);
+        else x.release();
+      }
+      x = out;
+    }
+    return { final: x, inputs, tapes };
+  }
+
+  private finalNorm(
+    ctx: BlockContext,
+    x: Tensor,
+  ): { y: Tensor; mean: Tensor; rstd: Tensor; release: () => void } {
+    const c = this.config;
+    const y = this.gpu.tensor('xf', 'f32', [ctx.tokens, c.hiddenSize], 'activations');
+    const mean = this.gpu.tensor('xf.mean', 'f32', [ctx.tokens], 'activations');
+    const rstd = this.gpu.tensor('xf.rstd', 'f32', [ctx.tokens], 'activations');
+    const n = this.names;
+    if (c.norm.kind === 'rmsnorm') {
+      rmsNormForward(this.gpu, { x, weight: this.weights.get(n.finalNorm), y, rstd, eps: c.norm.eps });
+    } else {
+      layerNormForward(this.gpu, {
+        x,
+        weight: this.weights.get(n.finalNorm),
+        bias: this.weights.get(n.finalNormBias!),
+        y,
+        mean,
+        rstd,
+        eps: c.norm.eps,
+      });
+    }
+    return {
+      y,
+      mean,
+      rstd,
+      release: () => {
+        y.release();
+        mean.release();
+        rstd.release();
+      },
+    };
+  }
+
+  private async run(
+    batch: TokenBatch,
+    sink: GradientSink | undefined,
+    hooks: StepHooks,
+  ): Promise<LossResult> {
+    const gpu = this.gpu;
+    const c = this.config;
+    const ctx = this.context(batch);
+    const T = ctx.tokens;
+    const targetsHost = shiftLabels(batch.labels, batch.batch, batch.seqLen);
+    let kept = 0;
+    for (const t of targetsHost) {
+      if (t === -100) continue;
+      if (!(t >= 0 && t < c.vocabSize))
+        throw new Error(`label ${t} is outside the vocabulary [0, ${c.vocabSize}) (use -100 to ignore)`);
+      kept++;
+    }
+    if (kept === 0)
+      throw new Error(
+        'batch has no labelled tokens (every label is -100 after the shift): nothing to learn from',
+      );
+    await hooks.beforeForward?.();
+    // host writes (writeBuffer) right after the submit inside uploadInputs, before anything is recorded
+    const { ids, release: releaseIds } = this.uploadInputs(batch);
+    const targets = gpu.upload('targets', 'i32', [T], targetsHost, 'activations');
+    const loss = gpu.tensor('loss', 'f32', [1], 'activations');
+    gpu.fill32(loss, 0);
+    const x0 = this.embed(ctx, ids);
+    const training = sink !== undefined;
+    const fwd = await this.blocksForward(ctx, x0, training, hooks);
+    const xf = this.finalNorm(ctx, fwd.final);
+    const dxf = training ? gpu.tensor('dxf', 'f32', [T, c.hiddenSize], 'activations') : undefined;
+    this.lossHead(ctx, xf.y, targets, kept, loss, sink, dxf);
+    if (training && dxf) {
+      // final norm backward: dx_L from dxf
+      const dx = gpu.tensor('dx', 'f32', [T, c.hiddenSize], 'activations');
+      const n = this.names;
+      const wSpec = this.weights.spec(n.finalNorm);
+      const wT = sink.wants(wSpec) ? sink.gradTarget(wSpec) : undefined;
+      if (c.norm.kind === 'rmsnorm') {
+        rmsNormBackward(gpu, {
+          dy: dxf,
+          x: fwd.final,
+          weight: this.weights.get(n.finalNorm),
+          rstd: xf.rstd,
+          dx,
+          ...(wT && { dweight: wT.tensor, accumulateParams: wT.accumulate }),
+        });
+        if (wT) sink.gradReady(wSpec);
+      } else {
+        const bSpec = this.weights.spec(n.finalNormBias!);
+        const bT = sink.wants(bSpec) ? sink.gradTarget(bSpec) : undefined;
+        layerNormBackward(gpu, {
+          dy: dxf,
+          x: fwd.final,
+          weight: this.weights.get(n.finalNorm),
+          mean: xf.mean,
+          rstd: xf.rstd,
+          dx,
+          ...(wT && { dweight: wT.tensor }),
+          ...(bT && { dbias: bT.tensor }),
+          accumulateParams: wT?.accumulate ?? bT?.accumulate ?? false,
+        });
+        if (wT) sink.gradReady(wSpec);
+        if (bT) sink.gradReady(bSpec);
+      }
+      xf.release();
+      dxf.release();
+      fwd.final.release();
+      let grad = dx;
+      for (let layer = c.numLayers - 1; layer >= 0; layer--) {
+        const input = fwd.inputs[layer]!;
+        const tape = fwd.tapes[layer] ?? this.recompute(ctx, layer, input);
+        grad = this.blockBackward(ctx, layer, tape, grad, sink);
+        input.release();
+        await hooks.afterBlockBackward?.(layer);
+      }
+      this.embeddingBackward(ctx, ids, grad, sink);
+      grad.release();
+    } else {
+      xf.release();
+      fwd.final.release();
+    }
+    targets.release();
+    releaseIds();
+    return { loss, keptTokens: kept };
+  }
+
+  /** Recompute a block's forward (gradient checkpointing): its output is not needed, only the tape. */
+  private recompute(ctx: BlockContext, layer: number, input: Tensor): Tape {
+    const { out, tape } = this.blockForward(ctx, layer, input);
+    out.release();
+    return tape;
+  }
+
+  /** LM head and cross-entropy over token chunks; with a sink, also dxf and the LM head's gradient. */
+  private lossHead(
+    ctx: BlockContext,
+    xf: Tensor,
+    targets: Tensor,
+    kept: number,
+    loss: Tensor,
+    sink: GradientSink | undefined,
+    dxf: Tensor | undefined,
+  ): void {
+    const gpu = this.gpu;
+    const c = this.config;
+    const T = ctx.tokens;
+    const V = c.vocabSize;
+    const C = c.hiddenSize;
+    const chunk = Math.min(this.chunkTokens, T);
+    const w = this.weights.get(this.names.lmHead);
+    const headSpec: ParameterSpec = this.weights.spec(this.names.lmHead);
+    const headTarget = sink?.wants(headSpec) ? sink.gradTarget(headSpec) : undefined;
+    const logits = gpu.tensor('logits.chunk', 'f32', [chunk, V], 'activations');
+    const lse = gpu.tensor('logits.lse', 'f32', [chunk], 'activations');
+    const perToken = gpu.tensor('loss.perToken', 'f32', [chunk], 'activations');
+    const partial = gpu.tensor('loss.partial', 'f32', [1], 'activations');
+    const count = gpu.tensor('loss.count', 'u32', [1], 'activations');
+    for (let t0 = 0; t0 < T; t0 += chunk) {
+      const rows = Math.min(chunk, T - t0);
+      const lgRows = new Tensor(logits.buffer, 'f32', [rows, V], 'logits.rows', logits.byteOffset);
+      matmulStrided(gpu, {
+        m: rows,
+        n: V,
+        k: C,
+        transB: true,
+        a: { tensor: xf, offset: t0 * C },
+        b: { tensor: w },
+        c: { tensor: lgRows },
+        label: 'lm_head forward',
+      });
+      const tg = new Tensor(targets.buffer, 'i32', [rows], 'targets.chunk', targets.byteOffset + t0 * 4);
+      const lseRows = new Tensor(lse.buffer, 'f32', [rows], 'lse.rows', lse.byteOffset);
+      const perRows = new Tensor(perToken.buffer, 'f32', [rows], 'loss.rows', perToken.byteOffset);
+      crossEntropyForward(gpu, {
+        logits: lgRows,
+        targets: tg,
+        losses: perRows,
+        logSumExp: lseRows,
+        meanLoss: partial,
+        keptCount: count,
+        divideBy: kept,
+      });
+      addScaled(gpu, loss, partial, 1, loss);
+      if (!sink || !dxf) continue;
+      crossEntropyBackward(gpu, {
+        logits: lgRows,
+        targets: tg,
+        logSumExp: lseRows,
+        keptCount: count,
+        dlogits: lgRows,
+        divideBy: kept,
+      });
+      matmulStrided(gpu, {
+        m: rows,
+        n: C,
+        k: V,
+        a: { tensor: lgRows },
+        b: { tensor: w },
+        c: { tensor: dxf, offset: t0 * C },
+        label: 'lm_head dX',
+      });
+      if (headTarget) {
+        matmulStrided(gpu, {
+          m: V,
+          n: C,
+          k: rows,
+          transA: true,
+          a: { tensor: lgRows },
+          b: { tensor: xf, offset: t0 * C },
+          c: { tensor: headTarget.tensor },
+          beta: headTarget.accumulate || t0 > 0 ? 1 : 0,
+          label: 'lm_head dW',
+        });
+      }
+    }
+    // tied head: the embedding backward adds its part later, so the gradient is complete only then
+    if (headTarget && !this.config.tieWordEmbeddings) sink!.gradReady(headSpec);
+    for (const t of [logits, lse, perToken, partial, count]) t.release();
+  }
+
+  private embeddingBackward(ctx: BlockContext, ids: Tensor, dx: Tensor, sink: GradientSink): void {
+    const n = this.names;
+    const spec = this.weights.spec(n.embed);
+    if (sink.wants(spec)) {
+      const t = sink.gradTarget(spec);
+      // tied: the LM head already wrote (or added) its part into the same target
+      embeddingBackward(this.gpu, {
+        dy: dx,
+        ids,
+        tableGrad: t.tensor,
+        accumulate: t.accumulate || this.config.tieWordEmbeddings,
+      });
+      sink.gradReady(spec);
+    }
+    if (n.positions) {
+      const pSpec = this.weights.spec(n.positions);
+      if (sink.wants(pSpec)) {
+        const t = sink.gradTarget(pSpec);
+        embeddingBackward(this.gpu, {
+          dy: dx,
+          ids: { offset: 0, sequenceLength: ctx.shape.seqLen },
+          tableGrad: t.tensor,
+          accumulate: t.accumulate,
+        });
+        sink.gradReady(pSpec);
+      }
+    }
+  }
+}

@@ -1,0 +1,101 @@
+// The model's parameters on the GPU, by Hugging Face name, stored f32 or f16 (activations are f32).
+import type { GpuRuntime, Tensor } from '@lsp-offload/gpu-dawn';
+import { toF16Array } from '@lsp-offload/gpu-dawn';
+import { listParameters, type HfModel, type ModelConfig, type ParameterSpec } from '../hf/index.js';
+import type { Rng } from '../util/rng.js';
+
+export type WeightDtype = 'f32' | 'f16';
+
+export class ModelWeights {
+  private constructor(
+    readonly config: ModelConfig,
+    readonly specs: readonly ParameterSpec[],
+    readonly dtype: WeightDtype,
+    private readonly tensors: Map<string, Tensor>,
+  ) {}
+
+  /** Upload a checkpoint's weights, one tensor at a time (never the whole checkpoint in host memory). */
+  static async load(
+    gpu: GpuRuntime,
+    model: HfModel,
+    dtype: WeightDtype,
+    onProgress?: (done: number, total: number, name: string) => void,
+  ): Promise<ModelWeights> {
+    const tensors = new Map<string, Tensor>();
+    const specs = model.parameters;
+    try {
+      for (const [i, spec] of specs.entries()) {
+        const data =
+          dtype === 'f16'
+            ? (await model.weights.readFloat16(spec.name)).data
+            : (await model.weights.readFloat32(spec.name)).data;
+        tensors.set(spec.name, gpu.upload(spec.name, dtype, spec.shape, data, 'weights'));
+        onProgress?.(i + 1, specs.length, spec.name);
+      }
+    } catch (e) {
+      for (const t of tensors.values()) t.release();
+      throw e;
+    }
+    return new ModelWeights(model.config, specs, dtype, tensors);
+  }
+
+  /**
+   * Random initialisation like transformers' _init_weights: linears and embeddings N(0, std), norms 1,
+   * biases 0 (for the demo and benchmarks; no checkpoint needed).
+   */
+  static random(
+    gpu: GpuRuntime,
+    config: ModelConfig,
+    dtype: WeightDtype,
+    rng: Rng,
+    std = 0.02,
+  ): ModelWeights {
+    const specs = listParameters(config);
+    const tensors = new Map<string, Tensor>();
+    for (const spec of specs) {
+      const n = spec.shape.reduce((a, b) => a * b, 1);
+      const values = new Float32Array(n);
+      if (spec.role === 'norm') values.fill(1);
+      else if (spec.role !== 'bias') for (let i = 0; i < n; i++) values[i] = rng.normal() * std;
+      tensors.set(
+        spec.name,
+        gpu.upload(spec.name, dtype, spec.shape, dtype === 'f16' ? toF16Array(values) : values, 'weights'),
+      );
+    }
+    return new ModelWeights(config, specs, dtype, tensors);
+  }
+
+  get(name: string): Tensor {
+    const t = this.tensors.get(name);
+    if (!t) throw new Error(`model has no parameter '${name}'`);
+    return t;
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  spec(name: string): ParameterSpec {
+    const s = this.specs.find((p) => p.name === name);
+    if (!s) throw new Error(`model has no parameter '${name}'`);
+    return s;
+  }
+
+  /** Download every parameter as f32 (export, checkpoints, tests). */
+  async readAll(gpu: GpuRuntime): Promise<Map<string, Float32Array>> {
+    const out = new Map<string, Float32Array>();
+    for (const spec of this.specs) out.set(spec.name, (await gpu.read(this.get(spec.name))) as Float32Array);
+    return out;
+  }
+
+  get totalBytes(): number {
+    let b = 0;
+    for (const t of this.tensors.values()) b += t.byteLength;
+    return b;
+  }
+
+  release(): void {
+    for (const t of this.tensors.values()) t.release();
+    this.tensors.clear();
+  }
+}

@@ -1,0 +1,53 @@
+// What a training run is configured by. One object shared by the trainer, the planner and the CLI.
+export type TrainMode = 'lsp' | 'zero' | 'native';
+
+export interface OptimizerHyperParams {
+  lr: number;
+  betas: [number, number];
+  eps: number;
+  weightDecay: number;
+}
+
+export interface TrainerOptions extends OptimizerHyperParams {
+  mode: TrainMode;
+  /** Subspace size d of the projectors (lsp). */
+  rank: number;
+  /** Non-zeros per projector row r (lsp). */
+  nnz: number;
+  projectorInit: 'gaussian' | 'rademacher';
+  /** lsp: signed-permutation projectors with d = rows = cols (every projected layer must be square). */
+  exactProjectors: boolean;
+  /** lsp: embeddings, norms, biases, lm_head: frozen, or trained by an offloaded (CPU) AdamW. */
+  nonProjected: 'frozen' | 'adamw';
+  /** lsp: dtype of the subspace step D on its way back to the GPU. */
+  stepDtype: 'f16' | 'f32';
+  checkpointing: boolean;
+  /** CPU optimizer threads. */
+  threads: number;
+  seed: number;
+  lossChunkTokens: number;
+  /**
+   * Overlap the CPU optimizer and transfers with GPU work (layer-wise schedule). false: finish every
+   * update before the next step's first forward, in a fixed order (the reference the schedule must match).
+   */
+  pipelined: boolean;
+}
+
+export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
+  mode: 'lsp',
+  lr: 1e-4,
+  betas: [0.9, 0.999],
+  eps: 1e-8,
+  weightDecay: 0,
+  rank: 256,
+  nnz: 4,
+  projectorInit: 'gaussian',
+  exactProjectors: false,
+  nonProjected: 'frozen',
+  stepDtype: 'f16',
+  checkpointing: true,
+  threads: 0,
+  seed: 0,
+  lossChunkTokens: 1024,
+  pipelined: true,
+};

@@ -1,0 +1,124 @@
+// Gradient sinks of the offloading modes. Both collect, per update unit (a block, or -1 for the
+// parameters outside the blocks), what must travel to the CPU:
+//   lsp:  S = (rowsAct L)^T (colsAct R) per projected linear (d x d f32), computed the moment X and dY
+//         exist; dense f32 gradients of the non-projected parameters when those are trained.
+//   zero: dense gradients of everything, f16 for the linears (ZeRO-Offload's fp16 gradients).
+import { gatherColumns, matmul, type GpuRuntime, type Tensor } from '@lsp-offload/gpu-dawn';
+import type { LinearWeightSpec, ParameterSpec } from '../hf/index.js';
+import type { GradientSink, GradTarget } from '../model/gradient-sink.js';
+import { linearWeightGradient, storedSides } from '../model/linear.js';
+import type { ProjectedLayer } from './projected-layers.js';
+
+export interface CompressedGradient {
+  layer: ProjectedLayer;
+  s: Tensor;
+}
+
+export interface DenseGradient {
+  spec: ParameterSpec;
+  grad: Tensor;
+}
+
+export interface UnitGradients {
+  compressed: CompressedGradient[];
+  dense: DenseGradient[];
+}
+
+export const OUTER_UNIT = -1;
+
+export function unitOf(spec: ParameterSpec): number {
+  return spec.layer ?? OUTER_UNIT;
+}
+
+abstract class CollectingSink implements GradientSink {
+  protected readonly units = new Map<number, UnitGradients>();
+  private readonly denseByName = new Map<string, DenseGradient>();
+
+  constructor(protected readonly gpu: GpuRuntime) {}
+
+  abstract wants(spec: ParameterSpec): boolean;
+  abstract linear(spec: LinearWeightSpec, x: Tensor, dy: Tensor): void;
+
+  gradTarget(spec: ParameterSpec): GradTarget {
+    let d = this.denseByName.get(spec.name);
+    if (!d) {
+      d = { spec, grad: this.gpu.tensor(`grad.${spec.name}`, 'f32', spec.shape, 'gradients') };
+      this.denseByName.set(spec.name, d);
+      this.unit(unitOf(spec)).dense.push(d);
+    }
+    return { tensor: d.grad, accumulate: false };
+  }
+
+  gradReady(): void {}
+
+  /** Hand over (and forget) what a unit produced this step. */
+  take(unit: number): UnitGradients {
+    const u = this.units.get(unit) ?? { compressed: [], dense: [] };
+    this.units.delete(unit);
+    for (const d of u.dense) this.denseByName.delete(d.spec.name);
+    return u;
+  }
+
+  protected unit(unit: number): UnitGradients {
+    let u = this.units.get(unit);
+    if (!u) {
+      u = { compressed: [], dense: [] };
+      this.units.set(unit, u);
+    }
+    return u;
+  }
+
+  protected addDense(spec: ParameterSpec, grad: Tensor): void {
+    const d = { spec, grad };
+    this.denseByName.set(spec.name, d);
+    this.unit(unitOf(spec)).dense.push(d);
+  }
+}
+
+export class LspSink extends CollectingSink {
+  constructor(
+    gpu: GpuRuntime,
+    private readonly layers: Map<string, ProjectedLayer>,
+    private readonly trainNonProjected: boolean,
+  ) {
+    super(gpu);
+  }
+
+  wants(spec: ParameterSpec): boolean {
+    return spec.role === 'linear' ? this.layers.has(spec.name) : this.trainNonProjected;
+  }
+
+  linear(spec: LinearWeightSpec, x: Tensor, dy: Tensor): void {
+    const layer = this.layers.get(spec.name)!;
+    const { rowsAct, colsAct } = storedSides(spec, x, dy);
+    const tokens = x.numel / spec.inFeatures;
+    const a = this.gpu.scratch(`A.${spec.name}`, 'f32', [tokens, layer.d]);
+    const b = this.gpu.scratch(`B.${spec.name}`, 'f32', [tokens, layer.d]);
+    gatherColumns(this.gpu, rowsAct.view([tokens, layer.rows]), layer.leftGpu, a);
+    gatherColumns(this.gpu, colsAct.view([tokens, layer.cols]), layer.rightGpu, b);
+    const s = this.gpu.tensor(`S.${spec.name}`, 'f32', [layer.d, layer.d], 'gradients');
+    matmul(this.gpu, a, b, s, { transA: true, label: `${spec.name} compress` });
+    this.unit(unitOf(spec)).compressed.push({ layer, s });
+  }
+}
+
+export class ZeroSink extends CollectingSink {
+  constructor(
+    gpu: GpuRuntime,
+    /** Gradients travel in the weights' dtype: fp16 for fp16 weights, as ZeRO-Offload moves them. */
+    private readonly gradDtype: 'f16' | 'f32',
+  ) {
+    super(gpu);
+  }
+
+  wants(): boolean {
+    return true;
+  }
+
+  linear(spec: LinearWeightSpec, x: Tensor, dy: Tensor): void {
+    // straight out of the matmul (f32 accumulation inside)
+    const g = this.gpu.tensor(`grad.${spec.name}`, this.gradDtype, spec.shape, 'gradients');
+    linearWeightGradient(this.gpu, spec, x, dy, g, false);
+    this.addDense(spec, g);
+  }
+}

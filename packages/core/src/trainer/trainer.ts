@@ -1,0 +1,392 @@
+// The trainer: one optimizer step per batch in one of three modes sharing all model code.
+//   native: dense gradients and AdamW on the GPU (the unlimited-memory reference).
+//   lsp:    compressed gradients S -> CPU subspace AdamW -> step D -> GPU apply W += L D R^T.
+//   zero:   fp16 dense gradients -> CPU AdamW on fp32 master weights -> weights back to the GPU.
+// The offloading modes run the layer-wise schedule: when block l's backward is recorded, its gradients
+// start their trip (download -> CPU step on worker threads -> upload) while the GPU goes on with the
+// blocks below. An update is applied at the first block boundary at which its upload has been recorded
+// (later in the same backward when the CPU keeps up), and at the latest right before block l's next
+// forward, which waits for it: no forward ever runs on stale weights. The recorder stays at most
+// `leadBlocks` blocks ahead of the GPU so updates get the chance to land inside the backward.
+import {
+  DownloadRing,
+  UploadRing,
+  adamw,
+  addTimesProjT,
+  applyDelta,
+  cast,
+  createAdamWState,
+  expandRows,
+  type GpuRuntime,
+  type Tensor,
+  type Transfer,
+} from '@lsp-offload/gpu-dawn';
+import { AdamW as CpuAdamW, toHalf } from '@lsp-offload/cpu-wasm';
+import { availableParallelism } from 'node:os';
+import type { ParameterSpec } from '../hf/index.js';
+import { DenseGradients } from '../model/dense-gradients.js';
+import { Transformer, type StepHooks, type TokenBatch } from '../model/transformer.js';
+import type { ModelWeights } from '../model/weights.js';
+import { DEFAULT_TRAINER_OPTIONS, type TrainerOptions } from './options.js';
+import { createProjectedLayers, releaseProjectedLayers, type ProjectedLayer } from './projected-layers.js';
+import { LspSink, OUTER_UNIT, ZeroSink, type UnitGradients } from './sinks.js';
+
+export interface StepMetrics {
+  step: number;
+  loss: number;
+  tokens: number;
+  wallMs: number;
+  tokensPerSecond: number;
+  bytesToHost: number;
+  bytesToDevice: number;
+  /** Time the recorder waited for a CPU update before a forward (the GPU may have idled meanwhile). */
+  waitForUpdatesMs: number;
+  /** Updates applied inside the backward vs deferred to the next step's pre-forward slot. */
+  appliedInBackward: number;
+  appliedBeforeForward: number;
+  /** Summed duration of CPU optimizer steps (they run on worker threads). */
+  cpuOptimizerMs: number;
+  peakGpuBytes: number;
+}
+
+interface PendingUpdate {
+  unit: number;
+  /** Downloads of this unit's gradients finished (the GPU is past its backward). */
+  downloaded: Promise<void>;
+  /** Uploads recorded: apply may be recorded now. */
+  ready: Promise<void>;
+  isReady: boolean;
+  apply: () => void;
+}
+
+/** Serialises CPU optimizer steps (one runs at a time; each spreads over all worker threads). */
+class CpuStepQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+  busyMs = 0;
+
+  constructor(private readonly opt: CpuAdamW) {}
+
+  step(names: string[]): Promise<void> {
+    const run = this.tail.then(async () => {
+      const t0 = performance.now();
+      const report = await this.opt.step({ names, nonFinite: 'skip' });
+      this.busyMs += performance.now() - t0;
+      if (!report.applied && report.nonFinite.length) {
+        throw new Error(
+          `non-finite gradients in ${report.nonFinite.map((r) => r.name).join(', ')}: step skipped`,
+        );
+      }
+    });
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+}
+
+export class Trainer {
+  readonly model: Transformer;
+  readonly options: TrainerOptions;
+  private readonly layers: Map<string, ProjectedLayer>;
+  private readonly sink: LspSink | ZeroSink | DenseGradients;
+  private cpu?: CpuAdamW;
+  private cpuQueue?: CpuStepQueue;
+  private down?: DownloadRing;
+  private up?: UploadRing;
+  private readonly pending = new Map<number, PendingUpdate>();
+  private readonly gpuState = new Map<string, { m: Tensor; v: Tensor; master?: Tensor }>();
+  private stepCount = 0;
+  private metrics = this.freshMetrics();
+  leadBlocks = 2;
+
+  private constructor(
+    readonly gpu: GpuRuntime,
+    readonly weights: ModelWeights,
+    options: TrainerOptions,
+  ) {
+    this.options = options;
+    this.model = new Transformer(gpu, weights, {
+      checkpointing: options.checkpointing,
+      lossChunkTokens: options.lossChunkTokens,
+    });
+    this.layers = options.mode === 'lsp' ? createProjectedLayers(gpu, weights, options) : new Map();
+    if (options.mode === 'lsp') this.sink = new LspSink(gpu, this.layers, options.nonProjected === 'adamw');
+    else if (options.mode === 'zero') this.sink = new ZeroSink(gpu, weights.dtype);
+    else this.sink = new DenseGradients(gpu, weights);
+  }
+
+  static async create(
+    gpu: GpuRuntime,
+    weights: ModelWeights,
+    options: Partial<TrainerOptions> = {},
+  ): Promise<Trainer> {
+    const o: TrainerOptions = { ...DEFAULT_TRAINER_OPTIONS, ...options };
+    const t = new Trainer(gpu, weights, o);
+    if (o.mode !== 'native') await t.initOffload();
+    return t;
+  }
+
+  get step(): number {
+    return this.stepCount;
+  }
+
+  /** One optimizer step on `batch`. */
+  async trainStep(batch: TokenBatch): Promise<StepMetrics> {
+    const t0 = performance.now();
+    this.metrics = this.freshMetrics();
+    this.stepCount++;
+    const hooks: StepHooks = {};
+    if (this.options.mode !== 'native') {
+      hooks.beforeForward = () => this.applyBefore(OUTER_UNIT);
+      hooks.beforeBlockForward = (layer) => this.applyBefore(layer);
+      if (this.options.pipelined) hooks.afterBlockBackward = (layer) => this.afterBlockBackward(layer);
+    }
+    const { loss } = await this.model.trainStep(batch, this.sink, hooks);
+    if (this.options.mode === 'native') {
+      this.nativeUpdate();
+    } else if (this.options.pipelined) {
+      this.gpu.submit();
+      this.startUpdate(OUTER_UNIT);
+    } else {
+      // reference order: every unit's update completes and is applied before the next step
+      for (let layer = this.weights.config.numLayers - 1; layer >= 0; layer--) this.startUpdate(layer);
+      this.startUpdate(OUTER_UNIT);
+      await this.flush();
+    }
+    const lossValue = (await this.gpu.read(loss))[0]!;
+    loss.release();
+    const wallMs = performance.now() - t0;
+    const tokens = batch.batch * batch.seqLen;
+    const m = this.metrics;
+    return {
+      ...m,
+      step: this.stepCount,
+      loss: lossValue,
+      tokens,
+      wallMs,
+      tokensPerSecond: (tokens / wallMs) * 1000,
+      cpuOptimizerMs: this.cpuQueue?.busyMs ?? 0,
+      peakGpuBytes: this.gpu.memory.stats().peakBytes,
+    };
+  }
+
+  /** Mean loss over batches, with every pending update applied first. */
+  async evaluate(batches: Iterable<TokenBatch>): Promise<number> {
+    await this.flush();
+    let sum = 0;
+    let n = 0;
+    for (const b of batches) {
+      const { loss } = await this.model.evalLoss(b);
+      sum += (await this.gpu.read(loss))[0]!;
+      loss.release();
+      n++;
+    }
+    return sum / n;
+  }
+
+  /** Apply every pending update (before evaluation, saving and exit). */
+  async flush(): Promise<void> {
+    for (const unit of [...this.pending.keys()].sort((a, b) => b - a)) await this.applyBefore(unit);
+    await this.gpu.sync('flushing updates');
+  }
+
+  async destroy(): Promise<void> {
+    await this.flush().catch(() => undefined);
+    await this.cpu?.destroy();
+    await this.down?.close();
+    await this.up?.close();
+    releaseProjectedLayers(this.layers);
+    if (this.sink instanceof DenseGradients) this.sink.release();
+    for (const s of this.gpuState.values()) for (const t of [s.m, s.v, s.master]) t?.release();
+    this.model.release();
+  }
+
+  // ---- offload setup ---------------------------------------------------------------------------------
+
+  private async initOffload(): Promise<void> {
+    const o = this.options;
+    const threads = o.threads > 0 ? o.threads : availableParallelism();
+    this.cpu = new CpuAdamW({
+      threads,
+      lr: o.lr,
+      betas: o.betas,
+      eps: o.eps,
+      weightDecay: o.weightDecay,
+      nonFinite: 'skip',
+    });
+    this.cpuQueue = new CpuStepQueue(this.cpu);
+    for (const layer of this.layers.values()) {
+      this.cpu.addStepOnly(layer.spec.name, layer.d * layer.d, { outDtype: o.stepDtype });
+    }
+    const trainDense = o.mode === 'zero' || o.nonProjected === 'adamw';
+    if (trainDense) {
+      for (const spec of this.weights.specs) {
+        if (this.layers.has(spec.name)) continue;
+        const init = (await this.gpu.read(this.weights.get(spec.name))) as Float32Array;
+        this.cpu.addParam(spec.name, init, {
+          gradDtype: o.mode === 'zero' && spec.role === 'linear' ? this.weights.dtype : 'f32',
+        });
+      }
+    }
+    this.down = await DownloadRing.create(this.gpu, { label: 'gradients to host' });
+    this.up = await UploadRing.create(this.gpu, { label: 'updates to device' });
+  }
+
+  // ---- the layer-wise schedule ----------------------------------------------------------------------
+
+  private async afterBlockBackward(layer: number): Promise<void> {
+    this.gpu.submit();
+    this.startUpdate(layer);
+    this.applyReady(layer);
+    // keep the recorder at most leadBlocks ahead of the GPU
+    const ahead = this.pending.get(layer + this.leadBlocks);
+    if (ahead) await ahead.downloaded;
+    this.applyReady(layer);
+  }
+
+  /** Updates whose uploads are recorded go in now (only blocks above `below`, which are done). */
+  private applyReady(below: number): void {
+    for (const [unit, u] of this.pending) {
+      if (unit > below && u.isReady) {
+        u.apply();
+        this.pending.delete(unit);
+        this.metrics.appliedInBackward++;
+      }
+    }
+  }
+
+  /** Before unit's forward: its pending update must be in. */
+  private async applyBefore(unit: number): Promise<void> {
+    const u = this.pending.get(unit);
+    if (!u) return;
+    if (!u.isReady) {
+      const t0 = performance.now();
+      this.gpu.submit(); // let the GPU run what is recorded while we wait
+      await u.ready;
+      this.metrics.waitForUpdatesMs += performance.now() - t0;
+    }
+    u.apply();
+    this.pending.delete(unit);
+    this.metrics.appliedBeforeForward++;
+  }
+
+  private startUpdate(unit: number): void {
+    const sink = this.sink as LspSink | ZeroSink;
+    const grads: UnitGradients = sink.take(unit);
+    if (!grads.compressed.length && !grads.dense.length) return;
+    const cpu = this.cpu!;
+    const down = this.down!;
+    const transfers: Transfer[] = [];
+    for (const c of grads.compressed)
+      transfers.push(down.download(c.s, cpu.grad(c.layer.spec.name), { label: `S ${c.layer.spec.name}` }));
+    for (const d of grads.dense) {
+      const dst = d.grad.dtype === 'f16' ? cpu.gradF16(d.spec.name) : cpu.grad(d.spec.name);
+      transfers.push(down.download(d.grad, dst, { label: `grad ${d.spec.name}` }));
+    }
+    for (const t of transfers) this.metrics.bytesToHost += t.bytes;
+    const gradTensors = [...grads.compressed.map((c) => c.s), ...grads.dense.map((d) => d.grad)];
+    // the gradient buffers may be reused once their copies are recorded
+    void Promise.all(transfers.map((t) => t.enqueued)).then(() => {
+      for (const t of gradTensors) t.release();
+    });
+    const downloaded = Promise.all(transfers.map((t) => t.done)).then(() => undefined);
+    const names = [...grads.compressed.map((c) => c.layer.spec.name), ...grads.dense.map((d) => d.spec.name)];
+    const steps: { layer: ProjectedLayer; d: Tensor }[] = [];
+    const update: PendingUpdate = {
+      unit,
+      downloaded,
+      isReady: false,
+      ready: Promise.resolve(),
+      apply: () => this.applySteps(steps),
+    };
+    update.ready = (async () => {
+      await downloaded;
+      await this.cpuQueue!.step(names);
+      const uploads: Transfer[] = [];
+      for (const c of grads.compressed) {
+        const name = c.layer.spec.name;
+        const d = this.gpu.tensor(`D.${name}`, this.options.stepDtype, [c.layer.d, c.layer.d], 'gradients');
+        const src = this.options.stepDtype === 'f16' ? cpu.outF16(name) : cpu.out(name);
+        uploads.push(this.up!.upload(src, d, { label: `D ${name}` }));
+        steps.push({ layer: c.layer, d });
+      }
+      for (const dg of grads.dense) uploads.push(this.uploadParam(dg.spec));
+      for (const t of uploads) this.metrics.bytesToDevice += t.bytes;
+      await Promise.all(uploads.map((t) => t.enqueued));
+      update.isReady = true;
+    })();
+    update.ready.catch(() => undefined); // surfaced by whoever awaits it
+    this.pending.set(unit, update);
+  }
+
+  /** Fresh fp32 params from the CPU optimizer into the GPU weights (fp16 weights get fp16 bytes). */
+  private uploadParam(spec: ParameterSpec): Transfer {
+    const w = this.weights.get(spec.name);
+    const p = this.cpu!.param(spec.name);
+    const src = w.dtype === 'f16' ? toHalf(p) : p;
+    return this.up!.upload(src, w, { label: `param ${spec.name}` });
+  }
+
+  /** Record W += L D R^T for each projected layer of a unit (and decoupled weight decay). */
+  private applySteps(steps: { layer: ProjectedLayer; d: Tensor }[]): void {
+    const gpu = this.gpu;
+    const o = this.options;
+    for (const { layer, d } of steps) {
+      const w = this.weights.get(layer.spec.name);
+      const seed = (this.stepCount * 7919 + layer.spec.layer * 104729 + layer.rows) >>> 0;
+      if (o.weightDecay > 0) {
+        const copy = gpu.scratch(`wd.${layer.spec.name}`, 'f32', w.shape);
+        cast(gpu, w, 'f32', copy);
+        applyDelta(gpu, w, copy, {
+          alpha: -o.lr * o.weightDecay,
+          seed: seed ^ 0x9e3779b9,
+          step: this.stepCount,
+        });
+      }
+      const d32 = d.dtype === 'f32' ? d : gpu.scratch(`D32.${layer.spec.name}`, 'f32', d.shape);
+      if (d.dtype !== 'f32') cast(gpu, d, 'f32', d32);
+      const f = gpu.scratch(`F.${layer.spec.name}`, 'f32', [layer.rows, layer.d]);
+      expandRows(gpu, d32, layer.leftGpu, f);
+      addTimesProjT(gpu, w, f, layer.rightGpu, 1, seed);
+      d.release();
+    }
+  }
+
+  // ---- native ---------------------------------------------------------------------------------------
+
+  private nativeUpdate(): void {
+    const sink = this.sink as DenseGradients;
+    const o = this.options;
+    const list = [];
+    for (const spec of this.weights.specs) {
+      const grad = sink.get(spec.name);
+      if (!grad) continue;
+      const param = this.weights.get(spec.name);
+      let state = this.gpuState.get(spec.name);
+      if (!state) {
+        state = createAdamWState(this.gpu, param, { master: param.dtype === 'f16' });
+        this.gpuState.set(spec.name, state);
+      }
+      list.push({ param, grad, ...state });
+    }
+    adamw(this.gpu, list, {
+      lr: o.lr,
+      beta1: o.betas[0],
+      beta2: o.betas[1],
+      eps: o.eps,
+      weightDecay: o.weightDecay,
+      step: this.stepCount,
+    });
+  }
+
+  private freshMetrics(): Omit<
+    StepMetrics,
+    'step' | 'loss' | 'tokens' | 'wallMs' | 'tokensPerSecond' | 'cpuOptimizerMs' | 'peakGpuBytes'
+  > {
+    return {
+      bytesToHost: 0,
+      bytesToDevice: 0,
+      waitForUpdatesMs: 0,
+      appliedInBackward: 0,
+      appliedBeforeForward: 0,
+    };
+  }
+}
