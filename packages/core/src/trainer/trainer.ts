@@ -128,6 +128,36 @@ export class Trainer {
     return this.stepCount;
   }
 
+  /** Continue counting from a restored checkpoint (the next trainStep is step n + 1). */
+  restoreStep(n: number): void {
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`step must be a non-negative integer, got ${n}`);
+    this.stepCount = n;
+  }
+
+  /** The CPU optimizer of the offloading modes (its stateDict() holds moments, masters and step counts). */
+  get cpuOptimizer(): CpuAdamW | undefined {
+    return this.cpu;
+  }
+
+  /** lsp: the projected layers with their projector pairs (host copies and GPU tensors). */
+  get projectedLayers(): ReadonlyMap<string, ProjectedLayer> {
+    return this.layers;
+  }
+
+  /** native: the GPU AdamW state per parameter (created at the first step). */
+  get gpuOptimizerState(): ReadonlyMap<string, { m: Tensor; v: Tensor; master?: Tensor }> {
+    return this.gpuState;
+  }
+
+  /** native: create the GPU AdamW state now (e.g. before loading a checkpoint into it). */
+  ensureGpuOptimizerState(): void {
+    for (const spec of this.weights.specs) {
+      if (this.gpuState.has(spec.name)) continue;
+      const param = this.weights.get(spec.name);
+      this.gpuState.set(spec.name, createAdamWState(this.gpu, param, { master: param.dtype === 'f16' }));
+    }
+  }
+
   /** One optimizer step on `batch`. */
   async trainStep(batch: TokenBatch): Promise<StepMetrics> {
     const t0 = performance.now();
