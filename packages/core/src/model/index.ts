@@ -7,3 +7,4 @@ export { DenseGradients } from './dense-gradients.js';
 export { linearForward, linearBackwardInput, linearWeightGradient, storedSides } from './linear.js';
 export { computeGradients, readTokenBatch, writeGradsFile } from './grads.js';
 export type { GradsOptions, GradsResult } from './grads.js';
+export { DEMO_MODEL_CONFIG, DEMO_MODEL_JSON } from './demo-config.js';
