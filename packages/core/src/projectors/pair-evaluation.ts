@@ -20,6 +20,15 @@ export interface PairEvaluation {
   left?: Float64Array;
   /** d(meanError)/d(values of R). */
   right?: Float64Array;
+  /**
+   * The common factor c minimising sum_j ||c A_j - G_j||^2 / ||G_j||^2 (A_j = L L^T G_j R R^T; 1 if no
+   * gradient is reconstructed at all). Multiplying both projectors' values by c^(1/4) multiplies every
+   * reconstruction by c: random values N(0, 1/r) make L L^T about rows/d times too large, so a learning
+   * starts from here instead of spending its steps on the scale.
+   */
+  bestScale: number;
+  /** Mean e over the non-zero gradients after that rescaling. */
+  meanErrorAtBestScale: number;
 }
 
 /** ||G||_F of each gradient (one readback); a non-finite gradient is an error naming it. */
@@ -55,11 +64,12 @@ export async function evaluatePair(
   const nl = l.rows * l.r;
   const nr = r.rows * r.r;
   const stride = nl + nr;
-  // [0, n): ||R'_j||^2; then per gradient j the unscaled value gradients of L and R
+  // [0, n): ||R'_j||^2; [n, 2n): ||S_j||^2; then per gradient j the unscaled value gradients of L and R
+  const gradientBase = 2 * n;
   const packed = gpu.tensor(
     'pairEvaluation.packed',
     'f32',
-    [n + (withGradient ? n * stride : 0)],
+    [gradientBase + (withGradient ? n * stride : 0)],
     'workspace',
   );
   let host: Float32Array;
@@ -68,12 +78,13 @@ export async function evaluatePair(
       if (!(norms[j]! > 0)) return;
       const res = recordResidual(gpu, g, l, r);
       reduceSumOfSquares(gpu, res.residual, { out: packed, outIndex: j });
+      reduceSumOfSquares(gpu, res.s, { out: packed, outIndex: n + j });
       if (withGradient) {
         const outLeft = gpu.scratch('pairEvaluation.gradL', 'f32', [nl]);
         const outRight = gpu.scratch('pairEvaluation.gradR', 'f32', [nr]);
         recordHalfSquaredResidualGradient(gpu, g, l, r, res, outLeft, outRight);
-        recordCopy(gpu, outLeft, packed, n + j * stride);
-        recordCopy(gpu, outRight, packed, n + j * stride + nl);
+        recordCopy(gpu, outLeft, packed, gradientBase + j * stride);
+        recordCopy(gpu, outRight, packed, gradientBase + j * stride + nl);
       }
       gpu.submit();
     });
@@ -96,9 +107,35 @@ export async function evaluatePair(
     if (!left || !right || f === 0) continue;
     // de_j/d(values) = (gradient of ||R'||^2 / 2) / (f g); the mean weighs each gradient by 1 / counted
     const scale = 1 / (f * g * counted);
-    const base = n + j * stride;
+    const base = gradientBase + j * stride;
     for (let k = 0; k < nl; k++) left[k]! += scale * host[base + k]!;
     for (let k = 0; k < nr; k++) right[k]! += scale * host[base + nl + k]!;
   }
-  return { errors, meanError: counted ? sum / counted : 0, left, right };
+  return { errors, meanError: counted ? sum / counted : 0, left, right, ...bestScaleOf(host, norms) };
+}
+
+/**
+ * With A = L S R^T and S = L^T G R: <A, G> = ||S||^2 and ||A||^2 = ||R'||^2 - ||G||^2 + 2 ||S||^2, so the
+ * least-squares scale and the errors it gives follow from the sums already read back.
+ */
+function bestScaleOf(
+  host: Float32Array,
+  norms: Float64Array,
+): { bestScale: number; meanErrorAtBestScale: number } {
+  const n = norms.length;
+  const terms: { g2: number; ag: number; a2: number }[] = [];
+  for (let j = 0; j < n; j++) {
+    const g2 = norms[j]! ** 2;
+    if (!(g2 > 0)) continue;
+    const ag = host[n + j]!;
+    terms.push({ g2, ag, a2: Math.max(0, host[j]! - g2 + 2 * ag) });
+  }
+  const num = terms.reduce((acc, t) => acc + t.ag / t.g2, 0);
+  const den = terms.reduce((acc, t) => acc + t.a2 / t.g2, 0);
+  const c = den > 0 ? num / den : 1;
+  const errors = terms.map((t) => Math.sqrt(Math.max(0, t.g2 - 2 * c * t.ag + c * c * t.a2) / t.g2));
+  return {
+    bestScale: c,
+    meanErrorAtBestScale: errors.length ? errors.reduce((a, b) => a + b, 0) / errors.length : 0,
+  };
 }

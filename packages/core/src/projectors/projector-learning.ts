@@ -21,13 +21,19 @@ export interface LearningOptions {
   maxIterations: number;
   /** Stop as soon as the mean error is <= this (the refit threshold alpha; 0 runs every iteration). */
   targetError: number;
+  /**
+   * First multiply both projectors' values by the common factor that best fits the reconstructions' scale
+   * (closed form, see PairEvaluation.bestScale), so Adam's steps go to the shape rather than the scale.
+   */
+  rescaleStart: boolean;
   adam: AdamSettings;
 }
 
 export const DEFAULT_LEARNING: LearningOptions = {
-  lr: 0.05,
+  lr: 0.1,
   maxIterations: 100,
   targetError: 0,
+  rescaleStart: true,
   adam: DEFAULT_ADAM,
 };
 
@@ -35,7 +41,9 @@ export interface LearningResult {
   /** The pair with the lowest mean error seen (the values after some step, or the starting ones). */
   left: SparseProjector;
   right: SparseProjector;
-  /** Mean error per evaluation: [0] the starting values, [t] after t steps (for plots). */
+  /** Mean error of the pair as given. */
+  startError: number;
+  /** Mean error per evaluation: [0] the starting values (after any rescaling), [t] after t steps (for plots). */
   history: number[];
   /** Adam steps taken. */
   iterations: number;
@@ -68,7 +76,7 @@ export async function learnProjectorPair(
   options: Partial<LearningOptions> = {},
 ): Promise<LearningResult> {
   const t0 = performance.now();
-  const { lr, maxIterations, targetError, adam } = { ...DEFAULT_LEARNING, ...options };
+  const { lr, maxIterations, targetError, rescaleStart, adam } = { ...DEFAULT_LEARNING, ...options };
   checkGradients(gradients, start.left, start.right);
   const nl = start.left.values.length;
   const params = new Float64Array(nl + start.right.values.length);
@@ -79,16 +87,29 @@ export async function learnProjectorPair(
   const l = start.left.toGpu(gpu, 'learn.L');
   const r = start.right.toGpu(gpu, 'learn.R');
   const history: number[] = [];
+  let startError = Number.NaN;
   let best: { meanError: number; values: Float32Array; errors: Float64Array } = {
     meanError: Number.POSITIVE_INFINITY,
     values: Float32Array.from(params),
     errors: new Float64Array(gradients.length),
   };
   try {
+    if (rescaleStart) {
+      const ev = await evaluatePair(gpu, gradients, norms, l, r, false);
+      startError = ev.meanError;
+      if (ev.bestScale > 0 && Number.isFinite(ev.bestScale) && ev.meanErrorAtBestScale < ev.meanError) {
+        const factor = ev.bestScale ** 0.25;
+        for (let i = 0; i < params.length; i++) params[i]! *= factor;
+        const scaled = Float32Array.from(params);
+        writeValues(gpu, l, scaled.subarray(0, nl));
+        writeValues(gpu, r, scaled.subarray(nl));
+      }
+    }
     for (let t = 0; ; t++) {
       const last = t >= maxIterations;
       const ev = await evaluatePair(gpu, gradients, norms, l, r, !last);
       history.push(ev.meanError);
+      if (t === 0 && !rescaleStart) startError = ev.meanError;
       const values = Float32Array.from(params); // exactly what the GPU evaluated
       if (ev.meanError < best.meanError) best = { meanError: ev.meanError, values, errors: ev.errors };
       if (ev.meanError <= targetError || last) break;
@@ -110,6 +131,7 @@ export async function learnProjectorPair(
   return {
     left: withValues(start.left, best.values.subarray(0, nl)),
     right: withValues(start.right, best.values.subarray(nl)),
+    startError,
     history,
     iterations: optimizer.step,
     meanError: best.meanError,

@@ -4,7 +4,10 @@ import { SparseProjector } from '../../src/projectors/sparse-projector.js';
 import { cosineLearningRate, HostAdam } from '../../src/projectors/host-adam.js';
 import { evaluatePair, gradientNorms } from '../../src/projectors/pair-evaluation.js';
 import { learnProjectorPair } from '../../src/projectors/projector-learning.js';
-import { reconstructionErrorGradientReference } from '../../src/projectors/reconstruction-reference.js';
+import {
+  reconstructionErrorGradientReference,
+  reconstructionErrorReference,
+} from '../../src/projectors/reconstruction-reference.js';
 import { Rng } from '../../src/util/rng.js';
 import { lowRankGradient, maxRelativeError } from './helpers.js';
 
@@ -59,6 +62,38 @@ describe('learning a projector pair', () => {
     expect(maxRelativeError(ev.right!, meanRight)).toBeLessThan(1e-4);
   });
 
+  it('bestScale is the least-squares scale of the reconstruction, and its error is what rescaling gives', async () => {
+    const rng = new Rng(12);
+    const [rows, cols, d, r] = [26, 19, 5, 2];
+    const g = lowRankGradient(rng, rows, cols, 4);
+    const l = SparseProjector.random(rows, d, r, rng);
+    const rp = SparseProjector.random(cols, d, r, rng);
+    const ts = upload([g], rows, cols);
+    const ev = await evaluatePair(
+      gpu,
+      ts,
+      await gradientNorms(gpu, ts),
+      l.toGpu(gpu, 'L'),
+      rp.toGpu(gpu, 'R'),
+      false,
+    );
+    // random N(0, 1/r) values over-scale L L^T by about rows/d: e is far above 1 until rescaled
+    expect(ev.meanError).toBeGreaterThan(1);
+    expect(ev.bestScale).toBeLessThan(1);
+    const scaled = (c: number): number => {
+      const f = c ** 0.25;
+      const [ls, rs] = [l.clone(), rp.clone()];
+      ls.values.forEach((v, i) => (ls.values[i] = v * f));
+      rs.values.forEach((v, i) => (rs.values[i] = v * f));
+      return reconstructionErrorReference(g, rows, cols, ls, rs);
+    };
+    const atBest = scaled(ev.bestScale);
+    expect(atBest).toBeCloseTo(ev.meanErrorAtBestScale, 4);
+    expect(atBest).toBeLessThan(1);
+    expect(atBest).toBeLessThan(scaled(ev.bestScale * 1.05));
+    expect(atBest).toBeLessThan(scaled(ev.bestScale * 0.95));
+  });
+
   it('Adam on the values lowers the error well below random on low-rank gradients, positions fixed', async () => {
     const rng = new Rng(5);
     const [rows, cols, d, r] = [24, 18, 8, 2];
@@ -70,6 +105,8 @@ describe('learning a projector pair', () => {
     const res = await learnProjectorPair(gpu, ts, start, { lr: 0.1, maxIterations: 60 });
     expect(res.iterations).toBe(60);
     expect(res.history).toHaveLength(61);
+    // the start is rescaled first (history[0]), then Adam takes over
+    expect(res.history[0]).toBeLessThan(res.startError);
     expect(res.meanError).toBeLessThan(0.5 * res.history[0]!);
     expect(res.meanError).toBe(Math.min(...res.history));
     expect(res.left.positions).toEqual(start.left.positions);
