@@ -18,7 +18,10 @@ describe('README', () => {
     try {
       const file = join(dir, 'example.mjs');
       writeFileSync(file, example!.replace("'@lsp-offload/cpu-wasm'", `'${pathToFileURL(DIST).href}'`));
-      const out = execFileSync(process.execPath, [file], { encoding: 'utf8', timeout: 60_000 })
+      // console.log colours numbers when the runner forces colour (nx does): ask for plain text
+      const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
+      delete env['FORCE_COLOR'];
+      const out = execFileSync(process.execPath, [file], { encoding: 'utf8', timeout: 60_000, env })
         .trim()
         .split('\n');
       expect(out.slice(0, 3).map((l) => l.split(' ')[0])).toEqual(['1', '2', '3']);
