@@ -148,3 +148,21 @@ export {
 export type { ReduceOp, ReduceOptions, ColumnSumOptions } from './kernels/reduce.js';
 export { adamw, adamwReference, adamwGradFactor, createAdamWState } from './kernels/adamw.js';
 export type { AdamWOptions, AdamWParam, AdamWHyperparameters, AdamWMode } from './kernels/adamw.js';
+export {
+  attentionForward,
+  attentionBackward,
+  attentionForwardReference,
+  attentionBackwardReference,
+  attentionShapeOf,
+  chooseAttentionTiles,
+} from './kernels/attention.js';
+export type {
+  AttentionShape,
+  AttentionTiles,
+  AttentionOptions,
+  AttentionLimits,
+  AttentionForwardTensors,
+  AttentionBackwardTensors,
+  QueryBlockTiles,
+  KeyBlockTiles,
+} from './kernels/attention.js';
