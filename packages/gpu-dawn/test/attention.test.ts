@@ -150,10 +150,13 @@ describe('causal flash attention on the adapter Dawn finds', () => {
     attentionBackward(g, t, { tiles: SMALL_TILES });
     const first = await Promise.all([t.dq, t.dk, t.dv].map((y) => g.read(y)));
     for (const y of [t.dq, t.dk, t.dv]) g.fill32(y, NAN_BITS);
-    attentionBackward(g, t, { tiles: SMALL_TILES });
+    // Second run with a caller-provided delta workspace instead of the scratch one.
+    const delta = g.tensor('delta', 'f32', [s.batch, s.nHeads, s.seqLen], 'workspace');
+    attentionBackward(g, { ...t, delta }, { tiles: SMALL_TILES });
     const second = await Promise.all([t.dq, t.dk, t.dv].map((y) => g.read(y)));
     for (let i = 0; i < 3; i++)
       expect(Buffer.from(second[i]!.buffer).equals(Buffer.from(first[i]!.buffer))).toBe(true);
+    delta.release();
     releaseAll(t);
   });
 

@@ -66,10 +66,7 @@ export interface AttentionBackwardTensors extends AttentionForwardTensors {
   dq: Tensor;
   dk: Tensor;
   dv: Tensor;
-  /**
-   * Optional workspace [batch, nHeads, T] f32 for rowsum(dO * O). Without it one is allocated and released
-   * after a submit() at the end of attentionBackward (so its buffer cannot be reused while still queued).
-   */
+  /** Optional workspace [batch, nHeads, T] f32 for rowsum(dO * O); default: a gpu.scratch() tensor. */
   delta?: Tensor;
 }
 
@@ -324,8 +321,7 @@ export function attentionBackward(
   const tiles = chooseAttentionTiles(limitsOf(gpu), s.headDim, options.tiles);
   const spec: AttentionKernelSpec = { headDim: s.headDim, dtype: q.dtype as 'f32' | 'f16' };
   const kernel = `${spec.dtype}.d${spec.headDim}`;
-  const ownDelta = !tensors.delta;
-  const delta = tensors.delta ?? gpu.tensor('attention.delta', 'f32', rowStats, 'workspace');
+  const delta = tensors.delta ?? gpu.scratch('attention.delta', 'f32', rowStats);
 
   const rows = s.batch * s.seqLen * s.nHeads;
   const g = grid1d(gpu, rows, DELTA_WORKGROUP);
@@ -358,12 +354,6 @@ export function attentionBackward(
     params: attentionParams(s, scale, queryBlocks),
     workgroups: [queryBlocks, s.nHeads, s.batch],
   });
-
-  if (ownDelta) {
-    // Queue order makes reuse safe only once the work reading delta has been submitted.
-    gpu.submit();
-    delta.release();
-  }
 }
 
 // ---- float64 references ----------------------------------------------------------------------------
