@@ -4,28 +4,14 @@ import { availableParallelism } from 'node:os';
 import { MemorySet } from './arena.js';
 import { NonFiniteGradientError, OptimizerDestroyedError, type NonFiniteReport } from './errors.js';
 import { DEFAULT_HYPER_PARAMS, mergeHyperParams, writeStepScalars, type HyperParams } from './hyper.js';
-import { halfToFloat } from './half.js';
 import { concatBytes } from './safetensors.js';
-import {
-  CHECK_BLOCK,
-  MIN_ELEMENTS_PER_WORKER,
-  countNonFinitePass,
-  sumSquaresPass,
-  updateTasks,
-  type Spread,
-} from './plan.js';
+import { CHECK_BLOCK, MIN_ELEMENTS_PER_WORKER, type Spread } from './plan.js';
 import { KernelPool } from './pool.js';
-import { HYPER_STRIDE, type KernelResult } from './protocol.js';
+import { HYPER_STRIDE } from './protocol.js';
+import { gradientSumOfSquares, nonFiniteGradients, update } from './step-passes.js';
 import { decodeState, encodeState } from './state.js';
-import {
-  TensorRegistry,
-  f32View,
-  u16View,
-  type Dtype,
-  type Segment,
-  type TensorKind,
-  type TensorRecord,
-} from './tensors.js';
+import { TensorRegistry, f32View, type Dtype, type TensorKind, type TensorRecord } from './tensors.js';
+import { copyGradIn, copyOut, segmentViews, singleF32, singleU16, type SegmentViews } from './views.js';
 
 export type NonFinitePolicy = 'throw' | 'skip' | 'propagate';
 
@@ -103,17 +89,6 @@ export interface TensorInfo {
   steps: number;
   /** Shared memories the tensor spans (1 unless it is larger than one memory's room). */
   segments: number;
-}
-
-/** Views of one segment (elements [start, start + length) of a tensor). */
-export interface SegmentViews {
-  start: number;
-  length: number;
-  grad: Float32Array | Uint16Array;
-  param: Float32Array | null;
-  out: Float32Array | Uint16Array | null;
-  expAvg: Float32Array;
-  expAvgSq: Float32Array;
 }
 
 const DEFAULT_CAP_BYTES = 2 ** 31;
@@ -241,129 +216,61 @@ export class AdamW {
   grad(name: string): Float32Array {
     const r = this.record(name, 'grad()');
     if (r.gradDtype !== 'f32') throw new TypeError(`tensor "${name}" has fp16 gradients: use gradF16()`);
-    return this.single(
-      r,
-      'grad()',
-      (s) => f32View(s, s.grad),
-      () => new Float32Array(0),
-    );
+    return singleF32(r, 'grad', 'grad()');
   }
 
   /** The fp16 gradient buffer (IEEE half bits) of a tensor registered with gradDtype 'f16'. */
   gradF16(name: string): Uint16Array {
     const r = this.record(name, 'gradF16()');
     if (r.gradDtype !== 'f16') throw new TypeError(`tensor "${name}" has fp32 gradients: use grad()`);
-    return this.single(
-      r,
-      'gradF16()',
-      (s) => u16View(s, s.grad),
-      () => new Uint16Array(0),
-    );
+    return singleU16(r, 'grad', 'gradF16()');
   }
 
   /** The fp32 params of a 'param' tensor, updated in place by step(). */
   param(name: string): Float32Array {
-    const r = this.record(name, 'param()');
-    if (r.kind !== 'param')
-      throw new TypeError(`tensor "${name}" is step-only: it has no params (use out())`);
-    return this.single(
-      r,
-      'param()',
-      (s) => f32View(s, s.param),
-      () => new Float32Array(0),
-    );
+    return singleF32(this.paramTensor(name, 'param()'), 'param', 'param()');
   }
 
   /** The fp32 step output of a step-only tensor (written by step()). */
   out(name: string): Float32Array {
     const r = this.stepOnly(name, 'out()');
     if (r.outDtype !== 'f32') throw new TypeError(`tensor "${name}" writes fp16 steps: use outF16()`);
-    return this.single(
-      r,
-      'out()',
-      (s) => f32View(s, s.out),
-      () => new Float32Array(0),
-    );
+    return singleF32(r, 'out', 'out()');
   }
 
   /** The fp16 step output (IEEE half bits) of a step-only tensor with outDtype 'f16'. */
   outF16(name: string): Uint16Array {
     const r = this.stepOnly(name, 'outF16()');
     if (r.outDtype !== 'f16') throw new TypeError(`tensor "${name}" writes fp32 steps: use out()`);
-    return this.single(
-      r,
-      'outF16()',
-      (s) => u16View(s, s.out),
-      () => new Uint16Array(0),
-    );
+    return singleU16(r, 'out', 'outF16()');
   }
 
   expAvg(name: string): Float32Array {
-    const r = this.record(name, 'expAvg()');
-    return this.single(
-      r,
-      'expAvg()',
-      (s) => f32View(s, s.expAvg),
-      () => new Float32Array(0),
-    );
+    return singleF32(this.record(name, 'expAvg()'), 'expAvg', 'expAvg()');
   }
 
   expAvgSq(name: string): Float32Array {
-    const r = this.record(name, 'expAvgSq()');
-    return this.single(
-      r,
-      'expAvgSq()',
-      (s) => f32View(s, s.expAvgSq),
-      () => new Float32Array(0),
-    );
+    return singleF32(this.record(name, 'expAvgSq()'), 'expAvgSq', 'expAvgSq()');
   }
 
   /** Views of every segment: the general form of the accessors above for tensors spanning memories. */
   segments(name: string): SegmentViews[] {
-    const r = this.record(name, 'segments()');
-    const half = (d: Dtype, s: Segment, at: number): Float32Array | Uint16Array =>
-      d === 'f16' ? u16View(s, at) : f32View(s, at);
-    return r.segments.map((s) => ({
-      start: s.start,
-      length: s.length,
-      grad: half(r.gradDtype, s, s.grad),
-      param: r.kind === 'param' ? f32View(s, s.param) : null,
-      out: r.kind === 'stepOnly' ? half(r.outDtype, s, s.out) : null,
-      expAvg: f32View(s, s.expAvg),
-      expAvgSq: f32View(s, s.expAvgSq),
-    }));
+    return segmentViews(this.record(name, 'segments()'));
   }
 
   /** Copy a whole gradient in (Float32Array for 'f32', Uint16Array of half bits for 'f16'). */
   setGrad(name: string, src: Float32Array | Uint16Array): void {
-    const r = this.record(name, 'setGrad()');
-    const want = r.gradDtype === 'f16' ? Uint16Array : Float32Array;
-    if (!(src instanceof want))
-      throw new TypeError(`setGrad("${name}"): gradients are ${r.gradDtype}, pass a ${want.name}`);
-    if (src.length !== r.length)
-      throw new RangeError(`setGrad("${name}"): got ${src.length} elements, the tensor has ${r.length}`);
-    for (const v of this.segments(name)) v.grad.set(src.subarray(v.start, v.start + v.length));
+    copyGradIn(this.record(name, 'setGrad()'), src, 'setGrad()');
   }
 
   /** Copy the params out (into `dst` if given). */
   readParam(name: string, dst?: Float32Array): Float32Array {
-    const r = this.record(name, 'readParam()');
-    if (r.kind !== 'param')
-      throw new TypeError(`tensor "${name}" is step-only: it has no params (use readOut())`);
-    const out = this.destination(r, dst, 'readParam()');
-    for (const v of this.segments(name)) out.set(v.param!, v.start);
-    return out;
+    return copyOut(this.paramTensor(name, 'readParam()'), 'param', dst, 'readParam()');
   }
 
   /** Copy the step output out, as fp32 (fp16 outputs are converted). */
   readOut(name: string, dst?: Float32Array): Float32Array {
-    const r = this.stepOnly(name, 'readOut()');
-    const out = this.destination(r, dst, 'readOut()');
-    for (const v of this.segments(name)) {
-      if (v.out instanceof Float32Array) out.set(v.out, v.start);
-      else for (let i = 0; i < v.length; i++) out[v.start + i] = halfToFloat(v.out![i]!);
-    }
-    return out;
+    return copyOut(this.stepOnly(name, 'readOut()'), 'out', dst, 'readOut()');
   }
 
   // ---- hyper-parameters ----
@@ -450,13 +357,10 @@ export class AdamW {
       nonFinite: [],
     };
     if (policy !== 'propagate' || this.maxGradNorm !== undefined) {
-      const pass = sumSquaresPass(records, spread);
-      const sums = await this.runAll(pass.tasks);
-      let total = 0;
-      for (const s of sums) for (const x of s) total += x; // one fixed order whatever the thread count
+      const total = await gradientSumOfSquares(this.pool, records, spread);
       report.gradNorm = Math.sqrt(total) * Math.abs(gradScale);
       if (!Number.isFinite(total) && policy !== 'propagate') {
-        report.nonFinite = await this.countNonFinite(records, spread);
+        report.nonFinite = await nonFiniteGradients(this.pool, records, spread);
         if (policy === 'throw') throw new NonFiniteGradientError(report.nonFinite);
         return report;
       }
@@ -467,7 +371,7 @@ export class AdamW {
       }
     }
     try {
-      await this.runAll(updateTasks(records, spread), hypers);
+      await update(this.pool, records, spread, hypers);
     } catch (e) {
       // Some ranges may have been updated: refuse to continue from an unknown state.
       this.broken = e as Error;
@@ -483,18 +387,6 @@ export class AdamW {
     report.applied = true;
     report.step = this.appliedSteps;
     return report;
-  }
-
-  private async countNonFinite(records: readonly TensorRecord[], spread: Spread): Promise<NonFiniteReport[]> {
-    const pass = countNonFinitePass(records, spread);
-    const counts = await this.runAll(pass.tasks);
-    const perRow = new Array<number>(records.length).fill(0);
-    counts.forEach((c, t) => c.forEach((n, i) => (perRow[pass.rows[t]![i]!]! += n)));
-    return records.map((r, row) => ({ name: r.name, count: perRow[row]! })).filter((x) => x.count > 0);
-  }
-
-  private runAll(tasks: readonly Float64Array[], hypers?: Float64Array): Promise<KernelResult[]> {
-    return Promise.all(tasks.map((pieces) => this.pool.run(hypers ? { pieces, hypers } : { pieces })));
   }
 
   // ---- state ----
@@ -561,20 +453,10 @@ export class AdamW {
     return r;
   }
 
-  private single<T>(r: TensorRecord, what: string, view: (s: Segment) => T, empty: () => T): T {
-    if (r.segments.length > 1)
-      throw new RangeError(
-        `${what}: tensor "${r.name}" spans ${r.segments.length} shared memories; use segments("${r.name}"), ` +
-          'setGrad() or readParam()/readOut()',
-      );
-    const s = r.segments[0];
-    return s ? view(s) : empty();
-  }
-
-  private destination(r: TensorRecord, dst: Float32Array | undefined, what: string): Float32Array {
-    if (dst === undefined) return new Float32Array(r.length);
-    if (!(dst instanceof Float32Array) || dst.length !== r.length)
-      throw new RangeError(`${what}: dst must be a Float32Array of ${r.length} elements`);
-    return dst;
+  private paramTensor(name: string, what: string): TensorRecord {
+    const r = this.record(name, what);
+    if (r.kind !== 'param')
+      throw new TypeError(`tensor "${name}" is step-only: it has no params (use out() or readOut())`);
+    return r;
   }
 }

@@ -5,7 +5,6 @@ export type {
   LrSchedule,
   NonFinitePolicy,
   ParamOptions,
-  SegmentViews,
   StepOnlyOptions,
   StepOptions,
   StepReport,
@@ -14,6 +13,7 @@ export type {
 export { DEFAULT_HYPER_PARAMS } from './hyper.js';
 export type { HyperParams } from './hyper.js';
 export type { Dtype, TensorKind } from './tensors.js';
+export type { SegmentViews } from './views.js';
 export { NonFiniteGradientError, OptimizerDestroyedError } from './errors.js';
 export type { NonFiniteReport } from './errors.js';
 export { encodeSafetensors, decodeSafetensors, concatBytes } from './safetensors.js';

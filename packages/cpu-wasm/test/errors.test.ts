@@ -47,8 +47,12 @@ describe('registration and views', () => {
   });
 
   it('refuses gradients of the wrong length or type', () => {
-    expect(() => opt.setGrad('a', new Float32Array(N - 1))).toThrow(/got 1000 elements, the tensor has 1001/);
-    expect(() => opt.setGrad('h', new Float32Array(64))).toThrow(/gradients are f16, pass a Uint16Array/);
+    expect(() => opt.setGrad('a', new Float32Array(N - 1))).toThrow(
+      /setGrad\(\): got 1000 elements, tensor "a" has 1001/,
+    );
+    expect(() => opt.setGrad('h', new Float32Array(64))).toThrow(
+      /tensor "h" has f16 gradients, pass a Uint16Array/,
+    );
     expect(() => opt.readParam('a', new Float32Array(3))).toThrow(/Float32Array of 1001 elements/);
   });
 
