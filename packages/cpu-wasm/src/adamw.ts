@@ -7,7 +7,7 @@ import { DEFAULT_HYPER_PARAMS, mergeHyperParams, writeStepScalars, type HyperPar
 import { concatBytes } from './safetensors.js';
 import { CHECK_BLOCK, MIN_ELEMENTS_PER_WORKER, type Spread } from './plan.js';
 import { KernelPool } from './pool.js';
-import { HYPER_STRIDE } from './protocol.js';
+import { HYPER_GRAD_SCALE, HYPER_STRIDE } from './protocol.js';
 import { gradientSumOfSquares, nonFiniteGradients, update } from './step-passes.js';
 import { decodeState, encodeState } from './state.js';
 import { TensorRegistry, f32View, type Dtype, type TensorKind, type TensorRecord } from './tensors.js';
@@ -367,7 +367,7 @@ export class AdamW {
       if (this.maxGradNorm !== undefined) {
         report.clipCoef = Math.min(1, this.maxGradNorm / (report.gradNorm + 1e-6));
         const scale = Math.fround(gradScale * report.clipCoef);
-        for (let row = 0; row < records.length; row++) hypers[row * HYPER_STRIDE + 8] = scale;
+        for (let row = 0; row < records.length; row++) hypers[row * HYPER_STRIDE + HYPER_GRAD_SCALE] = scale;
       }
     }
     try {

@@ -32,6 +32,8 @@ export const PIECE_STRIDE = 8;
  * 1 - lr * wd, lr / (1 - beta1^t), 1 / sqrt(1 - beta2^t), eps, gradient scale.
  */
 export const HYPER_STRIDE = 9;
+/** Field of a scalar row holding the gradient scale (rewritten after the norm is known, for clipping). */
+export const HYPER_GRAD_SCALE = 8;
 
 export interface KernelTask {
   /** The memories the pieces touch, by id (a shared WebAssembly.Memory posts without copying). */
