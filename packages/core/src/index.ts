@@ -26,3 +26,4 @@ export type { RefitterOptions, HeldOutGradients, LayerMoments, MomentAccess, Lay
 export { sparseProjectorTensors, readSparseProjector } from './projectors/projector-safetensors.js';
 export { overwriteProjectorTensors } from './projectors/projector-overwrite.js';
 export { zeroNonFiniteOnGpu } from './projectors/zero-non-finite-gpu.js';
+export * from './trainer/checkpoint/index.js';
