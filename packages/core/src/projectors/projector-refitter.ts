@@ -118,7 +118,7 @@ export class ProjectorRefitter {
   readonly groups: readonly ProjectorGroup[];
   private readonly pairs = new Map<string, PairState>();
   private readonly groupOfLayer = new Map<string, string>();
-  private readonly rng: Rng;
+  private rng: Rng;
 
   constructor(
     private readonly gpu: GpuRuntime,
@@ -179,21 +179,38 @@ export class ProjectorRefitter {
     return report;
   }
 
-  /** Every pair as safetensors tensors, `<prefix>.<group>.left.*` and `.right.*`. */
+  /**
+   * Every pair as safetensors tensors, `<prefix>.<group>.left.*` and `.right.*`, and the generator's state
+   * (`<prefix>.rng`, U64 [2]) so refits after a resume draw what they would have drawn.
+   */
   checkpointTensors(prefix = 'projectors'): TensorToWrite[] {
-    return [...this.pairs.values()].flatMap((p) => [
-      ...sparseProjectorTensors(`${prefix}.${p.group.key}.left`, p.left),
-      ...sparseProjectorTensors(`${prefix}.${p.group.key}.right`, p.right),
-    ]);
+    const { state, inc } = this.rng.getState();
+    return [
+      ...[...this.pairs.values()].flatMap((p) => [
+        ...sparseProjectorTensors(`${prefix}.${p.group.key}.left`, p.left),
+        ...sparseProjectorTensors(`${prefix}.${p.group.key}.right`, p.right),
+      ]),
+      {
+        name: `${prefix}.rng`,
+        dtype: 'U64',
+        shape: [2],
+        data: BigUint64Array.of(BigInt(state), BigInt(inc)),
+      },
+    ];
   }
 
-  /** Restore every pair from a checkpoint written by checkpointTensors (same layers, sharing, d, r). */
+  /** Restore every pair (and the generator) from checkpointTensors' output (same layers, sharing, d, r). */
   async restore(reader: TensorReader, prefix = 'projectors'): Promise<void> {
     for (const p of this.pairs.values()) {
       const left = await readSparseProjector(reader, `${prefix}.${p.group.key}.left`);
       const right = await readSparseProjector(reader, `${prefix}.${p.group.key}.right`);
       this.replacePair(p, left, right);
     }
+    const rng = await reader.read(`${prefix}.rng`);
+    if (rng.dtype !== 'U64' || rng.data.length !== 2)
+      throw new Error(`refitter checkpoint: '${prefix}.rng' must be U64 [2]`);
+    const [state, inc] = rng.data as BigUint64Array;
+    this.rng = Rng.fromState({ state: state!.toString(), inc: inc!.toString() });
   }
 
   release(): void {
