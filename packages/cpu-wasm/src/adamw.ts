@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { MemorySet } from './arena.js';
 import { NonFiniteGradientError, OptimizerDestroyedError, type NonFiniteReport } from './errors.js';
 import { DEFAULT_HYPER_PARAMS, mergeHyperParams, writeStepScalars, type HyperParams } from './hyper.js';
-import { concatBytes } from './safetensors.js';
+import { concatBytes, type ByteSource } from './safetensors.js';
 import { CHECK_BLOCK, MIN_ELEMENTS_PER_WORKER, type Spread } from './plan.js';
 import { KernelPool } from './pool.js';
 import { HYPER_GRAD_SCALE, HYPER_STRIDE } from './protocol.js';
@@ -402,10 +402,14 @@ export class AdamW {
     return encodeState(this.registry.all(), { step: this.appliedSteps, groups: this.groups });
   }
 
-  /** Restore a stateDict(): the same tensors (names, kinds, lengths) must be registered. All or nothing. */
-  loadStateDict(bytes: Uint8Array): void {
+  /**
+   * Restore a stateDict(): the same tensors (names, kinds, lengths) must be registered; everything is
+   * checked before anything is written. Takes the bytes, or a ByteSource (e.g. openFileSource(path))
+   * for state too large for one buffer.
+   */
+  loadStateDict(source: Uint8Array | ByteSource): void {
     this.assertIdle('loadStateDict()');
-    const pending = decodeState(bytes, this.registry.all(), new Set(this.groups.keys()));
+    const pending = decodeState(source, this.registry.all(), new Set(this.groups.keys()));
     pending.apply();
     for (const [g, hp] of pending.groups) this.groups.set(g, hp);
     this.appliedSteps = pending.step;

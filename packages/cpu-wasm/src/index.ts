@@ -16,13 +16,24 @@ export type { Dtype, TensorKind } from './tensors.js';
 export type { SegmentViews } from './views.js';
 export { NonFiniteGradientError, OptimizerDestroyedError } from './errors.js';
 export type { NonFiniteReport } from './errors.js';
-export { encodeSafetensors, decodeSafetensors, concatBytes } from './safetensors.js';
+export {
+  encodeSafetensors,
+  decodeSafetensors,
+  readSafetensorsHeader,
+  bytesSource,
+  concatBytes,
+} from './safetensors.js';
 export type {
+  ByteSource,
   SafetensorsDtype,
   SafetensorsTensor,
+  SafetensorsHeader,
+  TensorEntry,
   DecodedTensor,
   DecodedSafetensors,
 } from './safetensors.js';
+export { openFileSource } from './file-source.js';
+export type { FileSource } from './file-source.js';
 export { halfToFloat, floatToHalf, toHalf, fromHalf } from './half.js';
 export { wasmFeatures } from './features.js';
 export type { WasmFeatures } from './features.js';

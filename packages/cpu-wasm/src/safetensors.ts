@@ -88,28 +88,61 @@ export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Decode and validate; tensors' data are views into `bytes`. */
-export function decodeSafetensors(input: Uint8Array): DecodedSafetensors {
-  // A plain Uint8Array view, so the returned views behave as such even for a Node Buffer (whose
-  // slice() does not copy).
-  const bytes = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
+/**
+ * Random access to bytes that may not fit in one buffer (Node 20 caps a typed array at 4 GiB), such as a
+ * file: copy `dst.byteLength` bytes starting at `position` into `dst`.
+ */
+export interface ByteSource {
+  readonly byteLength: number;
+  readInto(position: number, dst: Uint8Array): void;
+}
+
+/** A ByteSource over bytes in memory. */
+export function bytesSource(bytes: Uint8Array): ByteSource {
+  return {
+    byteLength: bytes.byteLength,
+    readInto: (position, dst) => dst.set(bytes.subarray(position, position + dst.byteLength)),
+  };
+}
+
+/** Where a tensor's bytes are: [begin, end) of the source. */
+export interface TensorEntry {
+  dtype: SafetensorsDtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsHeader {
+  metadata: Record<string, string>;
+  tensors: Map<string, TensorEntry>;
+}
+
+/** Read and validate the header of safetensors bytes; tensor positions are absolute in `source`. */
+export function readSafetensorsHeader(source: ByteSource): SafetensorsHeader {
   const fail = (why: string): never => {
     throw new RangeError(`safetensors: ${why}`);
   };
-  if (bytes.byteLength < 8) fail(`${bytes.byteLength} bytes is too short for a header`);
-  const headerLen = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
-  if (headerLen > MAX_HEADER_BYTES || headerLen > bytes.byteLength - 8)
-    fail(`header length ${headerLen} does not fit in ${bytes.byteLength} bytes`);
+  const size = source.byteLength;
+  if (size < 8) fail(`${size} bytes is too short for a header`);
+  const lenBytes = new Uint8Array(8);
+  source.readInto(0, lenBytes);
+  const headerLen = Number(new DataView(lenBytes.buffer).getBigUint64(0, true));
+  if (headerLen > MAX_HEADER_BYTES || headerLen > size - 8)
+    fail(`header length ${headerLen} does not fit in ${size} bytes`);
+  const json = new Uint8Array(headerLen);
+  source.readInto(8, json);
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLen)));
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(json));
   } catch (e) {
     fail(`header is not valid JSON (${(e as Error).message})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not an object');
-  const data = bytes.subarray(8 + headerLen);
+  const dataStart = 8 + headerLen;
+  const dataBytes = size - dataStart;
   const metadata: Record<string, string> = {};
-  const tensors = new Map<string, DecodedTensor>();
+  const tensors = new Map<string, TensorEntry>();
   const spans: Array<[number, number, string]> = [];
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
@@ -134,10 +167,9 @@ export function decodeSafetensors(input: Uint8Array): DecodedSafetensors {
     const want = elementCount(shape as number[]) * DTYPE_BYTES[dtype];
     if (end < begin || end - begin !== want)
       fail(`"${name}": data_offsets [${begin}, ${end}] do not match ${dtype}[${shape}] (${want} bytes)`);
-    if (end > data.byteLength)
-      fail(`"${name}" ends at byte ${end}, past the data (${data.byteLength} bytes)`);
+    if (end > dataBytes) fail(`"${name}" ends at byte ${end}, past the data (${dataBytes} bytes)`);
     spans.push([begin, end, name]);
-    tensors.set(name, { dtype, shape: shape as number[], data: data.subarray(begin, end) });
+    tensors.set(name, { dtype, shape: shape as number[], begin: dataStart + begin, end: dataStart + end });
   }
   // The format forbids overlaps and holes: the spans must tile the data exactly.
   spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
@@ -146,6 +178,18 @@ export function decodeSafetensors(input: Uint8Array): DecodedSafetensors {
     if (begin !== at) fail(`"${name}" starts at byte ${begin}, expected ${at} (overlap or hole)`);
     at = end;
   }
-  if (at !== data.byteLength) fail(`${data.byteLength - at} bytes after the last tensor`);
+  if (at !== dataBytes) fail(`${dataBytes - at} bytes after the last tensor`);
   return { metadata, tensors };
+}
+
+/** Decode and validate bytes in memory; tensors' data are views into `input` (no copies). */
+export function decodeSafetensors(input: Uint8Array): DecodedSafetensors {
+  // A plain Uint8Array view, so the returned views behave as such even for a Node Buffer (whose
+  // slice() does not copy).
+  const bytes = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
+  const header = readSafetensorsHeader(bytesSource(bytes));
+  const tensors = new Map<string, DecodedTensor>();
+  for (const [name, t] of header.tensors)
+    tensors.set(name, { dtype: t.dtype, shape: t.shape, data: bytes.subarray(t.begin, t.end) });
+  return { metadata: header.metadata, tensors };
 }

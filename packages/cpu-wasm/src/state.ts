@@ -3,7 +3,13 @@
 // counts, kinds and group hyper-parameters. Loading validates everything before writing a byte.
 import type { HyperParams } from './hyper.js';
 import { validateHyperParams } from './hyper.js';
-import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from './safetensors.js';
+import {
+  bytesSource,
+  encodeSafetensors,
+  readSafetensorsHeader,
+  type ByteSource,
+  type SafetensorsTensor,
+} from './safetensors.js';
 import { bytesView, type Dtype, type Segment, type TensorKind, type TensorRecord } from './tensors.js';
 
 export const STATE_FORMAT = 'lsp-offload-cpu-wasm/adamw@1';
@@ -60,17 +66,33 @@ export interface PendingLoad {
   apply(): void;
 }
 
-/** Parse and check `bytes` against the registered tensors and groups. Throws before any write. */
+function isSource(x: unknown): x is ByteSource {
+  const s = x as ByteSource;
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof s.byteLength === 'number' &&
+    typeof s.readInto === 'function'
+  );
+}
+
+/**
+ * Parse and check the state (bytes, or a ByteSource such as a file) against the registered tensors and
+ * groups. Throws before any write; apply() then copies each tensor straight into shared memory.
+ */
 export function decodeState(
-  bytes: Uint8Array,
+  input: Uint8Array | ByteSource,
   records: readonly TensorRecord[],
   groups: ReadonlySet<string>,
 ): PendingLoad {
   const fail = (why: string): never => {
     throw new RangeError(`loadStateDict: ${why}`);
   };
-  if (!(bytes instanceof Uint8Array)) fail('expected a Uint8Array of safetensors bytes');
-  const file = decodeSafetensors(bytes);
+  let source: ByteSource;
+  if (input instanceof Uint8Array) source = bytesSource(input);
+  else if (isSource(input)) source = input;
+  else return fail('expected a Uint8Array of safetensors bytes or a ByteSource');
+  const file = readSafetensorsHeader(source);
   const raw = file.metadata[META_KEY];
   if (file.metadata['format'] !== STATE_FORMAT || raw === undefined)
     fail(
@@ -116,10 +138,8 @@ export function decodeState(
       if (t.dtype !== 'F32' || t.shape.length !== 1 || t.shape[0] !== r.length)
         fail(`"${key}" is ${t.dtype}[${t.shape}], expected F32[${r.length}]`);
       expectedKeys++;
-      for (const seg of r.segments) {
-        const src = t.data.subarray(seg.start * 4, (seg.start + seg.length) * 4);
-        copies.push(() => bytesView(seg, seg[a], 4).set(src));
-      }
+      for (const seg of r.segments)
+        copies.push(() => source.readInto(t.begin + seg.start * 4, bytesView(seg, seg[a], 4)));
     }
   }
   if (file.tensors.size !== expectedKeys)

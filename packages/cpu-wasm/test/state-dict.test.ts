@@ -1,6 +1,9 @@
 // stateDict()/loadStateDict(): safetensors bytes that restore the exact state, validated before any write.
 import { afterAll, describe, expect, it } from 'vitest';
-import { AdamW, concatBytes, decodeSafetensors, encodeSafetensors } from '../src/index.js';
+import { closeSync, mkdtempSync, openSync, rmSync, truncateSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AdamW, concatBytes, decodeSafetensors, encodeSafetensors, openFileSource } from '../src/index.js';
 import {
   BASE_OPTIONS,
   CASES,
@@ -101,5 +104,33 @@ describe('stateDict round trip', () => {
       encodeSafetensors([['x', { dtype: 'F32', shape: [1], data: new Uint8Array(4) }]]),
     );
     expect(() => b.loadStateDict(foreign)).toThrow(/not a state dict of this optimizer/);
+  });
+
+  it('streams through a file: parts written in order, loaded with openFileSource into shared memory', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cpu-wasm-state-'));
+    const path = join(dir, 'optimizer.safetensors');
+    try {
+      const fd = openSync(path, 'w');
+      for (const part of a.stateDictParts()) writeSync(fd, part);
+      closeSync(fd);
+      const c = new AdamW({ ...BASE_OPTIONS, threads: 1, memoryCapBytes: 512 * 1024 }); // several memories
+      register(c, CASES, 4);
+      const source = openFileSource(path);
+      try {
+        c.loadStateDict(source);
+      } finally {
+        source.close();
+      }
+      expect(snapshotsEqual(snapshot(a, names, false), snapshot(c, names, false))).toEqual([]);
+      truncateSync(path, 1000);
+      const cut = openFileSource(path);
+      const before = snapshot(c, names);
+      expect(() => c.loadStateDict(cut)).toThrow(/header length \d+ does not fit/);
+      cut.close();
+      expect(snapshotsEqual(before, snapshot(c, names))).toEqual([]);
+      await c.destroy();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
