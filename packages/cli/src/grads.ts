@@ -1,6 +1,6 @@
 // `lsp-offload grads`: loss, logits and every parameter gradient of one batch, written as safetensors
 // under HF names, so our numbers can be checked against any other implementation.
-import { GpuRuntime } from '@lsp-offload/gpu-dawn';
+import { GpuRuntime } from '@lsp-offload/core';
 import { computeGradients, readTokenBatch, writeGradsFile } from '@lsp-offload/core';
 
 export interface GradsCommandOptions {

@@ -2,6 +2,8 @@ import { Command } from 'commander';
 import { infoCommand } from './info.js';
 import { tokenizeCommand, type TokenizeOptions } from './tokenize.js';
 import { gradsCommand, type GradsCommandOptions } from './grads.js';
+import { trainCommand, type TrainCommandOptions } from './train.js';
+import { benchCommand, type BenchCommandOptions } from './bench.js';
 
 export function buildProgram(): Command {
   const program = new Command('lsp-offload')
@@ -15,6 +17,65 @@ export function buildProgram(): Command {
     .option('--json', 'print machine-readable JSON')
     .action(async (opts: { json?: boolean }) => {
       process.exitCode = await infoCommand(opts);
+    });
+  program
+    .command('train')
+    .description('fine-tune a Hugging Face checkpoint; with no arguments, the built-in demo model and task')
+    .option('--model <dir|demo>', 'Hugging Face model directory, or demo', 'demo')
+    .option('--data <files...>', '.jsonl ({"prompt","response"}, alpaca, {"text"}) or .txt files')
+    .option(
+      '--mode <lsp|zero|native>',
+      'lsp: learned sparse projectors; zero: ZeRO-Offload style; native: all on the GPU',
+      'lsp',
+    )
+    .option('--gpu-memory <size>', 'GPU memory budget, e.g. 4GiB (simulates a smaller card)')
+    .option('--rank <d>', 'projector subspace size d (demo: 32, else 256)')
+    .option('--nnz <r>', 'non-zeros per projector row r', '4')
+    .option('--steps <n>', 'optimizer steps (demo: 60, else 1000)')
+    .option('--batch <n>', 'sequences per step (demo: 8, else 4)')
+    .option('--seq <n>', 'tokens per sequence (demo: 64, else 512)')
+    .option('--lr <x>', 'learning rate (demo: 3e-3, else 1e-5)')
+    .option('--dtype <f32|f16>', 'weight storage on the GPU', 'f32')
+    .option('--eval-every <n>', 'evaluate on held-out data every n steps (demo: 20, else 100)')
+    .option('--eval-batches <n>', 'held-out batches per evaluation', '4')
+    .option('--no-checkpointing', 'keep all activations instead of recomputing blocks in the backward')
+    .option(
+      '--non-projected <frozen|adamw>',
+      'lsp: embeddings, norms, biases and lm_head frozen or trained by offloaded AdamW',
+      'adamw',
+    )
+    .option('--threads <n>', 'CPU optimizer threads (0: all cores)', '0')
+    .option('--seed <n>', 'random seed', '0')
+    .option('--metrics-out <file.jsonl>', 'write one JSON object per step and per evaluation')
+    .option('--no-progress', 'plain log lines instead of a progress bar')
+    .action(async (opts: TrainCommandOptions) => {
+      await trainCommand(opts);
+    });
+  program
+    .command('bench')
+    .description('train one random-initialised model in several modes in one process and compare step times')
+    .option(
+      '--model <preset>',
+      'model shape: demo, llama-tiny, deepseek-coder-1.3b, tinyllama-1.1b, deepseek-coder-6.7b',
+      'llama-tiny',
+    )
+    .option(
+      '--modes <list>',
+      'modes with optional GPU budgets, e.g. lsp:4GiB,zero:4GiB,native',
+      'lsp,zero,native',
+    )
+    .option('--batch <n>', 'sequences per step', '2')
+    .option('--seq <n>', 'tokens per sequence', '128')
+    .option('--dtype <f16|f32>', 'weight storage', 'f16')
+    .option('--rank <d>', 'projector subspace size d', '64')
+    .option('--nnz <r>', 'non-zeros per projector row', '4')
+    .option('--steps <n>', 'measured steps per mode', '3')
+    .option('--warmup <n>', 'unmeasured steps first', '1')
+    .option('--threads <n>', 'CPU optimizer threads (0: all cores)', '0')
+    .option('--no-checkpointing', 'keep all activations')
+    .option('--out <dir>', 'write bench.json and bench.txt there')
+    .action(async (opts: BenchCommandOptions) => {
+      await benchCommand(opts);
     });
   program
     .command('tokenize')

@@ -254,7 +254,7 @@ describe('f16 weights: stochastic rounding of W += F.P^T', () => {
     const ft = g.upload('F', 'f32', [1, m], new Float32Array(m).fill(delta));
     for (let s = 0; s < steps; s++) addTimesProjT(g, wt, ft, pt, 1, 1000 + s);
     const got = await g.read(wt);
-    const mean = got.reduce((a, b) => a + b, 0) / m;
+    const mean = Array.from(got).reduce((a, b) => a + b, 0) / m;
     const expected = 1 + steps * delta; // 1 + 2 ulp
     // binomial: per element ulp * Bin(200, 0.01) -> mean std ulp*sqrt(200*0.01*0.99/m)
     expect(Math.abs(mean - expected)).toBeLessThan(5 * ulp * Math.sqrt((steps * 0.01 * 0.99) / m));

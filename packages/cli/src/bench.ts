@@ -1,0 +1,85 @@
+// `lsp-offload bench`: train the same random-initialised model in several modes, one after another in
+// one process, and print step times, tokens/s and the lsp/native and zero/lsp ratios (JSON to --out).
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { GpuContext } from '@lsp-offload/core';
+import {
+  formatBenchTable,
+  presetConfig,
+  runBenchmark,
+  type BenchModeSpec,
+  type TrainMode,
+} from '@lsp-offload/core';
+import { parseSize } from './size.js';
+
+export interface BenchCommandOptions {
+  model: string;
+  modes: string;
+  batch: string;
+  seq: string;
+  dtype: string;
+  rank: string;
+  nnz: string;
+  steps: string;
+  warmup: string;
+  threads: string;
+  checkpointing: boolean;
+  out?: string;
+}
+
+/** "lsp:4GiB,zero:4GiB,native" -> mode specs. */
+export function parseModes(text: string): BenchModeSpec[] {
+  return text.split(',').map((part) => {
+    const [mode, size] = part.trim().split(':') as [string, string | undefined];
+    if (!['lsp', 'zero', 'native'].includes(mode))
+      throw new Error(`--modes: unknown mode '${mode}' (lsp, zero, native)`);
+    return { mode: mode as TrainMode, ...(size && { budgetBytes: parseSize(size) }) };
+  });
+}
+
+export async function benchCommand(o: BenchCommandOptions): Promise<void> {
+  const config = presetConfig(o.model);
+  const int = (name: string, v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0)
+      throw new Error(`--${name} must be a non-negative integer, got '${v}'`);
+    return n;
+  };
+  if (o.dtype !== 'f16' && o.dtype !== 'f32') throw new Error(`--dtype must be f16 or f32, got '${o.dtype}'`);
+  const dtype: 'f16' | 'f32' = o.dtype;
+  const ctx = await GpuContext.create();
+  const device = ctx.report.description || ctx.report.device;
+  ctx.destroy();
+  const options = {
+    config,
+    modes: parseModes(o.modes),
+    batch: int('batch', o.batch),
+    seqLen: int('seq', o.seq),
+    dtype,
+    warmupSteps: int('warmup', o.warmup),
+    steps: Math.max(1, int('steps', o.steps)),
+    trainer: {
+      rank: int('rank', o.rank),
+      nnz: int('nnz', o.nnz),
+      threads: int('threads', o.threads),
+      checkpointing: o.checkpointing,
+      lr: 1e-5,
+      nonProjected: 'adamw' as const,
+    },
+  };
+  const results = await runBenchmark(options, (line) => process.stderr.write(`${line}\n`));
+  const table = formatBenchTable(o.model, options, results, device);
+  console.log(table);
+  if (o.out) {
+    await mkdir(o.out, { recursive: true });
+    await writeFile(
+      join(o.out, 'bench.json'),
+      JSON.stringify(
+        { model: o.model, device, options: { ...options, config: undefined }, results },
+        null,
+        2,
+      ),
+    );
+    await writeFile(join(o.out, 'bench.txt'), `${table}\n`);
+  }
+}

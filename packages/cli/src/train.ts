@@ -1,0 +1,161 @@
+// `lsp-offload train`: fine-tune a Hugging Face checkpoint (or, with no arguments, the built-in demo)
+// with a progress bar (rate, ETA, loss), periodic evaluation and a final summary.
+import cliProgress from 'cli-progress';
+import { GpuRuntime } from '@lsp-offload/core';
+import { runTraining, type EvalMetrics, type TrainMode } from '@lsp-offload/core';
+import { formatBytes } from './format.js';
+import { parseSize } from './size.js';
+
+export interface TrainCommandOptions {
+  model: string;
+  data?: string[];
+  mode: string;
+  gpuMemory?: string;
+  rank?: string;
+  nnz: string;
+  steps?: string;
+  batch?: string;
+  seq?: string;
+  lr?: string;
+  dtype: string;
+  evalEvery?: string;
+  evalBatches: string;
+  checkpointing: boolean;
+  nonProjected: string;
+  threads: string;
+  seed: string;
+  metricsOut?: string;
+  progress: boolean;
+}
+
+/** Defaults that depend on the model: the demo is tiny and learns fast; real fine-tunes are gentler. */
+export function trainDefaults(model: string): {
+  rank: string;
+  steps: string;
+  batch: string;
+  seq: string;
+  lr: string;
+  evalEvery: string;
+} {
+  return model === 'demo'
+    ? { rank: '32', steps: '60', batch: '8', seq: '64', lr: '3e-3', evalEvery: '20' }
+    : { rank: '256', steps: '1000', batch: '4', seq: '512', lr: '1e-5', evalEvery: '100' };
+}
+
+function int(name: string, v: string, min = 1): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${v}'`);
+  return n;
+}
+
+function num(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got '${v}'`);
+  return n;
+}
+
+function oneOf<T extends string>(name: string, v: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(v))
+    throw new Error(`--${name} must be one of ${allowed.join(', ')}, got '${v}'`);
+  return v as T;
+}
+
+function describeEval(e: EvalMetrics): string {
+  const acc = e.accuracy
+    ? `, answer accuracy ${(100 * e.accuracy.tokenAccuracy).toFixed(1)}% tokens / ${(100 * e.accuracy.exactMatch).toFixed(1)}% exact`
+    : '';
+  return `eval @ step ${e.step}: loss ${e.evalLoss.toFixed(4)}${acc}`;
+}
+
+export async function trainCommand(given: TrainCommandOptions): Promise<void> {
+  const defaults = trainDefaults(given.model);
+  const opts = {
+    ...given,
+    rank: given.rank ?? defaults.rank,
+    steps: given.steps ?? defaults.steps,
+    batch: given.batch ?? defaults.batch,
+    seq: given.seq ?? defaults.seq,
+    lr: given.lr ?? defaults.lr,
+    evalEvery: given.evalEvery ?? defaults.evalEvery,
+  };
+  const mode = oneOf<TrainMode>('mode', opts.mode, ['lsp', 'zero', 'native']);
+  const steps = int('steps', opts.steps);
+  const budgetBytes = opts.gpuMemory ? parseSize(opts.gpuMemory) : undefined;
+  const gpu = await GpuRuntime.create(budgetBytes === undefined ? {} : { budgetBytes });
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const bar = opts.progress
+    ? new cliProgress.SingleBar(
+        {
+          format: 'train [{bar}] {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta_formatted}',
+          hideCursor: true,
+          stream: process.stderr,
+        },
+        cliProgress.Presets.shades_classic,
+      )
+    : undefined;
+  try {
+    log(
+      `adapter: ${gpu.ctx.report.description || gpu.ctx.report.device}${budgetBytes ? `, GPU memory budget ${formatBytes(budgetBytes)}` : ''}`,
+    );
+    let started = false;
+    const summary = await runTraining(
+      gpu,
+      {
+        model: opts.model,
+        ...(opts.data && { data: opts.data }),
+        steps,
+        batch: int('batch', opts.batch),
+        seqLen: int('seq', opts.seq, 2),
+        dtype: oneOf('dtype', opts.dtype, ['f32', 'f16'] as const),
+        evalEvery: int('eval-every', opts.evalEvery),
+        evalBatches: int('eval-batches', opts.evalBatches),
+        ...(opts.metricsOut && { metricsOut: opts.metricsOut }),
+        trainer: {
+          mode,
+          rank: int('rank', opts.rank),
+          nnz: int('nnz', opts.nnz),
+          lr: num('lr', opts.lr),
+          checkpointing: opts.checkpointing,
+          nonProjected: oneOf('non-projected', opts.nonProjected, ['frozen', 'adamw'] as const),
+          threads: int('threads', opts.threads, 0),
+          seed: int('seed', opts.seed, 0),
+        },
+      },
+      {
+        onSetup: (m) => log(m),
+        onStep: (m) => {
+          if (!started) {
+            bar?.start(steps, 0, { loss: '-', tps: '-' });
+            started = true;
+          }
+          if (bar) bar.update(m.step, { loss: m.loss.toFixed(4), tps: m.tokensPerSecond.toFixed(0) });
+          else
+            log(`step ${m.step}/${steps}: loss ${m.loss.toFixed(4)}, ${m.tokensPerSecond.toFixed(0)} tok/s`);
+        },
+        onEval: (e) => {
+          if (bar && started) bar.stop();
+          log(describeEval(e));
+          if (bar && started && e.step < steps) bar.start(steps, e.step, { loss: '-', tps: '-' });
+        },
+      },
+    );
+    const first = summary.evals[0];
+    const last = summary.evals[summary.evals.length - 1];
+    console.log(
+      [
+        `done: ${summary.steps} steps of ${summary.mode} in ${(summary.totalMs / 1000).toFixed(1)} s`,
+        `train loss ${summary.firstLoss.toFixed(4)} -> ${summary.lastLoss.toFixed(4)}`,
+        first && last ? `eval loss ${first.evalLoss.toFixed(4)} -> ${last.evalLoss.toFixed(4)}` : '',
+        last?.accuracy && first?.accuracy
+          ? `answer exact match ${(100 * first.accuracy.exactMatch).toFixed(1)}% -> ${(100 * last.accuracy.exactMatch).toFixed(1)}%`
+          : '',
+        `${summary.meanTokensPerSecond.toFixed(0)} tok/s, peak GPU memory ${formatBytes(summary.peakGpuBytes)}`,
+      ]
+        .filter(Boolean)
+        .join('; '),
+    );
+  } finally {
+    bar?.stop();
+    gpu.destroy();
+  }
+}

@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseModes } from '../src/bench.js';
+import { parseSize } from '../src/size.js';
+import { trainDefaults } from '../src/train.js';
+
+const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
+
+describe('lsp-offload train', () => {
+  it('runs a short demo, writing one JSON line per step and per evaluation', () => {
+    const metrics = join(mkdtempSync(join(tmpdir(), 'train-')), 'm.jsonl');
+    const out = execFileSync(
+      process.execPath,
+      [
+        bin,
+        'train',
+        '--steps',
+        '3',
+        '--eval-every',
+        '3',
+        '--eval-batches',
+        '1',
+        '--batch',
+        '4',
+        '--no-progress',
+        '--metrics-out',
+        metrics,
+      ],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    expect(out).toMatch(/^done: 3 steps of lsp in [\d.]+ s; train loss [\d.]+ -> [\d.]+; eval loss/);
+    const lines = readFileSync(metrics, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.type)).toEqual(['eval', 'step', 'step', 'step', 'eval']);
+    for (const l of lines.filter((x) => x.type === 'step')) {
+      expect(l.mode).toBe('lsp');
+      expect(l.loss).toBeGreaterThan(0);
+      expect(l.tokensPerSecond).toBeGreaterThan(0);
+      expect(l.bytesToHost).toBeGreaterThan(0);
+      expect(l.bytesToDevice).toBeGreaterThan(0);
+      expect(l.peakGpuBytes).toBeGreaterThan(0);
+    }
+    expect(lines[4].accuracy.tokens).toBeGreaterThan(0);
+  });
+
+  it('rejects a bad option with a message naming it', () => {
+    expect(() => execFileSync(process.execPath, [bin, 'train', '--mode', 'fast'], { stdio: 'pipe' })).toThrow(
+      /--mode must be one of lsp, zero, native, got 'fast'/,
+    );
+    expect(() =>
+      execFileSync(process.execPath, [bin, 'train', '--model', '/nonexistent'], { stdio: 'pipe' }),
+    ).toThrow(/--data <file> is required/);
+  });
+
+  it('has model-dependent defaults', () => {
+    expect(trainDefaults('demo').lr).toBe('3e-3');
+    expect(trainDefaults('/some/model').lr).toBe('1e-5');
+  });
+});
+
+describe('option parsing', () => {
+  it('parses sizes', () => {
+    expect(parseSize('4GiB')).toBe(4 * 2 ** 30);
+    expect(parseSize('512MiB')).toBe(512 * 2 ** 20);
+    expect(parseSize('24GB')).toBe(24e9);
+    expect(parseSize('1.5G')).toBe(1.5 * 2 ** 30);
+    expect(() => parseSize('lots')).toThrow(/'lots' is not a size/);
+  });
+
+  it('parses bench modes with budgets', () => {
+    expect(parseModes('lsp:4GiB,zero:4GiB,native')).toEqual([
+      { mode: 'lsp', budgetBytes: 4 * 2 ** 30 },
+      { mode: 'zero', budgetBytes: 4 * 2 ** 30 },
+      { mode: 'native' },
+    ]);
+    expect(() => parseModes('lsp,turbo')).toThrow(/unknown mode 'turbo'/);
+  });
+});

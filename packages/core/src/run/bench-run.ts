@@ -1,0 +1,175 @@
+// End-to-end benchmark: the same model and batches trained in several modes, one after another in one
+// process, so their times are comparable: step time, tokens/s, ratios lsp/native and zero/lsp, peak GPU
+// memory, bytes moved, and where the time went.
+import { GpuRuntime } from '@lsp-offload/gpu-dawn';
+import type { ModelConfig } from '../hf/index.js';
+import { ModelWeights, type WeightDtype } from '../model/weights.js';
+import { Rng } from '../util/rng.js';
+import type { TrainMode, TrainerOptions } from '../trainer/options.js';
+import { Trainer, type StepMetrics } from '../trainer/trainer.js';
+import type { TokenBatch } from '../model/transformer.js';
+
+export interface BenchModeSpec {
+  mode: TrainMode;
+  /** GPU memory budget in bytes for this mode (undefined: none). */
+  budgetBytes?: number;
+}
+
+export interface BenchOptions {
+  config: ModelConfig;
+  modes: BenchModeSpec[];
+  batch: number;
+  seqLen: number;
+  dtype: WeightDtype;
+  warmupSteps: number;
+  steps: number;
+  trainer: Partial<TrainerOptions>;
+}
+
+export interface BenchModeResult {
+  mode: TrainMode;
+  budgetBytes?: number;
+  medianStepMs: number;
+  tokensPerSecond: number;
+  peakGpuBytes: number;
+  peakByCategory: Record<string, number>;
+  bytesToHostPerStep: number;
+  bytesToDevicePerStep: number;
+  waitForUpdatesMsPerStep: number;
+  cpuOptimizerMsPerStep: number;
+  appliedInBackward: number;
+  appliedBeforeForward: number;
+  losses: number[];
+  error?: string;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+}
+
+function randomBatches(
+  config: ModelConfig,
+  batch: number,
+  seqLen: number,
+  count: number,
+  seed: number,
+): TokenBatch[] {
+  const rng = new Rng(seed, 99);
+  return Array.from({ length: count }, () => {
+    const ids = Int32Array.from({ length: batch * seqLen }, () => rng.below(config.vocabSize));
+    return { batch, seqLen, inputIds: ids, labels: ids };
+  });
+}
+
+export async function runBenchmark(
+  o: BenchOptions,
+  onProgress?: (line: string) => void,
+): Promise<BenchModeResult[]> {
+  const batches = randomBatches(o.config, o.batch, o.seqLen, o.warmupSteps + o.steps, o.trainer.seed ?? 0);
+  const results: BenchModeResult[] = [];
+  for (const spec of o.modes) {
+    const gpu = await GpuRuntime.create(
+      spec.budgetBytes === undefined ? {} : { budgetBytes: spec.budgetBytes },
+    );
+    try {
+      const weights = ModelWeights.random(gpu, o.config, o.dtype, new Rng(o.trainer.seed ?? 0, 5));
+      const trainer = await Trainer.create(gpu, weights, { ...o.trainer, mode: spec.mode });
+      const measured: StepMetrics[] = [];
+      for (let s = 0; s < o.warmupSteps + o.steps; s++) {
+        const m = await trainer.trainStep(batches[s]!);
+        onProgress?.(
+          `${spec.mode} step ${s + 1}/${o.warmupSteps + o.steps}: ${m.wallMs.toFixed(0)} ms, loss ${m.loss.toFixed(3)}`,
+        );
+        if (s >= o.warmupSteps) measured.push(m);
+      }
+      await trainer.flush();
+      const stats = gpu.memory.stats();
+      const steps = measured.length;
+      const sum = (f: (m: StepMetrics) => number) => measured.reduce((a, m) => a + f(m), 0);
+      const med = median(measured.map((m) => m.wallMs));
+      results.push({
+        mode: spec.mode,
+        ...(spec.budgetBytes !== undefined && { budgetBytes: spec.budgetBytes }),
+        medianStepMs: med,
+        tokensPerSecond: ((o.batch * o.seqLen) / med) * 1000,
+        peakGpuBytes: stats.peakBytes,
+        peakByCategory: Object.fromEntries(
+          Object.entries(stats.byCategory).map(([k, v]) => [k, v.peakBytes]),
+        ),
+        bytesToHostPerStep: sum((m) => m.bytesToHost) / steps,
+        bytesToDevicePerStep: sum((m) => m.bytesToDevice) / steps,
+        waitForUpdatesMsPerStep: sum((m) => m.waitForUpdatesMs) / steps,
+        cpuOptimizerMsPerStep:
+          (measured[steps - 1]!.cpuOptimizerMs - (measured[0]!.cpuOptimizerMs ?? 0)) / Math.max(1, steps - 1),
+        appliedInBackward: sum((m) => m.appliedInBackward),
+        appliedBeforeForward: sum((m) => m.appliedBeforeForward),
+        losses: measured.map((m) => m.loss),
+      });
+      await trainer.destroy();
+      weights.release();
+    } catch (e) {
+      results.push({
+        mode: spec.mode,
+        medianStepMs: NaN,
+        tokensPerSecond: NaN,
+        peakGpuBytes: gpu.memory.stats().peakBytes,
+        peakByCategory: {},
+        bytesToHostPerStep: NaN,
+        bytesToDevicePerStep: NaN,
+        waitForUpdatesMsPerStep: NaN,
+        cpuOptimizerMsPerStep: NaN,
+        appliedInBackward: 0,
+        appliedBeforeForward: 0,
+        losses: [],
+        error: (e as Error).message,
+      });
+      onProgress?.(`${spec.mode} failed: ${(e as Error).message}`);
+    } finally {
+      gpu.destroy();
+    }
+  }
+  return results;
+}
+
+/** A short text table with the ratios the project is judged by. */
+export function formatBenchTable(
+  config: string,
+  o: Pick<BenchOptions, 'batch' | 'seqLen' | 'dtype'>,
+  results: BenchModeResult[],
+  device: string,
+): string {
+  const mib = (b: number) => (b / 2 ** 20).toFixed(0);
+  const lines = [
+    `${config}, batch ${o.batch} x seq ${o.seqLen}, ${o.dtype} weights, on ${device} (${new Date().toISOString().slice(0, 10)})`,
+    'mode    budget   step ms   tok/s    peak MiB  down MiB/step  up MiB/step  wait ms  cpu-opt ms  applied bwd/fwd',
+  ];
+  for (const r of results) {
+    if (r.error) {
+      lines.push(`${r.mode.padEnd(7)} failed: ${r.error}`);
+      continue;
+    }
+    lines.push(
+      [
+        r.mode.padEnd(7),
+        (r.budgetBytes ? `${mib(r.budgetBytes)}M` : '-').padStart(7),
+        r.medianStepMs.toFixed(1).padStart(9),
+        r.tokensPerSecond.toFixed(0).padStart(8),
+        mib(r.peakGpuBytes).padStart(10),
+        mib(r.bytesToHostPerStep).padStart(14),
+        mib(r.bytesToDevicePerStep).padStart(12),
+        r.waitForUpdatesMsPerStep.toFixed(1).padStart(8),
+        r.cpuOptimizerMsPerStep.toFixed(1).padStart(11),
+        `${r.appliedInBackward}/${r.appliedBeforeForward}`.padStart(16),
+      ].join(' '),
+    );
+  }
+  const by = (m: TrainMode) => results.find((r) => r.mode === m && !r.error);
+  const lsp = by('lsp');
+  const zero = by('zero');
+  const native = by('native');
+  if (lsp && native)
+    lines.push(`lsp / native step time: ${(lsp.medianStepMs / native.medianStepMs).toFixed(2)}`);
+  if (zero && lsp) lines.push(`zero / lsp step time: ${(zero.medianStepMs / lsp.medianStepMs).toFixed(2)}`);
+  return lines.join('\n');
+}

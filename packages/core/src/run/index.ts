@@ -1,0 +1,5 @@
+export { runTraining } from './train-run.js';
+export type { TrainRunOptions, TrainRunEvents, TrainSummary, EvalMetrics } from './train-run.js';
+export { runBenchmark, formatBenchTable } from './bench-run.js';
+export type { BenchOptions, BenchModeSpec, BenchModeResult } from './bench-run.js';
+export { MODEL_PRESETS, presetConfig } from './presets.js';
