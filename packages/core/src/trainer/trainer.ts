@@ -320,12 +320,15 @@ export class Trainer {
     const downloaded = Promise.all(transfers.map((t) => t.done)).then(() => undefined);
     const names = [...grads.compressed.map((c) => c.layer.spec.name), ...grads.dense.map((d) => d.spec.name)];
     const steps: { layer: ProjectedLayer; d: Tensor }[] = [];
+    const producedAt = this.stepCount;
     const update: PendingUpdate = {
       unit,
       downloaded,
       isReady: false,
       ready: Promise.resolve(),
-      apply: () => this.applySteps(steps),
+      // rounding seeded by the step that made the update, not the one applying it: a flush (save, eval)
+      // that applies it earlier must not change the f16 weights
+      apply: () => this.applySteps(steps, producedAt),
     };
     update.ready = (async () => {
       await downloaded;
@@ -356,19 +359,19 @@ export class Trainer {
   }
 
   /** Record W += L D R^T for each projected layer of a unit (and decoupled weight decay). */
-  private applySteps(steps: { layer: ProjectedLayer; d: Tensor }[]): void {
+  private applySteps(steps: { layer: ProjectedLayer; d: Tensor }[], step: number): void {
     const gpu = this.gpu;
     const o = this.options;
     for (const { layer, d } of steps) {
       const w = this.weights.get(layer.spec.name);
-      const seed = (this.stepCount * 7919 + layer.spec.layer * 104729 + layer.rows) >>> 0;
+      const seed = (step * 7919 + layer.spec.layer * 104729 + layer.rows) >>> 0;
       if (o.weightDecay > 0) {
         const copy = gpu.scratch(`wd.${layer.spec.name}`, 'f32', w.shape);
         cast(gpu, w, 'f32', copy);
         applyDelta(gpu, w, copy, {
           alpha: -o.lr * o.weightDecay,
           seed: seed ^ 0x9e3779b9,
-          step: this.stepCount,
+          step,
         });
       }
       const d32 = d.dtype === 'f32' ? d : gpu.scratch(`D32.${layer.spec.name}`, 'f32', d.shape);
