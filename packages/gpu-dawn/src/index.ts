@@ -166,3 +166,25 @@ export type {
   QueryBlockTiles,
   KeyBlockTiles,
 } from './kernels/attention.js';
+export {
+  matmul,
+  matmulStrided,
+  matmulPlan,
+  matmulReference,
+  chooseTiledConfig,
+  subgroupMatrixSupport,
+  isCpuAdapter,
+} from './kernels/matmul.js';
+export type {
+  MatmulOptions,
+  MatmulStridedArgs,
+  MatmulOperand,
+  MatmulKernelChoice,
+  MatmulPath,
+  MatmulPlan,
+  MatmulReferenceArgs,
+  SubgroupMatrixSupport,
+  TiledConfig,
+  SubgroupTileConfig,
+  SubgroupMatrixShape,
+} from './kernels/matmul.js';
