@@ -31,6 +31,36 @@ export type { SparseProjectorTensors, SparseProjectorHost } from './kernels/spar
 export { csrFromDense, uploadCsr, releaseCsr, csrLeft, csrRightT, csrLeftReference, csrRightTReference } from './kernels/csr.js';
 export type { CsrHost, CsrTensors } from './kernels/csr.js';
 export {
+  attentionForward,
+  attentionBackward,
+  attentionForwardReference,
+  attentionBackwardReference,
+  attentionShapeOf,
+  chooseAttentionTiles,
+} from './kernels/attention.js';
+export type {
+  AttentionShape,
+  AttentionTiles,
+  AttentionOptions,
+  AttentionLimits,
+  AttentionForwardTensors,
+  AttentionBackwardTensors,
+  QueryBlockTiles,
+  KeyBlockTiles,
+} from './kernels/attention.js';
+export { DownloadRing } from './transfer/download-ring.js';
+export type { DownloadOptions } from './transfer/download-ring.js';
+export { UploadRing } from './transfer/upload-ring.js';
+export type { UploadOptions } from './transfer/upload-ring.js';
+export { StagingRing, DEFAULT_CHUNK_BYTES, DEFAULT_SLOTS } from './transfer/staging-ring.js';
+export type { StagingRingOptions, StagingRingStats } from './transfer/staging-ring.js';
+export { Transfer, TransferError } from './transfer/transfer.js';
+export type { HostView, DeviceSide, TransferDirection } from './transfer/transfer.js';
+export { HOST_COPY_METHODS, copyHostBytes } from './transfer/host-copy.js';
+export type { HostCopyMethod } from './transfer/host-copy.js';
+export { DAWN_DISABLED_TOGGLES } from './device.js';
+export type { PassTimestampSource, SubmitHooks } from './runtime.js';
+export {
   rmsNormForward,
   rmsNormBackward,
   layerNormForward,
@@ -54,49 +84,6 @@ export type {
 } from './kernels/norm.js';
 export { rowGrid, positionsOf } from './kernels/rows.js';
 export type { RowGrid, StoredFloat, PositionRange, TokenPositions } from './kernels/rows.js';
-export {
-  ropeForward,
-  ropeBackward,
-  ropeReference,
-  ropeInvFreq,
-  ropeTableValues,
-  createRopeTable,
-} from './kernels/rope.js';
-export type { RopeArgs, RopeBackwardArgs, RopeTableOptions } from './kernels/rope.js';
-export {
-  embeddingForward,
-  embeddingBackward,
-  embeddingReference,
-  embeddingBackwardReference,
-} from './kernels/embedding.js';
-export type { EmbeddingForwardArgs, EmbeddingBackwardArgs } from './kernels/embedding.js';
-export { DAWN_DISABLED_TOGGLES } from './device.js';
-export type { PassTimestampSource, SubmitHooks } from './runtime.js';
-export { DownloadRing } from './transfer/download-ring.js';
-export type { DownloadOptions } from './transfer/download-ring.js';
-export { UploadRing } from './transfer/upload-ring.js';
-export type { UploadOptions } from './transfer/upload-ring.js';
-export { StagingRing, DEFAULT_CHUNK_BYTES, DEFAULT_SLOTS } from './transfer/staging-ring.js';
-export type { StagingRingOptions, StagingRingStats } from './transfer/staging-ring.js';
-export { Transfer, TransferError } from './transfer/transfer.js';
-export type { HostView, DeviceSide, TransferDirection } from './transfer/transfer.js';
-export { HOST_COPY_METHODS, copyHostBytes } from './transfer/host-copy.js';
-export type { HostCopyMethod } from './transfer/host-copy.js';
-export { GpuTimer, GPU_TIMING_SCHEMA } from './timing.js';
-export type { GpuTimerOptions, RegionStats, GpuTimingReport, TraceEvent, TraceOptions } from './timing.js';
-export {
-  crossEntropyForward,
-  crossEntropyBackward,
-  crossEntropyReference,
-  crossEntropyBackwardReference,
-  IGNORE_INDEX,
-} from './kernels/cross-entropy.js';
-export type {
-  CrossEntropyOptions,
-  CrossEntropyForwardArgs,
-  CrossEntropyBackwardArgs,
-  CrossEntropyReferenceResult,
-} from './kernels/cross-entropy.js';
 export {
   runElementwise,
   silu,
@@ -130,7 +117,6 @@ export {
   stochasticAddNeighbours,
 } from './kernels/cast.js';
 export type { ApplyDeltaOptions, StochasticAddResult } from './kernels/cast.js';
-export { DEFAULT_HOST_COPY } from './transfer/staging-ring.js';
 export {
   reduce,
   reduceReference,
@@ -149,23 +135,39 @@ export type { ReduceOp, ReduceOptions, ColumnSumOptions } from './kernels/reduce
 export { adamw, adamwReference, adamwGradFactor, createAdamWState } from './kernels/adamw.js';
 export type { AdamWOptions, AdamWParam, AdamWHyperparameters, AdamWMode } from './kernels/adamw.js';
 export {
-  attentionForward,
-  attentionBackward,
-  attentionForwardReference,
-  attentionBackwardReference,
-  attentionShapeOf,
-  chooseAttentionTiles,
-} from './kernels/attention.js';
+  ropeForward,
+  ropeBackward,
+  ropeReference,
+  ropeInvFreq,
+  ropeTableValues,
+  createRopeTable,
+} from './kernels/rope.js';
+export type { RopeArgs, RopeBackwardArgs, RopeTableOptions } from './kernels/rope.js';
+export { GpuTimer, GPU_TIMING_SCHEMA } from './timing.js';
+export type { GpuTimerOptions, RegionStats, GpuTimingReport, TraceEvent, TraceOptions } from './timing.js';
+export {
+  embeddingForward,
+  embeddingBackward,
+  embeddingReference,
+  embeddingBackwardReference,
+} from './kernels/embedding.js';
+export type { EmbeddingForwardArgs, EmbeddingBackwardArgs } from './kernels/embedding.js';
+export {
+  crossEntropyForward,
+  crossEntropyBackward,
+  crossEntropyReference,
+  crossEntropyBackwardReference,
+  IGNORE_INDEX,
+} from './kernels/cross-entropy.js';
 export type {
-  AttentionShape,
-  AttentionTiles,
-  AttentionOptions,
-  AttentionLimits,
-  AttentionForwardTensors,
-  AttentionBackwardTensors,
-  QueryBlockTiles,
-  KeyBlockTiles,
-} from './kernels/attention.js';
+  CrossEntropyOptions,
+  CrossEntropyForwardArgs,
+  CrossEntropyBackwardArgs,
+  CrossEntropyReferenceResult,
+} from './kernels/cross-entropy.js';
+export { DEFAULT_HOST_COPY } from './transfer/staging-ring.js';
+export { copyColumns, copyColumnsReference } from './kernels/columns.js';
+export type { CopyColumnsArgs } from './kernels/columns.js';
 export {
   matmul,
   matmulStrided,

@@ -10,6 +10,7 @@
 // `leadBlocks` blocks ahead of the GPU so updates get the chance to land inside the backward.
 import {
   DownloadRing,
+  GpuTimer,
   UploadRing,
   adamw,
   addTimesProjT,
@@ -19,6 +20,7 @@ import {
   expandRows,
   type GpuRuntime,
   type Tensor,
+  type TraceEvent,
   type Transfer,
 } from '@lsp-offload/gpu-dawn';
 import { AdamW as CpuAdamW, toHalf } from '@lsp-offload/cpu-wasm';
@@ -30,6 +32,7 @@ import type { ModelWeights } from '../model/weights.js';
 import { DEFAULT_TRAINER_OPTIONS, type TrainerOptions } from './options.js';
 import { createProjectedLayers, releaseProjectedLayers, type ProjectedLayer } from './projected-layers.js';
 import { LspSink, OUTER_UNIT, ZeroSink, type UnitGradients } from './sinks.js';
+import { StepTrace, TRACE_PID, TRACE_THREADS } from './trace.js';
 
 export interface StepMetrics {
   step: number;
@@ -46,6 +49,14 @@ export interface StepMetrics {
   appliedBeforeForward: number;
   /** Summed duration of CPU optimizer steps (they run on worker threads). */
   cpuOptimizerMs: number;
+  /** Time CPU optimizer steps ran during this step (on worker threads). */
+  workerBusyMs: number;
+  /** Time the main thread was not waiting (recording GPU work, moving bytes). */
+  mainThreadBusyMs: number;
+  /** GPU time of this step's compute passes (timestamp queries; null where the adapter lacks them). */
+  gpuBusyMs: number | null;
+  /** Wall time minus GPU busy: the GPU waited for the CPU, transfers or the recorder. */
+  gpuIdleMs: number | null;
   peakGpuBytes: number;
 }
 
@@ -66,11 +77,13 @@ class CpuStepQueue {
 
   constructor(private readonly opt: CpuAdamW) {}
 
-  step(names: string[]): Promise<void> {
+  step(names: string[], trace?: StepTrace, label = 'AdamW'): Promise<void> {
     const run = this.tail.then(async () => {
       const t0 = performance.now();
       const report = await this.opt.step({ names, nonFinite: 'skip' });
-      this.busyMs += performance.now() - t0;
+      const t1 = performance.now();
+      this.busyMs += t1 - t0;
+      trace?.add(label, TRACE_THREADS.optimizer, t0, t1, { tensors: names.length });
       if (!report.applied && report.nonFinite.length) {
         throw new Error(
           `non-finite gradients in ${report.nonFinite.map((r) => r.name).join(', ')}: step skipped`,
@@ -79,6 +92,15 @@ class CpuStepQueue {
     });
     this.tail = run.catch(() => undefined);
     return run;
+  }
+}
+
+/** One GPU timer per runtime: a second trainer on the same runtime goes without GPU busy times. */
+function tryTimer(gpu: GpuRuntime): GpuTimer | undefined {
+  try {
+    return new GpuTimer(gpu, { capacityPasses: 2048, keepOccurrences: 64 });
+  } catch {
+    return undefined;
   }
 }
 
@@ -95,6 +117,12 @@ export class Trainer {
   private readonly gpuState = new Map<string, { m: Tensor; v: Tensor; master?: Tensor }>();
   private stepCount = 0;
   private metrics = this.freshMetrics();
+  private timer: GpuTimer | undefined;
+  private trace: StepTrace | undefined;
+  private traceRequested = false;
+  private lastTrace: TraceEvent[] | undefined;
+  private segmentName: string | undefined;
+  private segmentStart = 0;
   leadBlocks = 2;
 
   private constructor(
@@ -111,6 +139,8 @@ export class Trainer {
     if (options.mode === 'lsp') this.sink = new LspSink(gpu, this.layers, options.nonProjected === 'adamw');
     else if (options.mode === 'zero') this.sink = new ZeroSink(gpu, weights.dtype);
     else this.sink = new DenseGradients(gpu, weights);
+    // GPU busy time per step; a runtime holds at most one timer, so share none with other users
+    this.timer = gpu.has('timestamp-query') ? tryTimer(gpu) : undefined;
   }
 
   static async create(
@@ -119,6 +149,9 @@ export class Trainer {
     options: Partial<TrainerOptions> = {},
   ): Promise<Trainer> {
     const o: TrainerOptions = { ...DEFAULT_TRAINER_OPTIONS, ...options };
+    if (!(['lsp', 'zero', 'native'] as const).includes(o.mode)) {
+      throw new Error(`unknown training mode '${o.mode}': use lsp, zero or native`);
+    }
     const t = new Trainer(gpu, weights, o);
     if (o.mode !== 'native') await t.initOffload();
     return t;
@@ -163,13 +196,25 @@ export class Trainer {
     const t0 = performance.now();
     this.metrics = this.freshMetrics();
     this.stepCount++;
-    const hooks: StepHooks = {};
-    if (this.options.mode !== 'native') {
-      hooks.beforeForward = () => this.applyBefore(OUTER_UNIT);
-      hooks.beforeBlockForward = (layer) => this.applyBefore(layer);
-      if (this.options.pipelined) hooks.afterBlockBackward = (layer) => this.afterBlockBackward(layer);
-    }
+    this.trace = this.traceRequested ? new StepTrace(this.stepCount) : undefined;
+    this.traceRequested = false;
+    const workerBusyBefore = this.cpuQueue?.busyMs ?? 0;
+    const gpuBefore = this.gpuStepMs();
+    this.timer?.begin('step');
+    this.segment('record forward');
+    const hooks: StepHooks = {
+      beforeBlockForward: async (layer) => {
+        if (this.options.mode !== 'native') await this.applyBefore(layer);
+        this.segment(`record forward L${layer}`);
+      },
+      afterBlockBackward: async (layer) => {
+        if (this.options.mode !== 'native' && this.options.pipelined) await this.afterBlockBackward(layer);
+        this.segment(`record backward L${layer - 1}`);
+      },
+    };
+    if (this.options.mode !== 'native') hooks.beforeForward = () => this.applyBefore(OUTER_UNIT);
     const { loss } = await this.model.trainStep(batch, this.sink, hooks);
+    this.segment('after backward');
     if (this.options.mode === 'native') {
       this.nativeUpdate();
     } else if (this.options.pipelined) {
@@ -181,11 +226,17 @@ export class Trainer {
       this.startUpdate(OUTER_UNIT);
       await this.flush();
     }
-    const lossValue = (await this.gpu.read(loss))[0]!;
+    this.timer?.end('step');
+    const lossValue = await this.waiting('read loss', async () => (await this.gpu.read(loss))[0]!);
     loss.release();
+    this.segment(undefined);
     const wallMs = performance.now() - t0;
+    await this.timer?.settle();
+    const gpuBusyMs = this.timer ? this.gpuStepMs() - gpuBefore : null;
     const tokens = batch.batch * batch.seqLen;
     const m = this.metrics;
+    if (this.trace) this.lastTrace = this.traceEvents(this.trace, t0);
+    this.trace = undefined;
     return {
       ...m,
       step: this.stepCount,
@@ -194,8 +245,59 @@ export class Trainer {
       wallMs,
       tokensPerSecond: (tokens / wallMs) * 1000,
       cpuOptimizerMs: this.cpuQueue?.busyMs ?? 0,
+      workerBusyMs: (this.cpuQueue?.busyMs ?? 0) - workerBusyBefore,
+      mainThreadBusyMs: wallMs - m.idleMs,
+      gpuBusyMs,
+      gpuIdleMs: gpuBusyMs === null ? null : Math.max(0, wallMs - gpuBusyMs),
       peakGpuBytes: this.gpu.memory.stats().peakBytes,
     };
+  }
+
+  /** Record a Chrome/Perfetto trace of the next step (read it with takeTrace() after that step). */
+  traceNextStep(): void {
+    this.traceRequested = true;
+  }
+
+  /** The trace of the last traced step (Chrome trace event format), once. */
+  takeTrace(): TraceEvent[] | undefined {
+    const t = this.lastTrace;
+    this.lastTrace = undefined;
+    return t;
+  }
+
+  private traceEvents(trace: StepTrace, startMs: number): TraceEvent[] {
+    const gpu = (this.timer?.traceEvents({ pid: TRACE_PID, tid: TRACE_THREADS.gpu }) ?? []).filter(
+      (e) => e.ph === 'M' || e.ts >= startMs * 1000 - 1,
+    );
+    return [...trace.events(), ...gpu];
+  }
+
+  private gpuStepMs(): number {
+    return this.timer?.regions().find((r) => r.name === 'step')?.totalMs ?? 0;
+  }
+
+  /** Close the open main-thread span (recording) and open the next one. */
+  private segment(next: string | undefined): void {
+    const now = performance.now();
+    if (this.trace && this.segmentName)
+      this.trace.add(this.segmentName, TRACE_THREADS.main, this.segmentStart, now);
+    this.segmentName = next;
+    this.segmentStart = now;
+  }
+
+  /** Await something the main thread cannot continue without; the time counts as main-thread idle. */
+  private async waiting<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const t0 = performance.now();
+    const open = this.segmentName;
+    this.segment(undefined);
+    try {
+      return await fn();
+    } finally {
+      const t1 = performance.now();
+      this.metrics.idleMs += t1 - t0;
+      this.trace?.add(`wait: ${what}`, TRACE_THREADS.main, t0, t1);
+      this.segment(open);
+    }
   }
 
   /** Mean loss over batches, with every pending update applied first. */
@@ -220,6 +322,8 @@ export class Trainer {
 
   async destroy(): Promise<void> {
     await this.flush().catch(() => undefined);
+    this.timer?.destroy();
+    this.timer = undefined;
     await this.cpu?.destroy();
     await this.down?.close();
     await this.up?.close();
@@ -268,7 +372,7 @@ export class Trainer {
     this.applyReady(layer);
     // keep the recorder at most leadBlocks ahead of the GPU
     const ahead = this.pending.get(layer + this.leadBlocks);
-    if (ahead) await ahead.downloaded;
+    if (ahead) await this.waiting(`GPU (lead of ${this.leadBlocks} blocks)`, () => ahead.downloaded);
     this.applyReady(layer);
   }
 
@@ -290,7 +394,7 @@ export class Trainer {
     if (!u.isReady) {
       const t0 = performance.now();
       this.gpu.submit(); // let the GPU run what is recorded while we wait
-      await u.ready;
+      await this.waiting(`update of ${unit === OUTER_UNIT ? 'outer params' : `L${unit}`}`, () => u.ready);
       this.metrics.waitForUpdatesMs += performance.now() - t0;
     }
     u.apply();
@@ -312,6 +416,9 @@ export class Trainer {
       transfers.push(down.download(d.grad, dst, { label: `grad ${d.spec.name}` }));
     }
     for (const t of transfers) this.metrics.bytesToHost += t.bytes;
+    const trace = this.trace;
+    const label = unit === OUTER_UNIT ? 'outer params' : `L${unit}`;
+    const downloadStart = performance.now();
     const gradTensors = [...grads.compressed.map((c) => c.s), ...grads.dense.map((d) => d.grad)];
     // the gradient buffers may be reused once their copies are recorded
     void Promise.all(transfers.map((t) => t.enqueued)).then(() => {
@@ -319,6 +426,10 @@ export class Trainer {
     });
     const downloaded = Promise.all(transfers.map((t) => t.done)).then(() => undefined);
     const names = [...grads.compressed.map((c) => c.layer.spec.name), ...grads.dense.map((d) => d.spec.name)];
+    // what will travel back, counted now so it belongs to this step's metrics
+    const stepBytes = this.options.stepDtype === 'f16' ? 2 : 4;
+    for (const c of grads.compressed) this.metrics.bytesToDevice += c.layer.d * c.layer.d * stepBytes;
+    for (const d of grads.dense) this.metrics.bytesToDevice += this.weights.get(d.spec.name).byteLength;
     const steps: { layer: ProjectedLayer; d: Tensor }[] = [];
     const producedAt = this.stepCount;
     const update: PendingUpdate = {
@@ -332,7 +443,9 @@ export class Trainer {
     };
     update.ready = (async () => {
       await downloaded;
-      await this.cpuQueue!.step(names);
+      trace?.add(`download ${label}`, TRACE_THREADS.transfers, downloadStart, performance.now());
+      await this.cpuQueue!.step(names, trace, `AdamW ${label}`);
+      const uploadStart = performance.now();
       const uploads: Transfer[] = [];
       for (const c of grads.compressed) {
         const name = c.layer.spec.name;
@@ -342,8 +455,8 @@ export class Trainer {
         steps.push({ layer: c.layer, d });
       }
       for (const dg of grads.dense) uploads.push(this.uploadParam(dg.spec));
-      for (const t of uploads) this.metrics.bytesToDevice += t.bytes;
       await Promise.all(uploads.map((t) => t.enqueued));
+      trace?.add(`upload ${label}`, TRACE_THREADS.transfers, uploadStart, performance.now());
       update.isReady = true;
     })();
     update.ready.catch(() => undefined); // surfaced by whoever awaits it
@@ -410,16 +523,21 @@ export class Trainer {
     });
   }
 
-  private freshMetrics(): Omit<
-    StepMetrics,
-    'step' | 'loss' | 'tokens' | 'wallMs' | 'tokensPerSecond' | 'cpuOptimizerMs' | 'peakGpuBytes'
-  > {
+  private freshMetrics(): {
+    bytesToHost: number;
+    bytesToDevice: number;
+    waitForUpdatesMs: number;
+    appliedInBackward: number;
+    appliedBeforeForward: number;
+    idleMs: number;
+  } {
     return {
       bytesToHost: 0,
       bytesToDevice: 0,
       waitForUpdatesMs: 0,
       appliedInBackward: 0,
       appliedBeforeForward: 0,
+      idleMs: 0,
     };
   }
 }
