@@ -169,7 +169,7 @@ async function restoreTrainingState(trainer: Trainer, checkpoint: Checkpoint): P
   else {
     const cpu = trainer.cpuOptimizer;
     if (!cpu) throw new Error(`the ${mode} trainer has no CPU optimizer`);
-    await readCpuOptimizerState(optimizerPath, cpu);
+    readCpuOptimizerState(optimizerPath, cpu);
   }
   if (mode === 'lsp') await readProjectors(join(dir, PROJECTORS_FILE), trainer);
   trainer.restoreStep(manifest.step);

@@ -1,9 +1,8 @@
 // The optimizer state files. lsp and zero: the CPU AdamW's own stateDict() bytes (safetensors with the
 // per-tensor step counts and group hyper-parameters in its metadata), written in parts straight from the
 // optimizer's shared memory. native: the GPU AdamW's m, v and (f16 weights) fp32 master per parameter.
-import type { AdamW as CpuAdamW } from '@lsp-offload/cpu-wasm';
+import { openFileSource, type AdamW as CpuAdamW, type FileSource } from '@lsp-offload/cpu-wasm';
 import type { Tensor } from '@lsp-offload/gpu-dawn';
-import { open } from 'node:fs/promises';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../../hf/index.js';
 import { stageFile, writeAll } from '../../hf/atomic-file.js';
 import type { Trainer } from '../trainer.js';
@@ -26,46 +25,26 @@ export async function writeCpuOptimizerState(path: string, optimizer: CpuAdamW):
 }
 
 /**
- * The largest state AdamW.loadStateDict() takes: it wants one Uint8Array, and Node 20 caps typed arrays at
- * 4 GiB (a streaming load in cpu-wasm would lift this; saving already streams via stateDictParts()).
+ * Restores a CPU AdamW from its state file, read straight into the optimizer's shared memory (no copy of
+ * the whole state in a buffer, so states over 4 GiB load); the optimizer's own checks name what does not fit.
  */
-export const MAX_CPU_STATE_BYTES = 2 ** 32;
-
-/** Restores a CPU AdamW from its state file; the optimizer's own checks name what does not match. */
-export async function readCpuOptimizerState(path: string, optimizer: CpuAdamW): Promise<void> {
-  const bytes = await readWholeFile(path, MAX_CPU_STATE_BYTES);
+export function readCpuOptimizerState(path: string, optimizer: CpuAdamW): void {
+  let source: FileSource;
   try {
-    optimizer.loadStateDict(bytes);
+    source = openFileSource(path);
+  } catch (e) {
+    throw new CheckpointError(path, `cannot open: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    optimizer.loadStateDict(source);
   } catch (e) {
     throw new CheckpointError(
       path,
       `the CPU optimizer state does not fit this trainer: ${(e as Error).message}`,
       { cause: e },
     );
-  }
-}
-
-/** The file in one buffer, read in pieces (fs.readFile refuses files over 2 GiB). */
-async function readWholeFile(path: string, maxBytes: number): Promise<Uint8Array> {
-  const handle = await open(path, 'r');
-  try {
-    const size = (await handle.stat()).size;
-    if (size > maxBytes)
-      throw new CheckpointError(
-        path,
-        `${(size / 2 ** 30).toFixed(1)} GiB of CPU optimizer state: AdamW.loadStateDict() takes at most ${maxBytes / 2 ** 30} GiB in one buffer`,
-      );
-    const bytes = new Uint8Array(size);
-    let done = 0;
-    while (done < size) {
-      const { bytesRead } = await handle.read(bytes, done, Math.min(size - done, 1 << 30), done);
-      if (bytesRead === 0)
-        throw new CheckpointError(path, `truncated while reading: ${done} of ${size} bytes`);
-      done += bytesRead;
-    }
-    return bytes;
   } finally {
-    await handle.close();
+    source.close();
   }
 }
 
