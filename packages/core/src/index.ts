@@ -28,5 +28,6 @@ export { overwriteProjectorTensors } from './projectors/projector-overwrite.js';
 export { zeroNonFiniteOnGpu } from './projectors/zero-non-finite-gpu.js';
 export * from './run/index.js';
 export * from './trainer/checkpoint/index.js';
+export * from './planner/index.js';
 // The GPU runtime, for callers of core (the CLI) that create one without depending on gpu-dawn.
 export { GpuRuntime, GpuContext } from '@lsp-offload/gpu-dawn';

@@ -31,6 +31,11 @@ export interface TrainerOptions extends OptimizerHyperParams {
    * update before the next step's first forward, in a fixed order (the reference the schedule must match).
    */
   pipelined: boolean;
+  /**
+   * The batch geometry the run will train on. Under a GPU memory budget Trainer.create checks the memory
+   * plan for it and refuses to start over budget; without it only a one-token step is checked.
+   */
+  plannedBatch?: { batch: number; seqLen: number };
 }
 
 export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {

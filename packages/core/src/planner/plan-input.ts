@@ -1,0 +1,75 @@
+// What a memory plan is computed from: the run's geometry and the trainer options that change what is
+// allocated. Everything but the geometry, the mode and the weight dtype defaults to the trainer's defaults.
+import { DEFAULT_CHUNK_BYTES, DEFAULT_SLOTS } from '@lsp-offload/gpu-dawn';
+import { DEFAULT_TRAINER_OPTIONS, type TrainMode, type TrainerOptions } from '../trainer/options.js';
+import type { WeightDtype } from '../model/weights.js';
+
+/** The Trainer's default lead (Trainer.leadBlocks): the recorder runs at most this many blocks ahead. */
+export const DEFAULT_LEAD_BLOCKS = 2;
+
+export interface PlanInput extends Partial<
+  Pick<
+    TrainerOptions,
+    | 'rank'
+    | 'nnz'
+    | 'checkpointing'
+    | 'lossChunkTokens'
+    | 'exactProjectors'
+    | 'nonProjected'
+    | 'stepDtype'
+    | 'weightDecay'
+    | 'pipelined'
+  >
+> {
+  batch: number;
+  seqLen: number;
+  mode: TrainMode;
+  weightDtype: WeightDtype;
+  /** Blocks the recorder may run ahead of the GPU (Trainer.leadBlocks; default 2). */
+  leadBlocks?: number;
+  /**
+   * lsp: how many blocks' updates may miss the backward and wait for the next step's forward. Which ones
+   * do depends on GPU vs CPU speed, so the default is the worst case: every block.
+   */
+  deferredBlocks?: number;
+  /** Staging rings of the offloading modes (default: DownloadRing/UploadRing defaults, 4 x 8 MiB each). */
+  stagingSlots?: number;
+  stagingChunkBytes?: number;
+}
+
+export type ResolvedPlanInput = Required<PlanInput>;
+
+export function resolvePlanInput(input: PlanInput, numLayers: number): ResolvedPlanInput {
+  const d = DEFAULT_TRAINER_OPTIONS;
+  const r: ResolvedPlanInput = {
+    batch: input.batch,
+    seqLen: input.seqLen,
+    mode: input.mode,
+    weightDtype: input.weightDtype,
+    rank: input.rank ?? d.rank,
+    nnz: input.nnz ?? d.nnz,
+    checkpointing: input.checkpointing ?? d.checkpointing,
+    lossChunkTokens: input.lossChunkTokens ?? d.lossChunkTokens,
+    exactProjectors: input.exactProjectors ?? d.exactProjectors,
+    nonProjected: input.nonProjected ?? d.nonProjected,
+    stepDtype: input.stepDtype ?? d.stepDtype,
+    weightDecay: input.weightDecay ?? d.weightDecay,
+    pipelined: input.pipelined ?? d.pipelined,
+    leadBlocks: input.leadBlocks ?? DEFAULT_LEAD_BLOCKS,
+    deferredBlocks: Math.min(numLayers, input.deferredBlocks ?? numLayers),
+    stagingSlots: input.stagingSlots ?? DEFAULT_SLOTS,
+    stagingChunkBytes: input.stagingChunkBytes ?? DEFAULT_CHUNK_BYTES,
+  };
+  const positive: (keyof ResolvedPlanInput)[] = ['batch', 'seqLen', 'lossChunkTokens', 'stagingSlots'];
+  if (r.mode === 'lsp' && !r.exactProjectors) positive.push('rank', 'nnz');
+  for (const key of positive) {
+    const v = r[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1)
+      throw new RangeError(`memory plan: ${key} must be a positive integer, got ${String(v)}`);
+  }
+  if (r.mode === 'lsp' && !r.exactProjectors && r.nnz > r.rank)
+    throw new RangeError(`memory plan: --nnz ${r.nnz} exceeds --rank ${r.rank}`);
+  if (!(r.leadBlocks >= 0 && r.deferredBlocks >= 0))
+    throw new RangeError('memory plan: leadBlocks and deferredBlocks must be >= 0');
+  return r;
+}

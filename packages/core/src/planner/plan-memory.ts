@@ -1,0 +1,124 @@
+// planMemory: the GPU memory a training run will need, predicted from the model config and the run's
+// options alone (no GPU, nothing loaded), so `lsp-offload plan` and Trainer.create can refuse a run that
+// cannot fit before allocating anything big.
+//
+// Two totals, because GpuMemory keeps freed buffers for reuse:
+//   peakBytes      the most bytes of LIVE buffers at once. A budget must hold this: when a request does
+//                  not fit, GpuMemory drops its cache of freed buffers and retries.
+//   footprintBytes what an unbudgeted GpuMemory ends up holding (its stats().peakBytes): for each size
+//                  class the most buffers of it ever alive at once, since a new one is created only when
+//                  none is free.
+import { MEMORY_CATEGORIES, type MemoryCategory } from '@lsp-offload/gpu-dawn';
+import type { ModelConfig } from '../hf/index.js';
+import { stepGeometry } from './activation-buffers.js';
+import { planHostMemory, type HostMemoryPlan } from './host-memory.js';
+import { parameterLayout } from './parameter-buffers.js';
+import { resolvePlanInput, type PlanInput, type ResolvedPlanInput } from './plan-input.js';
+import { mergeBuffers, totalBytes, type PlannedBuffer } from './planned-buffer.js';
+import { stepPhases } from './step-phases.js';
+
+export type CategoryBytes = Record<MemoryCategory, number>;
+
+export interface MemoryPlanItem {
+  label: string;
+  category: MemoryCategory;
+  /** How many such buffers are alive at the peak, and their size each (size-classed). */
+  count: number;
+  bufferBytes: number;
+  /** count x bufferBytes */
+  bytes: number;
+}
+
+export interface MemoryPlan {
+  config: ModelConfig;
+  input: ResolvedPlanInput;
+  /** The most bytes of live GPU buffers at once: what a --gpu-memory budget must hold. */
+  peakBytes: number;
+  /** Where in the step the peak is. */
+  peakPhase: string;
+  /** The peak split by category (sums to peakBytes). */
+  atPeak: CategoryBytes;
+  /** Each category's own peak (like GpuMemory.stats().byCategory[c].peakBytes; may fall in other phases). */
+  categoryPeaks: CategoryBytes;
+  /** What an unbudgeted GpuMemory holds after a few steps: live plus freed buffers kept for reuse. */
+  footprintBytes: number;
+  /** The largest holders at the peak, biggest first. */
+  largest: MemoryPlanItem[];
+  /** Every modelled moment of a step with its live bytes, in step order. */
+  phases: { name: string; bytes: number }[];
+  /** CPU memory of the offloading modes (optimizer state, projector copies). */
+  host: HostMemoryPlan;
+}
+
+function emptyCategories(): CategoryBytes {
+  return Object.fromEntries(MEMORY_CATEGORIES.map((c) => [c, 0])) as CategoryBytes;
+}
+
+function byCategory(buffers: readonly PlannedBuffer[]): CategoryBytes {
+  const out = emptyCategories();
+  for (const b of buffers) out[b.category] += b.bytes * b.count;
+  return out;
+}
+
+/** Predict the GPU (and host) memory of training `config` with `input` (see PlanInput for defaults). */
+export function planMemory(config: ModelConfig, input: PlanInput): MemoryPlan {
+  const run = resolvePlanInput(input, config.numLayers);
+  const layout = parameterLayout(config);
+  const geometry = stepGeometry(run.batch, run.seqLen, run.lossChunkTokens);
+  if (run.seqLen > config.maxPositions)
+    throw new RangeError(
+      `memory plan: --seq ${run.seqLen} exceeds the model's ${config.maxPositions} positions`,
+    );
+  const phases = stepPhases(config, layout, run, geometry);
+
+  let peak = phases[0]!;
+  let peakBytes = -1;
+  const categoryPeaks = emptyCategories();
+  const maxCount = new Map<string, { bytes: number; count: number }>();
+  const summary: MemoryPlan['phases'] = [];
+  for (const phase of phases) {
+    const bytes = totalBytes(phase.buffers);
+    summary.push({ name: phase.name, bytes });
+    if (bytes > peakBytes) {
+      peakBytes = bytes;
+      peak = phase;
+    }
+    const cats = byCategory(phase.buffers);
+    for (const c of MEMORY_CATEGORIES) categoryPeaks[c] = Math.max(categoryPeaks[c], cats[c]);
+    const counts = new Map<string, number>();
+    for (const b of phase.buffers) {
+      const key = `${b.usage}:${b.bytes}`;
+      counts.set(key, (counts.get(key) ?? 0) + b.count);
+    }
+    for (const [key, count] of counts) {
+      const bytes = Number(key.slice(key.indexOf(':') + 1));
+      const seen = maxCount.get(key);
+      if (!seen || count > seen.count) maxCount.set(key, { bytes, count });
+    }
+  }
+  let footprintBytes = 0;
+  for (const { bytes, count } of maxCount.values()) footprintBytes += bytes * count;
+
+  const largest = mergeBuffers(peak.buffers)
+    .map((b) => ({
+      label: b.label,
+      category: b.category,
+      count: b.count,
+      bufferBytes: b.bytes,
+      bytes: b.bytes * b.count,
+    }))
+    .sort((a, b) => b.bytes - a.bytes)
+    .slice(0, 10);
+  return {
+    config,
+    input: run,
+    peakBytes,
+    peakPhase: peak.name,
+    atPeak: byCategory(peak.buffers),
+    categoryPeaks,
+    footprintBytes,
+    largest,
+    phases: summary,
+    host: planHostMemory(layout, run),
+  };
+}

@@ -1,0 +1,217 @@
+// One training step as a sequence of snapshots ("phases") of the GPU buffers alive at the moments where
+// memory peaks: each block's forward, the LM head, the final norm's backward, each block's backward, the
+// embedding backward, and the lsp update slots. It follows Trainer.trainStep and Transformer.run:
+//   - checkpointing keeps only block inputs and recomputes one block's tape right before its backward;
+//     without it every block's tape stays until its backward;
+//   - gpu.scratch() workspace lives until the next submit: the pipelined offloading modes submit once per
+//     block in the backward, native and the synchronous reference not before the step's end, and the
+//     forward never submits (so deferred lsp applies keep their scratch until the first block backward);
+//   - gradients of the offloading modes live until their download is enqueued: at most leadBlocks blocks
+//     behind the one being computed (the recorder waits for block l + leadBlocks' download);
+//   - deferred lsp updates hold their step D from the CPU's answer until the block's next forward.
+import type { ModelConfig } from '../hf/index.js';
+import {
+  biasGradWorkspace,
+  blockBackwardTemporaries,
+  blockTape,
+  embeddingBackwardWorkspace,
+  finalNormOutputs,
+  hiddenState,
+  lossHeadBuffers,
+  normBackwardWorkspace,
+  stepInputs,
+  type StepGeometry,
+} from './activation-buffers.js';
+import {
+  applyWorkspace,
+  blockOffloadGradients,
+  blockSteps,
+  compressWorkspace,
+  nativeGradientBuffers,
+  nativeOptimizerBuffers,
+  outerGradients,
+  projectorBuffers,
+  stagingBuffers,
+  trainsNonLinear,
+  weightBuffers,
+  type ParameterLayout,
+} from './parameter-buffers.js';
+import type { ResolvedPlanInput } from './plan-input.js';
+import { gpuTimerBuffers } from './timer-buffers.js';
+import { times, type PlannedBuffer } from './planned-buffer.js';
+
+export interface Phase {
+  name: string;
+  buffers: PlannedBuffer[];
+}
+
+/** Blocks [from, to] (inclusive, clipped to the model), as a list of layer indices. */
+function blocks(from: number, to: number, numLayers: number): number[] {
+  const out: number[] = [];
+  for (let l = Math.max(0, from); l <= Math.min(numLayers - 1, to); l++) out.push(l);
+  return out;
+}
+
+export function stepPhases(
+  config: ModelConfig,
+  layout: ParameterLayout,
+  run: ResolvedPlanInput,
+  g: StepGeometry,
+): Phase[] {
+  const L = config.numLayers;
+  const { mode } = run;
+  const offload = mode !== 'native';
+  const perBlockSubmit = offload && run.pipelined;
+  const wantsGrads = trainsNonLinear(run);
+
+  // ---- alive for the whole run ----
+  const persistent: PlannedBuffer[] = [...weightBuffers(config, layout, run)];
+  if (mode === 'lsp') persistent.push(...projectorBuffers(layout, run));
+  if (offload) persistent.push(...stagingBuffers(run));
+  persistent.push(...gpuTimerBuffers());
+  if (mode === 'native')
+    persistent.push(...nativeGradientBuffers(layout), ...nativeOptimizerBuffers(layout, run));
+  const always = [...persistent, ...stepInputs(g)];
+
+  // ---- per-block pieces ----
+  const tape = blockTape(config, g);
+  const x = (count: number): PlannedBuffer[] =>
+    count > 0 ? [hiddenState(config, g, 'block inputs (kept)', count)] : [];
+  const gradWorkspace = (layer: number): PlannedBuffer[] => {
+    if (!wantsGrads) return [];
+    const others = layout.blockOthers[layer]!;
+    const norms = others.filter((s) => s.role === 'norm').length;
+    const out: PlannedBuffer[] = norms ? [normBackwardWorkspace(config, g, norms)] : [];
+    // a linear's bias goes through biasGrad (columnSum); a LayerNorm's bias comes with its weight
+    const linears = new Set(layout.blockLinears[layer]!.map((s) => s.name));
+    for (const s of others)
+      if (s.role === 'bias' && linears.has(s.name.replace(/\.bias$/, '.weight')))
+        out.push(...biasGradWorkspace(g, s.shape[0]!));
+    return out;
+  };
+  const sinkWork = (layer: number): PlannedBuffer[] => [
+    ...gradWorkspace(layer),
+    ...(mode === 'lsp' ? compressWorkspace(layout, layer, run, g) : []),
+  ];
+  const offloadGrads = (layers: number[]): PlannedBuffer[] =>
+    offload ? layers.flatMap((l) => blockOffloadGradients(layout, l, run)) : [];
+
+  // ---- lsp updates deferred to the next forward: the lowest `deferredBlocks` blocks ----
+  const deferred = mode === 'lsp' && run.pipelined ? run.deferredBlocks : 0;
+  const pendingSteps = (above: number): PlannedBuffer[] =>
+    blocks(above + 1, deferred - 1, L).flatMap((l) => blockSteps(layout, l, run));
+  const forwardApplyScratch = (upTo: number): PlannedBuffer[] =>
+    blocks(0, Math.min(upTo, deferred - 1), L).flatMap((l) => applyWorkspace(layout, l, run));
+  const allForwardApplyScratch = forwardApplyScratch(L - 1);
+
+  const phases: Phase[] = [];
+  const add = (name: string, ...parts: PlannedBuffer[][]): void => {
+    phases.push({ name, buffers: parts.flat() });
+  };
+
+  // ---- forward ----
+  if (deferred > 0) add('step start: deferred updates (D) waiting', always, x(1), pendingSteps(-1));
+  for (let l = 0; l < L; l++) {
+    const keptTapes = run.checkpointing ? [] : times(tape, l);
+    add(
+      `forward block ${l}`,
+      always,
+      x(l + 1),
+      keptTapes,
+      tape,
+      [hiddenState(config, g, 'block output')],
+      pendingSteps(l),
+      forwardApplyScratch(l),
+    );
+  }
+  const forwardKept = [...x(L + 1), ...(run.checkpointing ? [] : times(tape, L))];
+
+  // ---- LM head and loss ----
+  const headGrads = offload && wantsGrads ? outerGradients(config, layout, 'lm_head') : [];
+  const finalGrads = offload && wantsGrads ? outerGradients(config, layout, 'final norm') : [];
+  const dxf = [hiddenState(config, g, 'dxf')];
+  add(
+    'LM head + cross-entropy',
+    always,
+    forwardKept,
+    allForwardApplyScratch,
+    finalNormOutputs(config, g),
+    dxf,
+    lossHeadBuffers(config, g),
+    headGrads,
+  );
+  const finalNormWork = wantsGrads ? [normBackwardWorkspace(config, g)] : [];
+  add(
+    'final norm backward',
+    always,
+    forwardKept,
+    allForwardApplyScratch,
+    finalNormOutputs(config, g),
+    dxf,
+    [hiddenState(config, g, 'dx (block gradient)')],
+    finalNormWork,
+    finalGrads,
+  );
+
+  // ---- blocks, last to first ----
+  // Workspace not yet freed by a submit: with per-block submits only this block's (and, for the top
+  // block, the forward's deferred applies and the final norm's); otherwise everything since the step's
+  // first submit.
+  const dx = [hiddenState(config, g, 'dx (block gradient)')];
+  for (let l = L - 1; l >= 0; l--) {
+    const kept = [...x(l + 1), ...(run.checkpointing ? [] : times(tape, l))];
+    const scratch = perBlockSubmit
+      ? [...sinkWork(l), ...(l === L - 1 ? [...allForwardApplyScratch, ...finalNormWork] : [])]
+      : [...finalNormWork, ...blocks(l, L - 1, L).flatMap(sinkWork)];
+    // pipelined: blocks l+1 .. l+leadBlocks may still wait for their download; synchronous: all above
+    const inFlight = run.pipelined ? blocks(l + 1, l + run.leadBlocks, L) : blocks(l + 1, L - 1, L);
+    // pipelined lsp: an update applied at the last block boundary (its D and apply scratch), for the
+    // blocks whose updates are not deferred to the next forward
+    const applied =
+      mode === 'lsp' && run.pipelined && l < L - 1 && l + 1 >= deferred
+        ? [...blockSteps(layout, l + 1, run), ...applyWorkspace(layout, l + 1, run)]
+        : [];
+    add(
+      `backward block ${l}`,
+      always,
+      kept,
+      dx,
+      tape,
+      blockBackwardTemporaries(config, g),
+      offloadGrads([l, ...inFlight]),
+      scratch,
+      applied,
+      finalGrads,
+    );
+  }
+
+  // ---- embedding backward ----
+  const embedScratch = wantsGrads ? embeddingBackwardWorkspace(config, g, true) : [];
+  const inFlight = run.pipelined ? blocks(0, run.leadBlocks - 1, L) : blocks(0, L - 1, L);
+  const leftover = perBlockSubmit ? [] : [...finalNormWork, ...blocks(0, L - 1, L).flatMap(sinkWork)];
+  add(
+    'embedding backward',
+    always,
+    dx,
+    embedScratch,
+    offloadGrads(inFlight),
+    leftover,
+    offload && wantsGrads ? outerGradients(config, layout, 'embeddings') : [],
+  );
+
+  // ---- the synchronous reference applies every update after the backward ----
+  if (mode === 'lsp' && !run.pipelined) {
+    const all = blocks(0, L - 1, L);
+    add(
+      'synchronous updates: every step D',
+      persistent,
+      all.flatMap((l) => blockSteps(layout, l, run)),
+    );
+    add(
+      'synchronous updates: every apply',
+      persistent,
+      all.flatMap((l) => applyWorkspace(layout, l, run)),
+    );
+  }
+  return phases;
+}

@@ -1,0 +1,32 @@
+// The memory plan of a Trainer about to be created: its options and the loaded weights' config and dtype.
+import type { ModelConfig } from '../hf/index.js';
+import type { WeightDtype } from '../model/weights.js';
+import type { TrainerOptions } from '../trainer/options.js';
+import { planMemory, type MemoryPlan } from './plan-memory.js';
+
+/**
+ * Plan for the trainer's options. Without `plannedBatch` the trainer cannot know its batch geometry yet,
+ * so the plan covers a one-token step: it still catches a model whose fixed state cannot fit.
+ */
+export function planTrainerMemory(
+  config: ModelConfig,
+  weightDtype: WeightDtype,
+  options: TrainerOptions,
+): MemoryPlan {
+  const { batch, seqLen } = options.plannedBatch ?? { batch: 1, seqLen: 1 };
+  return planMemory(config, {
+    batch,
+    seqLen,
+    weightDtype,
+    mode: options.mode,
+    rank: options.rank,
+    nnz: options.nnz,
+    checkpointing: options.checkpointing,
+    lossChunkTokens: options.lossChunkTokens,
+    exactProjectors: options.exactProjectors,
+    nonProjected: options.nonProjected,
+    stepDtype: options.stepDtype,
+    weightDecay: options.weightDecay,
+    pipelined: options.pipelined,
+  });
+}
