@@ -29,6 +29,8 @@ import type { ParameterSpec } from '../hf/index.js';
 import { DenseGradients } from '../model/dense-gradients.js';
 import { Transformer, type StepHooks, type TokenBatch } from '../model/transformer.js';
 import type { ModelWeights } from '../model/weights.js';
+import { checkBudget } from '../planner/budget.js';
+import { planTrainerMemory } from '../planner/trainer-plan.js';
 import { DEFAULT_TRAINER_OPTIONS, type TrainerOptions } from './options.js';
 import { createProjectedLayers, releaseProjectedLayers, type ProjectedLayer } from './projected-layers.js';
 import { LspSink, OUTER_UNIT, ZeroSink, type UnitGradients } from './sinks.js';
@@ -152,6 +154,9 @@ export class Trainer {
     if (!(['lsp', 'zero', 'native'] as const).includes(o.mode)) {
       throw new Error(`unknown training mode '${o.mode}': use lsp, zero or native`);
     }
+    // refuse a run that cannot fit before projectors, staging, activations or optimizer state exist
+    if (Number.isFinite(gpu.memory.budgetBytes))
+      checkBudget(planTrainerMemory(weights.config, weights.dtype, o), gpu.memory.budgetBytes);
     const t = new Trainer(gpu, weights, o);
     if (o.mode !== 'native') await t.initOffload();
     return t;
