@@ -24,6 +24,7 @@ export interface BenchCommandOptions {
   warmup: string;
   threads: string;
   checkpointing: boolean;
+  robustness: boolean;
   out?: string;
 }
 
@@ -58,6 +59,7 @@ export async function benchCommand(o: BenchCommandOptions): Promise<void> {
     dtype,
     warmupSteps: int('warmup', o.warmup),
     steps: Math.max(1, int('steps', o.steps)),
+    robustness: o.robustness,
     trainer: {
       rank: int('rank', o.rank),
       nnz: int('nnz', o.nnz),

@@ -26,6 +26,12 @@ export interface TrainCommandOptions {
   seed: string;
   metricsOut?: string;
   progress: boolean;
+  checkpointDir?: string;
+  saveEvery?: string;
+  resume?: string;
+  export?: string;
+  trace?: string;
+  traceStep?: string;
 }
 
 /** Defaults that depend on the model: the demo is tiny and learns fast; real fine-tunes are gentler. */
@@ -110,6 +116,12 @@ export async function trainCommand(given: TrainCommandOptions): Promise<void> {
         evalEvery: int('eval-every', opts.evalEvery),
         evalBatches: int('eval-batches', opts.evalBatches),
         ...(opts.metricsOut && { metricsOut: opts.metricsOut }),
+        ...(opts.checkpointDir && { checkpointDir: opts.checkpointDir }),
+        ...(opts.saveEvery && { saveEvery: int('save-every', opts.saveEvery) }),
+        ...(opts.resume && { resume: opts.resume }),
+        ...(opts.export && { exportDir: opts.export }),
+        ...(opts.trace && { tracePath: opts.trace }),
+        ...(opts.traceStep && { traceStep: int('trace-step', opts.traceStep) }),
         trainer: {
           mode,
           rank: int('rank', opts.rank),

@@ -49,6 +49,42 @@ describe('lsp-offload train', () => {
     expect(lines[4].accuracy.tokens).toBeGreaterThan(0);
   });
 
+  it('saves a checkpoint, resumes it, exports a HF directory and writes a trace', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'train-ckpt-'));
+    const common = ['train', '--batch', '4', '--eval-batches', '1', '--eval-every', '100', '--no-progress'];
+    execFileSync(
+      process.execPath,
+      [
+        bin,
+        ...common,
+        '--steps',
+        '2',
+        '--checkpoint-dir',
+        join(dir, 'ckpt'),
+        '--trace',
+        join(dir, 'trace.json'),
+        '--trace-step',
+        '2',
+      ],
+      { stdio: 'pipe' },
+    );
+    const manifest = JSON.parse(readFileSync(join(dir, 'ckpt', 'checkpoint.json'), 'utf8'));
+    expect(manifest.step).toBe(2);
+    const trace = JSON.parse(readFileSync(join(dir, 'trace.json'), 'utf8'));
+    const names = trace.traceEvents.map((e: { name: string }) => e.name);
+    expect(names).toContain('record forward L0');
+    expect(names.some((n: string) => n.startsWith('AdamW'))).toBe(true);
+    const out = execFileSync(
+      process.execPath,
+      [bin, ...common, '--steps', '3', '--resume', join(dir, 'ckpt'), '--export', join(dir, 'export')],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    expect(out).toMatch(/^done: 1 steps of lsp/);
+    const config = JSON.parse(readFileSync(join(dir, 'export', 'config.json'), 'utf8'));
+    expect(config.model_type).toBe('llama');
+    expect(readFileSync(join(dir, 'export', 'model.safetensors')).length).toBeGreaterThan(1000);
+  });
+
   it('rejects a bad option with a message naming it', () => {
     expect(() => execFileSync(process.execPath, [bin, 'train', '--mode', 'fast'], { stdio: 'pipe' })).toThrow(
       /--mode must be one of lsp, zero, native, got 'fast'/,

@@ -1,43 +1,39 @@
-// gpu-dawn benchmark: axpby kernel bandwidth (12 bytes per element) on the adapter Dawn finds, timed by
-// GPU work completion over repeated dispatches. Usage: node bench/run.mjs [outDir]
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { GpuRuntime, axpby } from '../dist/index.js';
+// gpu-dawn benchmarks, one after another: matmul, attention, transfers, element-wise and row kernels.
+// Where python3 with torch is available (the GPU machine), each bench's *_torch.py runs first into the
+// same folder, so our numbers and PyTorch's on the same GPU end up side by side in one table.
+// Usage: node bench/run.mjs [outDir] [--quick]   (--quick: small shapes, e.g. on a CPU adapter)
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const outDir = process.argv[2];
-const gpu = await GpuRuntime.create();
-const ctx = gpu.ctx;
-const maxBytes = Math.min(ctx.report.limits.maxStorageBufferBindingSize, 256 << 20);
-const sizes = [1 << 20, 16 << 20, maxBytes / 4].filter((n, i, a) => n * 4 <= maxBytes && a.indexOf(n) === i);
-const rows = [];
-for (const n of sizes) {
-  const x = gpu.tensor('x', 'f32', [n], 'workspace');
-  const y = gpu.tensor('y', 'f32', [n], 'workspace');
-  const reps = 20;
-  const run = async () => {
-    for (let i = 0; i < reps; i++) axpby(gpu, x, y, 1.0001, 0.5);
-    await gpu.sync('axpby bench');
-  };
-  await run();
-  const t0 = performance.now();
-  await run();
-  const ms = (performance.now() - t0) / reps;
-  rows.push({ kernel: 'axpby', n, ms, gbps: (12 * n) / ms / 1e6 });
-  x.release();
-  y.release();
+const here = dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const outDir = args.find((a) => !a.startsWith('--')) ?? mkdtempSync(join(tmpdir(), 'gpu-dawn-bench-'));
+mkdirSync(outDir, { recursive: true });
+
+const hasTorch = spawnSync('python3', ['-c', 'import torch; assert torch.cuda.is_available()'], { stdio: 'ignore' }).status === 0;
+const benches = [
+  { name: 'matmul', args: quick ? ['--scale', '16', '--quick'] : ['--no-robustness'], torch: 'matmul_torch.py' },
+  { name: 'attention', args: quick ? ['--small'] : [], torch: 'attention_torch.py' },
+  { name: 'transfer', args: quick ? ['--quick'] : [], torch: 'transfer_torch.py' },
+  { name: 'elementwise', args: [], torch: undefined },
+  { name: 'row-kernels', args: quick ? ['--small'] : [], torch: 'row-kernels_torch.py' },
+];
+let failed = 0;
+for (const b of benches) {
+  console.log(`\n=== ${b.name}`);
+  if (hasTorch && b.torch && existsSync(join(here, b.torch))) {
+    const t = spawnSync('python3', [join(here, b.torch), outDir], { stdio: 'inherit' });
+    if (t.status !== 0) console.log(`(${b.torch} failed with ${t.status}; our numbers only)`);
+  }
+  const r = spawnSync(process.execPath, [join(here, `${b.name}.mjs`), outDir, ...b.args], { stdio: 'inherit' });
+  if (r.status !== 0) {
+    failed++;
+    console.log(`${b.name} bench failed (exit ${r.status})`);
+  }
 }
-console.log(`gpu-dawn bench on ${ctx.report.description} (${new Date().toISOString().slice(0, 10)})`);
-console.log('kernel   elements        ms     GB/s');
-for (const r of rows)
-  console.log(
-    `${r.kernel.padEnd(8)} ${String(r.n).padStart(9)} ${r.ms.toFixed(3).padStart(9)} ${r.gbps.toFixed(1).padStart(8)}`,
-  );
-if (outDir) {
-  mkdirSync(outDir, { recursive: true });
-  writeFileSync(
-    join(outDir, 'gpu-dawn-bench.json'),
-    JSON.stringify({ adapter: ctx.report.description, rows }, null, 2),
-  );
-}
-gpu.destroy();
-process.exit(0);
+console.log(`\ngpu-dawn benches written to ${outDir}${failed ? `; ${failed} failed` : ''}`);
+process.exit(failed ? 1 : 0);

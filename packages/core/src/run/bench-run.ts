@@ -24,6 +24,8 @@ export interface BenchOptions {
   warmupSteps: number;
   steps: number;
   trainer: Partial<TrainerOptions>;
+  /** Dawn's bounds-clamping of shader memory accesses (off is faster; our kernels stay in bounds). */
+  robustness?: boolean;
 }
 
 export interface BenchModeResult {

@@ -1,8 +1,8 @@
 // A whole training run: model (a Hugging Face directory or the built-in demo model), data (files or the
 // built-in demo task), the trainer, the loop with periodic evaluation, metrics written as JSON lines.
 // The CLI draws progress bars from the events; tests and benchmarks call it directly.
-import { appendFile, mkdir, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { GpuRuntime } from '@lsp-offload/gpu-dawn';
 import {
   BatchLoader,
@@ -11,6 +11,7 @@ import {
   prepareDataset,
   describeDataset,
   type AnswerAccuracyResult,
+  type BatchLoaderState,
   type DataBatch,
   type DemoTask,
   type PackedRows,
@@ -21,6 +22,12 @@ import { ModelWeights, type WeightDtype } from '../model/weights.js';
 import { Rng } from '../util/rng.js';
 import type { TrainerOptions } from '../trainer/options.js';
 import { Trainer, type StepMetrics } from '../trainer/trainer.js';
+import {
+  exportHfModel,
+  loadCheckpoint,
+  resumeTraining,
+  saveCheckpoint,
+} from '../trainer/checkpoint/index.js';
 
 export interface TrainRunOptions {
   /** A Hugging Face model directory, or 'demo' for the built-in model and task. */
@@ -36,6 +43,16 @@ export interface TrainRunOptions {
   evalBatches: number;
   metricsOut?: string;
   trainer: Partial<TrainerOptions>;
+  /** Save a checkpoint here every `saveEvery` steps and at the end. */
+  checkpointDir?: string;
+  saveEvery?: number;
+  /** Continue a run from this checkpoint directory (same data and model arguments). */
+  resume?: string;
+  /** Write the fine-tuned model here as a plain Hugging Face directory at the end. */
+  exportDir?: string;
+  /** Write a Chrome/Perfetto trace of step `traceStep` (default: the third step) to this file. */
+  tracePath?: string;
+  traceStep?: number;
 }
 
 export interface EvalMetrics {
@@ -64,7 +81,10 @@ export interface TrainSummary {
 
 interface Prepared {
   config: ModelConfig;
-  weights: ModelWeights;
+  /** The config.json of a Hugging Face model directory (kept in checkpoints and exports). */
+  configJson?: unknown;
+  /** Loads (or creates) the initial weights; not called when resuming from a checkpoint. */
+  loadWeights: () => Promise<ModelWeights>;
   train: PackedRows;
   heldOut: PackedRows;
   task?: DemoTask;
@@ -76,10 +96,9 @@ async function prepare(gpu: GpuRuntime, o: TrainRunOptions, events: TrainRunEven
   if (o.model === 'demo') {
     const task = demoTask({ seqLen: o.seqLen, seed });
     events.onSetup?.(`demo: ${task.description}`);
-    const weights = ModelWeights.random(gpu, DEMO_MODEL_CONFIG, o.dtype, new Rng(seed, 7));
     return {
       config: DEMO_MODEL_CONFIG,
-      weights,
+      loadWeights: async () => ModelWeights.random(gpu, DEMO_MODEL_CONFIG, o.dtype, new Rng(seed, 7)),
       train: task.train,
       heldOut: task.heldOut,
       task,
@@ -92,10 +111,18 @@ async function prepare(gpu: GpuRuntime, o: TrainRunOptions, events: TrainRunEven
     const tokenizer = await HfTokenizer.load(o.model);
     const data = await prepareDataset({ files: o.data, tokenizer, seqLen: o.seqLen, seed });
     events.onSetup?.(describeDataset(data.report));
-    const weights = await ModelWeights.load(gpu, hf, o.dtype, (done, total, name) =>
-      events.onSetup?.(`loading weights ${done}/${total} ${name}`),
-    );
-    return { config: hf.config, weights, train: data.train, heldOut: data.heldOut, close: () => hf.close() };
+    const configJson: unknown = JSON.parse(await readFile(join(o.model, 'config.json'), 'utf8'));
+    return {
+      config: hf.config,
+      configJson,
+      loadWeights: () =>
+        ModelWeights.load(gpu, hf, o.dtype, (done, total, name) =>
+          events.onSetup?.(`loading weights ${done}/${total} ${name}`),
+        ),
+      train: data.train,
+      heldOut: data.heldOut,
+      close: () => hf.close(),
+    };
   } catch (e) {
     await hf.close();
     throw e;
@@ -109,15 +136,55 @@ export async function runTraining(
 ): Promise<TrainSummary> {
   const t0 = performance.now();
   const p = await prepare(gpu, o, events);
-  const trainer = await Trainer.create(gpu, p.weights, { seed: o.trainer.seed ?? 0, ...o.trainer });
+  let trainer: Trainer;
+  let weights: ModelWeights;
+  let startStep = 0;
+  let loaderState: BatchLoaderState | undefined;
+  const records: object[] = [];
+  if (o.resume) {
+    const ckpt = await loadCheckpoint(o.resume);
+    const resumed = await resumeTraining(gpu, ckpt, {
+      runtime: pick(o.trainer, ['threads', 'pipelined', 'checkpointing', 'lossChunkTokens']),
+      ...(o.trainer.mode && { mode: o.trainer.mode }),
+      model: p.config,
+    });
+    trainer = resumed.trainer;
+    weights = resumed.weights;
+    startStep = ckpt.manifest.step;
+    loaderState = ckpt.manifest.data ?? undefined;
+    records.push(...((ckpt.manifest.metrics ?? []) as object[]));
+    events.onSetup?.(`resumed from ${ckpt.dir} at step ${startStep}`);
+  } else {
+    weights = await p.loadWeights();
+    try {
+      trainer = await Trainer.create(gpu, weights, { seed: o.trainer.seed ?? 0, ...o.trainer });
+    } catch (e) {
+      weights.release();
+      await p.close();
+      throw e;
+    }
+  }
   if (o.metricsOut) {
     await mkdir(dirname(o.metricsOut), { recursive: true });
-    await writeFile(o.metricsOut, '');
+    // a resumed run continues the file it wrote before
+    if (!o.resume) await writeFile(o.metricsOut, '');
   }
   const write = async (record: object) => {
+    records.push(record);
     if (o.metricsOut) await appendFile(o.metricsOut, `${JSON.stringify(record)}\n`);
   };
-  const loader = new BatchLoader(p.train, { batchSize: o.batch, seed: o.trainer.seed ?? 0 });
+  const loader = new BatchLoader(p.train, { batchSize: o.batch, seed: o.trainer.seed ?? 0 }, loaderState);
+  const save = async () => {
+    if (!o.checkpointDir) return;
+    await saveCheckpoint(o.checkpointDir, {
+      trainer,
+      data: loader.state(),
+      metrics: records,
+      ...(p.configJson !== undefined && { configJson: p.configJson }),
+      ...(o.model !== 'demo' && { sourceDir: o.model }),
+    });
+    events.onSetup?.(`saved checkpoint at step ${trainer.step} to ${o.checkpointDir}`);
+  };
   const evals: EvalMetrics[] = [];
   const losses: number[] = [];
   let tokensPerSecondSum = 0;
@@ -140,10 +207,19 @@ export async function runTraining(
     await write({ type: 'eval', mode: trainer.options.mode, ...m });
   };
   try {
-    await evaluate(0);
-    for (let s = 1; s <= o.steps; s++) {
+    if (!o.resume) await evaluate(0);
+    for (let s = startStep + 1; s <= o.steps; s++) {
       const batch: DataBatch = loader.next();
+      const traceThis = o.tracePath !== undefined && s === (o.traceStep ?? Math.min(startStep + 3, o.steps));
+      if (traceThis) trainer.traceNextStep();
       const m = await trainer.trainStep(batch);
+      if (traceThis) {
+        await writeFile(
+          o.tracePath!,
+          JSON.stringify({ traceEvents: (await trainer.takeTrace()) ?? [], displayTimeUnit: 'ms' }),
+        );
+        events.onSetup?.(`wrote a trace of step ${s} to ${o.tracePath} (open in https://ui.perfetto.dev)`);
+      }
       losses.push(m.loss);
       if (!Number.isFinite(m.loss))
         throw new Error(`loss became ${m.loss} at step ${s}: stopping (lower --lr?)`);
@@ -152,21 +228,37 @@ export async function runTraining(
       events.onStep?.(m);
       await write({ type: 'step', mode: trainer.options.mode, ...m });
       if (s % o.evalEvery === 0 || s === o.steps) await evaluate(s);
+      if (o.saveEvery && s % o.saveEvery === 0 && s !== o.steps) await save();
     }
     await trainer.flush();
+    await save();
+    if (o.exportDir) {
+      await exportHfModel(o.exportDir, trainer, {
+        ...(p.configJson !== undefined && { configJson: p.configJson }),
+        ...(o.model !== 'demo' && { sourceDir: o.model }),
+      });
+      events.onSetup?.(`exported the fine-tuned model to ${o.exportDir}`);
+    }
   } finally {
     await trainer.destroy();
-    p.weights.release();
+    weights.release();
     await p.close();
   }
+  const steps = losses.length;
   return {
     mode: trainer.options.mode,
-    steps: o.steps,
+    steps,
     firstLoss: losses[0] ?? NaN,
     lastLoss: losses[losses.length - 1] ?? NaN,
     evals,
-    meanTokensPerSecond: tokensPerSecondSum / Math.max(1, o.steps),
+    meanTokensPerSecond: tokensPerSecondSum / Math.max(1, steps),
     peakGpuBytes: peak,
     totalMs: performance.now() - t0,
   };
+}
+
+function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out;
 }

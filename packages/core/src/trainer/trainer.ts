@@ -122,7 +122,7 @@ export class Trainer {
   private timer: GpuTimer | undefined;
   private trace: StepTrace | undefined;
   private traceRequested = false;
-  private lastTrace: TraceEvent[] | undefined;
+  private lastTrace: { trace: StepTrace; startMs: number } | undefined;
   private segmentName: string | undefined;
   private segmentStart = 0;
   leadBlocks = 2;
@@ -240,7 +240,7 @@ export class Trainer {
     const gpuBusyMs = this.timer ? this.gpuStepMs() - gpuBefore : null;
     const tokens = batch.batch * batch.seqLen;
     const m = this.metrics;
-    if (this.trace) this.lastTrace = this.traceEvents(this.trace, t0);
+    if (this.trace) this.lastTrace = { trace: this.trace, startMs: t0 };
     this.trace = undefined;
     return {
       ...m,
@@ -263,11 +263,17 @@ export class Trainer {
     this.traceRequested = true;
   }
 
-  /** The trace of the last traced step (Chrome trace event format), once. */
-  takeTrace(): TraceEvent[] | undefined {
+  /**
+   * The trace of the last traced step (Chrome trace event format), once. Waits for the CPU updates that
+   * step started (they may finish during the next one), so their spans are in.
+   */
+  async takeTrace(): Promise<TraceEvent[] | undefined> {
     const t = this.lastTrace;
     this.lastTrace = undefined;
-    return t;
+    if (!t) return undefined;
+    await Promise.all([...this.pending.values()].map((u) => u.ready.catch(() => undefined)));
+    await this.timer?.settle();
+    return this.traceEvents(t.trace, t.startMs);
   }
 
   private traceEvents(trace: StepTrace, startMs: number): TraceEvent[] {
