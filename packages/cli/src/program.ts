@@ -3,6 +3,7 @@ import { infoCommand } from './info.js';
 import { tokenizeCommand, type TokenizeOptions } from './tokenize.js';
 import { gradsCommand, type GradsCommandOptions } from './grads.js';
 import { trainCommand, type TrainCommandOptions } from './train.js';
+import { planCommand, type PlanCommandOptions } from './plan.js';
 import { benchCommand, type BenchCommandOptions } from './bench.js';
 
 export function buildProgram(): Command {
@@ -76,6 +77,29 @@ export function buildProgram(): Command {
     .option('--out <dir>', 'write bench.json and bench.txt there')
     .action(async (opts: BenchCommandOptions) => {
       await benchCommand(opts);
+    });
+  program
+    .command('plan')
+    .description(
+      'predict the GPU memory of a training run (by category, vs a budget) and the host memory, before loading anything',
+    )
+    .option('--model <dir|demo>', 'Hugging Face model directory (only config.json is read), or demo', 'demo')
+    .option('--mode <lsp|zero|native>', 'training mode', 'lsp')
+    .option('--batch <n>', 'sequences per step (demo: 8, else 4)')
+    .option('--seq <n>', 'tokens per sequence (demo: 64, else 512)')
+    .option('--rank <d>', 'projector subspace size d (demo: 32, else 256)')
+    .option('--nnz <r>', 'non-zeros per projector row r', '4')
+    .option('--dtype <f32|f16>', 'weight storage on the GPU', 'f32')
+    .option('--no-checkpointing', 'keep all activations instead of recomputing blocks in the backward')
+    .option(
+      '--non-projected <frozen|adamw>',
+      'lsp: embeddings, norms, biases and lm_head frozen or trained',
+      'adamw',
+    )
+    .option('--gpu-memory <size>', 'GPU memory budget to check against, e.g. 4GiB')
+    .option('--json', 'print the plan as JSON')
+    .action(async (opts: PlanCommandOptions) => {
+      process.exitCode = await planCommand(opts);
     });
   program
     .command('tokenize')

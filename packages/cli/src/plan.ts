@@ -1,0 +1,136 @@
+// `lsp-offload plan`: the GPU (and host) memory a training run will need, predicted from config.json and
+// the run's flags before anything is loaded, with the total against a --gpu-memory budget and, when it
+// does not fit, changes that would. The flags and their defaults are those of `lsp-offload train`.
+import {
+  DEMO_MODEL_CONFIG,
+  formatMemorySize,
+  loadModelConfig,
+  parameterCount,
+  planMemory,
+  suggestChanges,
+  type CategoryBytes,
+  type MemoryPlan,
+  type ModelConfig,
+  type PlanInput,
+} from '@lsp-offload/core';
+import { parseSize } from './size.js';
+import { trainDefaults } from './train.js';
+
+export interface PlanCommandOptions {
+  model: string;
+  batch?: string;
+  seq?: string;
+  mode: string;
+  rank?: string;
+  nnz: string;
+  dtype: string;
+  /** Commander's --no-checkpointing: true unless given. */
+  checkpointing: boolean;
+  nonProjected: string;
+  gpuMemory?: string;
+  json?: boolean;
+}
+
+function int(flag: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag} must be a positive integer, got '${v}'`);
+  return n;
+}
+
+function oneOf<T extends string>(flag: string, v: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(v))
+    throw new Error(`--${flag} must be one of ${allowed.join(', ')}, got '${v}'`);
+  return v as T;
+}
+
+/** The plan input for the flags (unset ones take `train`'s defaults for this model). */
+export function planInputFromFlags(opts: PlanCommandOptions): PlanInput {
+  const defaults = trainDefaults(opts.model);
+  return {
+    batch: int('batch', opts.batch ?? defaults.batch),
+    seqLen: int('seq', opts.seq ?? defaults.seq),
+    mode: oneOf('mode', opts.mode, ['lsp', 'zero', 'native'] as const),
+    rank: int('rank', opts.rank ?? defaults.rank),
+    nnz: int('nnz', opts.nnz),
+    weightDtype: oneOf('dtype', opts.dtype, ['f32', 'f16'] as const),
+    checkpointing: opts.checkpointing,
+    nonProjected: oneOf('non-projected', opts.nonProjected, ['frozen', 'adamw'] as const),
+  };
+}
+
+async function modelConfig(model: string): Promise<ModelConfig> {
+  return model === 'demo' ? DEMO_MODEL_CONFIG : loadModelConfig(model);
+}
+
+function describeRun(model: string, plan: MemoryPlan): string {
+  const i = plan.input;
+  const c = plan.config;
+  const params = parameterCount(c);
+  const size = params >= 1e9 ? `${(params / 1e9).toFixed(2)}B` : `${(params / 1e6).toFixed(1)}M`;
+  const mode = i.mode === 'lsp' ? `lsp (d ${i.rank}, r ${i.nnz}, non-projected ${i.nonProjected})` : i.mode;
+  return (
+    `${model === 'demo' ? 'demo model' : model}: ${c.family}, ${size} parameters, ${c.numLayers} layers; ` +
+    `${mode}, batch ${i.batch} x seq ${i.seqLen}, ${i.weightDtype} weights, ` +
+    `${i.checkpointing ? 'with' : 'without'} checkpointing`
+  );
+}
+
+/** The plan as a table: by category (at the peak and each category's own peak), totals, largest holders, host. */
+export function renderPlan(model: string, plan: MemoryPlan, budgetBytes?: number): string {
+  const lines = [describeRun(model, plan), ''];
+  const row = (name: string, a: string, b = ''): string =>
+    `  ${name.padEnd(26)}${a.padStart(12)}${b.padStart(16)}`;
+  lines.push(row('GPU memory', 'at the peak', 'category peak'));
+  // categories in GpuMemory's order (the plan's records are built in it)
+  for (const c of Object.keys(plan.atPeak) as (keyof CategoryBytes)[])
+    lines.push(row(c, formatMemorySize(plan.atPeak[c]), formatMemorySize(plan.categoryPeaks[c])));
+  lines.push(row('total (live buffers)', formatMemorySize(plan.peakBytes)) + `   at '${plan.peakPhase}'`);
+  lines.push(
+    row('allocator footprint', formatMemorySize(plan.footprintBytes)) +
+      '   with no budget: live + freed buffers kept for reuse',
+  );
+  if (budgetBytes !== undefined) {
+    const over = plan.peakBytes - budgetBytes;
+    lines.push(
+      row('budget', formatMemorySize(budgetBytes)) +
+        (over > 0 ? `   OVER by ${formatMemorySize(over)}` : `   fits, ${formatMemorySize(-over)} to spare`),
+    );
+  }
+  lines.push('', 'Largest at the peak:');
+  for (const item of plan.largest.slice(0, 8))
+    lines.push(
+      `  ${formatMemorySize(item.bytes).padStart(10)}  ${item.category.padEnd(11)} ${item.label}` +
+        (item.count > 1 ? ` (${item.count} x ${formatMemorySize(item.bufferBytes)})` : ''),
+    );
+  lines.push('', `Host (CPU) memory: ${formatMemorySize(plan.host.totalBytes)}`);
+  for (const item of plan.host.items)
+    lines.push(`  ${formatMemorySize(item.bytes).padStart(10)}  ${item.label}`);
+  if (budgetBytes !== undefined && plan.peakBytes > budgetBytes) {
+    const suggestions = suggestChanges(plan, budgetBytes);
+    lines.push('');
+    if (suggestions.length) {
+      lines.push('Changes that would fit (predicted peak):');
+      for (const s of suggestions) lines.push(`  ${s.change.padEnd(24)} ${formatMemorySize(s.peakBytes)}`);
+    } else
+      lines.push('No change of --mode, --dtype, checkpointing, --batch, --seq or --rank fits this budget.');
+  }
+  return lines.join('\n');
+}
+
+/** Prints the plan; the exit status is 1 when a budget is given and the run does not fit. */
+export async function planCommand(opts: PlanCommandOptions): Promise<number> {
+  const input = planInputFromFlags(opts);
+  const budgetBytes = opts.gpuMemory === undefined ? undefined : parseSize(opts.gpuMemory);
+  const plan = planMemory(await modelConfig(opts.model), input);
+  const fits = budgetBytes === undefined || plan.peakBytes <= budgetBytes;
+  if (opts.json) {
+    const suggestions = fits ? [] : suggestChanges(plan, budgetBytes!);
+    const { config, ...rest } = plan;
+    console.log(
+      JSON.stringify({ model: opts.model, config, ...rest, budgetBytes, fits, suggestions }, null, 2),
+    );
+  } else {
+    console.log(renderPlan(opts.model, plan, budgetBytes));
+  }
+  return fits ? 0 : 1;
+}
