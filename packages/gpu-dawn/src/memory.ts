@@ -54,6 +54,8 @@ export class GpuMemory {
     private readonly device: GPUDevice,
     /** Budget in bytes; Infinity for none (the device's own limit still applies). */
     readonly budgetBytes = Number.POSITIVE_INFINITY,
+    /** Whether commands are recorded but not submitted (then recently freed buffers must live on). */
+    private readonly hasUnsubmittedWork: () => boolean = () => true,
   ) {}
 
   /** Allocate (or reuse) a buffer of at least `bytes`. */
@@ -82,6 +84,17 @@ export class GpuMemory {
     return buffer;
   }
 
+  /**
+   * Buffers released since the last submit: commands recorded but not yet submitted may still use them,
+   * so they may be reused (the GPU orders that) but not destroyed until the runtime has submitted.
+   */
+  private readonly freedSinceSubmit = new Set<GPUBuffer>();
+
+  /** The runtime submitted everything recorded so far: buffers freed before now may be destroyed. */
+  markSubmitted(): void {
+    this.freedSinceSubmit.clear();
+  }
+
   /** Return a buffer for reuse. */
   release(buffer: GPUBuffer): void {
     const info = this.live.get(buffer);
@@ -94,13 +107,22 @@ export class GpuMemory {
     list.push(buffer);
     this.free.set(key, list);
     this.cached += info.bytes;
+    this.freedSinceSubmit.add(buffer);
   }
 
-  /** Destroy all cached free buffers. */
+  /** Destroy the cached free buffers that no unsubmitted command can still use. */
   trim(): void {
-    for (const list of this.free.values()) for (const b of list) b.destroy();
-    this.free.clear();
-    this.cached = 0;
+    if (!this.hasUnsubmittedWork()) this.freedSinceSubmit.clear();
+    for (const [key, list] of this.free) {
+      const keep = list.filter((b) => this.freedSinceSubmit.has(b));
+      for (const b of list) {
+        if (this.freedSinceSubmit.has(b)) continue;
+        b.destroy();
+        this.cached -= Number(key.slice(key.indexOf(':') + 1));
+      }
+      if (keep.length) this.free.set(key, keep);
+      else this.free.delete(key);
+    }
   }
 
   stats(): MemoryStats {
@@ -129,6 +151,7 @@ export class GpuMemory {
   destroyAll(): void {
     for (const b of this.live.keys()) b.destroy();
     this.live.clear();
+    this.freedSinceSubmit.clear();
     this.trim();
     this.used = 0;
   }
@@ -136,7 +159,7 @@ export class GpuMemory {
   private ensureRoom(label: string, size: number, category: MemoryCategory): void {
     if (this.used + this.cached + size <= this.budgetBytes) return;
     this.trim();
-    if (this.used + size <= this.budgetBytes) return;
+    if (this.used + this.cached + size <= this.budgetBytes) return;
     const holders = this.largest()
       .map((h) => `${h.label} (${h.category}) ${fmt(h.bytes)}`)
       .join(', ');

@@ -51,7 +51,7 @@ export class GpuRuntime {
     readonly ctx: GpuContext,
     budgetBytes: number,
   ) {
-    this.memory = new GpuMemory(ctx.device, budgetBytes);
+    this.memory = new GpuMemory(ctx.device, budgetBytes, () => this.encoder !== null || this.pass !== null);
     this.uniforms = new UniformRing(ctx.device);
   }
 
@@ -248,6 +248,7 @@ export class GpuRuntime {
       this.device.queue.submit([this.encoder.finish()]);
       this.encoder = null;
     }
+    this.memory.markSubmitted();
     for (const t of this.releaseAtSubmit.splice(0)) t.release();
     this.uniforms.reset();
     this.pendingDispatches = 0;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GpuMemoryError, Params, sizeClass } from '../src/index.js';
+import { GpuMemoryError, Params, axpby, sizeClass } from '../src/index.js';
 import { useGpu } from './harness.js';
 
 const gpu = useGpu({ budgetBytes: 8 << 20 });
@@ -60,5 +60,29 @@ describe('budgeted GPU memory', () => {
     const v = new DataView(p.buffer);
     expect([v.getUint32(0, true), v.getFloat32(4, true), v.getInt32(8, true)]).toEqual([7, 1.5, -3]);
     expect(() => new Params().u32(-1)).toThrow(/out of range/);
+  });
+});
+
+describe('freed buffers and unsubmitted work', () => {
+  it('never destroys a buffer that recorded-but-unsubmitted commands use, even when the budget forces a trim', async () => {
+    const g = gpu();
+    const x = g.upload('x', 'f32', [1 << 18], new Float32Array(1 << 18).fill(2)); // 1 MiB each
+    const y = g.upload('y', 'f32', [1 << 18], new Float32Array(1 << 18).fill(1));
+    const filler = g.tensor('filler', 'f32', [4 << 18], 'workspace'); // the 8 MiB budget is nearly full
+    const scratch = g.tensor('scratch', 'f32', [1 << 18], 'workspace'); // fresh buffers start zeroed
+    axpby(g, x, scratch, 1, 1); // scratch = 2   (recorded, not submitted)
+    axpby(g, scratch, y, 1, 1); // y = 3
+    scratch.release(); // freed while unsubmitted commands still use it
+    // needs a trim; it may only destroy what no pending command uses, so 'scratch' must survive
+    let err: unknown;
+    try {
+      g.tensor('big', 'f32', [2 << 18], 'workspace').release();
+    } catch (e) {
+      err = e;
+    }
+    if (err) expect(String(err)).toMatch(/budget exhausted/);
+    await g.sync('after the trim');
+    expect((await g.read(y))[0]).toBe(3);
+    for (const t of [x, y, filler]) t.release();
   });
 });
