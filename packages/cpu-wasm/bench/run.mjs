@@ -1,5 +1,6 @@
 // cpu-wasm benchmark: AdamW elements/s at 1, 2, 4, ... N threads for 1M, 16M and 64M fp32 params,
-// beside a plain-JS AdamW and a WASM stream copy (the memory-bandwidth roofline) in the same run.
+// with and without the fused fp16 copy of the params (addParam's paramF16), beside a plain-JS AdamW
+// and a WASM stream copy (the memory-bandwidth roofline) in the same run.
 //
 // Usage: node bench/run.mjs [outDir] [--sizes 1M,16M,64M] [--threads 1,2,4] [--big[=GiB]]
 //   (also: npx nx run @lsp-offload/cpu-wasm:bench -- <outDir> [flags])
@@ -39,6 +40,7 @@ if (
 )
   throw new Error(USAGE);
 const BYTES_PER_ELEMENT = 28; // AdamW reads p, g, m, v (16 bytes) and writes p, m, v (12)
+const BYTES_PER_ELEMENT_F16P = 30; // ... and writes the fp16 copy of p (2)
 const HP = { lr: 1e-3, b1: 0.9, b2: 0.999, eps: 1e-8, wd: 0.01 };
 
 /** Median time of `fn` over at least `minReps` runs and about `minMs` milliseconds, after a warm-up. */
@@ -124,22 +126,29 @@ if (opts.big === undefined) {
     });
     opt.addParam('w', p);
     opt.grad('w').set(g);
+    opt.addParam('w16', p, { paramF16: true }); // its own arrays (another memory when 'w' fills one)
+    opt.grad('w16').set(g);
+    const w = ['w'];
     for (const threads of threadCounts) {
       console.error(`size ${label}: ${threads} thread(s) ...`);
-      const unchecked = await time(() => opt.step({ threads, nonFinite: 'propagate' }));
-      const checked = await time(() => opt.step({ threads }));
+      const unchecked = await time(() => opt.step({ names: w, threads, nonFinite: 'propagate' }));
+      const f16p = await time(() => opt.step({ names: ['w16'], threads, nonFinite: 'propagate' }));
+      const checked = await time(() => opt.step({ names: w, threads }));
       const copy = await time(() => copyStep(n, threads));
       rows.push({
         elements: n,
         threads,
         wasmUncheckedMs: unchecked,
         wasmCheckedMs: checked,
+        wasmF16pMs: f16p,
         copyMs: copy,
         jsMs,
         wasmUncheckedGelemPerS: n / unchecked / 1e6,
         wasmCheckedGelemPerS: n / checked / 1e6,
+        wasmF16pGelemPerS: n / f16p / 1e6,
         jsGelemPerS: n / jsMs / 1e6,
         wasmUncheckedGBps: (BYTES_PER_ELEMENT * n) / unchecked / 1e6,
+        wasmF16pGBps: (BYTES_PER_ELEMENT_F16P * n) / f16p / 1e6,
         copyGBps: (8 * n) / copy / 1e6,
       });
     }
@@ -234,7 +243,18 @@ if (outDir) {
   const file = join(outDir, big ? 'cpu-wasm-bench-big.json' : 'cpu-wasm-bench.json');
   writeFileSync(
     file,
-    JSON.stringify({ date, machine, bytesPerElement: BYTES_PER_ELEMENT, rows, big }, null, 2) + '\n',
+    JSON.stringify(
+      {
+        date,
+        machine,
+        bytesPerElement: BYTES_PER_ELEMENT,
+        bytesPerElementF16p: BYTES_PER_ELEMENT_F16P,
+        rows,
+        big,
+      },
+      null,
+      2,
+    ) + '\n',
   );
   console.error(`wrote ${file}`);
 }
@@ -250,11 +270,14 @@ if (big) {
       `spot check worst rel err ${big.worstRelErr.toExponential(2)} ${big.ok ? 'OK' : 'FAIL'}`,
   );
 } else {
-  console.log('elements  threads  wasm Gel/s  checked Gel/s  JS Gel/s   wasm GB/s  copy GB/s  % of copy');
+  console.log(
+    'elements  threads  wasm Gel/s  +f16 Gel/s  checked Gel/s  JS Gel/s   wasm GB/s  +f16 GB/s  copy GB/s  % of copy',
+  );
   for (const r of rows)
     console.log(
-      `${String(r.elements).padStart(8)} ${String(r.threads).padStart(8)} ${f(r.wasmUncheckedGelemPerS, 3)}    ${f(r.wasmCheckedGelemPerS, 3)}     ` +
-        `${f(r.jsGelemPerS, 3)}  ${f(r.wasmUncheckedGBps, 1)}   ${f(r.copyGBps, 1)}   ${f((100 * r.wasmUncheckedGBps) / r.copyGBps, 0)}`,
+      `${String(r.elements).padStart(8)} ${String(r.threads).padStart(8)} ${f(r.wasmUncheckedGelemPerS, 3)}    ${f(r.wasmF16pGelemPerS, 3)}    ` +
+        `${f(r.wasmCheckedGelemPerS, 3)}     ${f(r.jsGelemPerS, 3)}  ${f(r.wasmUncheckedGBps, 1)}   ${f(r.wasmF16pGBps, 1)}   ` +
+        `${f(r.copyGBps, 1)}   ${f((100 * r.wasmUncheckedGBps) / r.copyGBps, 0)}`,
     );
 }
 if (big && !big.ok) process.exitCode = 1;

@@ -1,7 +1,7 @@
 // The public optimizer: named tensors in shared memories, AdamW steps sharded over a persistent pool
 // of worker threads. See README.md for the contract; the math lives in ../crate/src/adamw.rs.
 import { availableParallelism } from 'node:os';
-import { MemorySet } from './arena.js';
+import { MemorySet, type MemoryArena } from './arena.js';
 import { NonFiniteGradientError, OptimizerDestroyedError, type NonFiniteReport } from './errors.js';
 import { DEFAULT_HYPER_PARAMS, mergeHyperParams, writeStepScalars, type HyperParams } from './hyper.js';
 import { concatBytes, type ByteSource } from './safetensors.js';
@@ -11,7 +11,16 @@ import { HYPER_GRAD_SCALE, HYPER_STRIDE } from './protocol.js';
 import { gradientSumOfSquares, nonFiniteGradients, update } from './step-passes.js';
 import { decodeState, encodeState } from './state.js';
 import { TensorRegistry, f32View, type Dtype, type TensorKind, type TensorRecord } from './tensors.js';
-import { copyGradIn, copyOut, segmentViews, singleF32, singleU16, type SegmentViews } from './views.js';
+import {
+  copyGradIn,
+  copyOut,
+  copyParamF16Out,
+  segmentViews,
+  singleF32,
+  singleU16,
+  type SegmentViews,
+} from './views.js';
+import { mainThreadKernels, type KernelExports } from './wasm.js';
 
 export type NonFinitePolicy = 'throw' | 'skip' | 'propagate';
 
@@ -45,13 +54,23 @@ export interface AdamWOptions extends Partial<HyperParams> {
   minElementsPerThread?: number;
 }
 
-export interface ParamOptions {
+/** Options every tensor takes. */
+export interface TensorOptions {
   group?: string;
   /** Gradient dtype: 'f32' (default) or 'f16' (raw IEEE half bits in a Uint16Array). */
   gradDtype?: Dtype;
 }
 
-export interface StepOnlyOptions extends ParamOptions {
+export interface ParamOptions extends TensorOptions {
+  /**
+   * Also keep an fp16 copy of the params (IEEE half bits, round to nearest even; 2 more bytes per
+   * element): set at registration, rewritten by every applied step in the same pass as the update,
+   * read with paramF16(name). It is derived state: not in stateDict(), re-made by loadStateDict().
+   */
+  paramF16?: boolean;
+}
+
+export interface StepOnlyOptions extends TensorOptions {
   /** Step output dtype: 'f32' (default) or 'f16'. */
   outDtype?: Dtype;
 }
@@ -86,6 +105,8 @@ export interface TensorInfo {
   length: number;
   gradDtype: Dtype;
   outDtype: Dtype | null;
+  /** Whether the tensor keeps an fp16 copy of its params (addParam's `paramF16`). */
+  paramF16: boolean;
   steps: number;
   /** Shared memories the tensor spans (1 unless it is larger than one memory's room). */
   segments: number;
@@ -108,6 +129,8 @@ export class AdamW {
   private inFlight: Promise<unknown> | null = null;
   private destroyed = false;
   private broken: Error | null = null;
+  /** Main-thread kernel instances, by memory id (for the fp16 param copies made outside a step). */
+  private readonly mainKernels = new Map<number, KernelExports>();
 
   constructor(options: AdamWOptions = {}) {
     const threads = options.threads ?? availableParallelism();
@@ -154,7 +177,10 @@ export class AdamW {
 
   // ---- registration ----
 
-  /** Register fp32 params (copied from `init`) with zeroed m, v and gradient. */
+  /**
+   * Register fp32 params (copied from `init`) with zeroed m, v and gradient; with `paramF16`, also their
+   * fp16 copy (made here, so it is valid before the first step).
+   */
   addParam(name: string, init: ArrayLike<number>, options: ParamOptions = {}): void {
     this.assertIdle('addParam()');
     if (init === null || typeof init !== 'object' || typeof init.length !== 'number')
@@ -165,6 +191,7 @@ export class AdamW {
       if (init instanceof Float32Array) p.set(init.subarray(s.start, s.start + s.length));
       else for (let i = 0; i < s.length; i++) p[i] = init[s.start + i]!;
     }
+    this.remakeParamF16([r]);
   }
 
   /** Register a step-only state (the LSP subspace case): m, v, gradient and step output, no params. */
@@ -177,7 +204,7 @@ export class AdamW {
     name: string,
     kind: TensorKind,
     length: number,
-    o: ParamOptions,
+    o: TensorOptions,
     out: Dtype,
   ): TensorRecord {
     const group = o.group ?? 'default';
@@ -185,7 +212,17 @@ export class AdamW {
       throw new RangeError(
         `tensor "${name}": unknown group "${group}" (groups: ${[...this.groups.keys()].join(', ')})`,
       );
-    return this.registry.add({ name, kind, group, length, gradDtype: o.gradDtype ?? 'f32', outDtype: out });
+    // present on ParamOptions only; a JS caller passing it to addStepOnly is refused by the registry
+    const paramF16 = (o as ParamOptions).paramF16 ?? false;
+    return this.registry.add({
+      name,
+      kind,
+      group,
+      length,
+      gradDtype: o.gradDtype ?? 'f32',
+      outDtype: out,
+      paramF16,
+    });
   }
 
   has(name: string): boolean {
@@ -205,6 +242,7 @@ export class AdamW {
       length: r.length,
       gradDtype: r.gradDtype,
       outDtype: r.kind === 'stepOnly' ? r.outDtype : null,
+      paramF16: r.paramF16,
       steps: r.steps,
       segments: r.segments.length,
     };
@@ -229,6 +267,14 @@ export class AdamW {
   /** The fp32 params of a 'param' tensor, updated in place by step(). */
   param(name: string): Float32Array {
     return singleF32(this.paramTensor(name, 'param()'), 'param', 'param()');
+  }
+
+  /**
+   * The fp16 copy of the params (IEEE half bits) of a tensor registered with `paramF16: true`: the
+   * params rounded to nearest even, rewritten by every applied step. A view into shared memory.
+   */
+  paramF16(name: string): Uint16Array {
+    return singleU16(this.paramF16Tensor(name, 'paramF16()'), 'paramF16', 'paramF16()');
   }
 
   /** The fp32 step output of a step-only tensor (written by step()). */
@@ -266,6 +312,23 @@ export class AdamW {
   /** Copy the params out (into `dst` if given). */
   readParam(name: string, dst?: Float32Array): Float32Array {
     return copyOut(this.paramTensor(name, 'readParam()'), 'param', dst, 'readParam()');
+  }
+
+  /** Copy the fp16 copy of the params out (half bits; into `dst` if given). */
+  readParamF16(name: string, dst?: Uint16Array): Uint16Array {
+    return copyParamF16Out(this.paramF16Tensor(name, 'readParamF16()'), dst, 'readParamF16()');
+  }
+
+  /**
+   * Re-make the fp16 copies from the fp32 params, for all tensors that keep one (or the named ones):
+   * needed only after writing params directly (param() or segments() views); steps, addParam and
+   * loadStateDict keep the copies current themselves.
+   */
+  refreshParamF16(names?: readonly string[]): void {
+    this.assertIdle('refreshParamF16()');
+    const records = this.registry.select(names);
+    if (names !== undefined) for (const r of records) this.paramF16Tensor(r.name, 'refreshParamF16()');
+    this.remakeParamF16(records);
   }
 
   /** Copy the step output out, as fp32 (fp16 outputs are converted). */
@@ -413,6 +476,26 @@ export class AdamW {
     pending.apply();
     for (const [g, hp] of pending.groups) this.groups.set(g, hp);
     this.appliedSteps = pending.step;
+    // the fp16 param copies are derived state, not saved: re-make them from the loaded params
+    this.remakeParamF16(this.registry.all());
+  }
+
+  /** Convert params to their fp16 copies on this thread with the SIMD kernel (one pass per segment). */
+  private remakeParamF16(records: readonly TensorRecord[]): void {
+    for (const r of records) {
+      if (!r.paramF16) continue;
+      for (const s of r.segments)
+        if (s.length > 0) this.kernelsOn(s.arena).f32_to_f16(s.param, s.paramF16, s.length);
+    }
+  }
+
+  private kernelsOn(arena: MemoryArena): KernelExports {
+    let k = this.mainKernels.get(arena.id);
+    if (!k) {
+      k = mainThreadKernels(arena.memory);
+      this.mainKernels.set(arena.id, k);
+    }
+    return k;
   }
 
   // ---- lifetime ----
@@ -461,6 +544,15 @@ export class AdamW {
     const r = this.record(name, what);
     if (r.kind !== 'param')
       throw new TypeError(`tensor "${name}" is step-only: it has no params (use out() or readOut())`);
+    return r;
+  }
+
+  private paramF16Tensor(name: string, what: string): TensorRecord {
+    const r = this.paramTensor(name, what);
+    if (!r.paramF16)
+      throw new TypeError(
+        `tensor "${name}" keeps no fp16 copy of its params: register it with addParam(name, init, { paramF16: true })`,
+      );
     return r;
   }
 }

@@ -6,6 +6,7 @@ export type {
   NonFinitePolicy,
   ParamOptions,
   StepOnlyOptions,
+  TensorOptions,
   StepOptions,
   StepReport,
   TensorInfo,
@@ -38,7 +39,13 @@ export { halfToFloat, floatToHalf, toHalf, fromHalf } from './half.js';
 export { wasmFeatures } from './features.js';
 export type { WasmFeatures } from './features.js';
 // Lower level: the kernels and the pool, for callers that manage their own memory layout.
-export { createSharedMemory, instantiateKernels, heapBase, compileModule } from './wasm.js';
+export {
+  createSharedMemory,
+  instantiateKernels,
+  mainThreadKernels,
+  heapBase,
+  compileModule,
+} from './wasm.js';
 export type { KernelExports } from './wasm.js';
 export { KernelPool } from './pool.js';
 export type { KernelPoolOptions, PoolTask } from './pool.js';

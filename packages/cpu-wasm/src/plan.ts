@@ -45,7 +45,10 @@ function shares(refs: readonly SegmentRef[], spread: Spread, granule: number): P
 
 function updateOp(r: TensorRecord): Op {
   const g16 = r.gradDtype === 'f16';
-  if (r.kind === 'param') return g16 ? OP.ADAMW_F16G : OP.ADAMW_F32G;
+  if (r.kind === 'param') {
+    if (r.paramF16) return g16 ? OP.ADAMW_F16G_F16P : OP.ADAMW_F32G_F16P;
+    return g16 ? OP.ADAMW_F16G : OP.ADAMW_F32G;
+  }
   const o16 = r.outDtype === 'f16';
   if (g16) return o16 ? OP.STEP_F16G_F16O : OP.STEP_F16G_F32O;
   return o16 ? OP.STEP_F32G_F16O : OP.STEP_F32G_F32O;
@@ -62,8 +65,12 @@ export function updateTasks(records: readonly TensorRecord[], spread: Spread): F
       const g = s.grad + p.start * gb;
       const m = s.expAvg + p.start * 4;
       const v = s.expAvgSq + p.start * 4;
-      if (r.kind === 'param') w.push(updateOp(r), s.arena.id, p.length, s.param + p.start * 4, g, m, v, row);
-      else w.push(updateOp(r), s.arena.id, p.length, g, m, v, s.out + p.start * DTYPE_BYTES[r.outDtype], row);
+      if (r.kind === 'param') {
+        // the fp16 copy (when there is one) is cut at the same elements: ranges start on 32 elements
+        const p16 = r.paramF16 ? s.paramF16 + p.start * 2 : 0;
+        w.push(updateOp(r), s.arena.id, p.length, s.param + p.start * 4, g, m, v, row, p16);
+      } else
+        w.push(updateOp(r), s.arena.id, p.length, g, m, v, s.out + p.start * DTYPE_BYTES[r.outDtype], row);
     }
     return w.finish();
   });

@@ -17,15 +17,18 @@ export const OP = {
   F16_TO_F32: 12,
   F32_TO_F16: 13,
   AXPY_F32: 14,
+  ADAMW_F32G_F16P: 15,
+  ADAMW_F16G_F16P: 16,
 } as const;
 export type Op = (typeof OP)[keyof typeof OP];
 
 /**
- * One piece: [op, memoryId, length, a, b, c, d, hyperIndex]. a..d are byte offsets whose meaning
- * depends on op: AdamW (p, g, m, v); step-only (g, m, v, out); reductions (x); copy and conversions
- * (src, dst); axpy (y, x) with the scalar in hyper row `hyperIndex`, field 0.
+ * One piece: [op, memoryId, length, a, b, c, d, hyperIndex, e]. a..d (and e) are byte offsets whose
+ * meaning depends on op: AdamW (p, g, m, v); AdamW with an fp16 copy of the new params (p, g, m, v,
+ * and e the fp16 copy); step-only (g, m, v, out); reductions (x); copy and conversions (src, dst);
+ * axpy (y, x) with the scalar in hyper row `hyperIndex`, field 0.
  */
-export const PIECE_STRIDE = 8;
+export const PIECE_STRIDE = 9;
 
 /**
  * One row of per-step scalars (already f32 values): beta1, 1 - beta1, beta2, 1 - beta2,
@@ -58,13 +61,13 @@ export class PieceWriter {
   private buf = new Float64Array(PIECE_STRIDE * 16);
   private n = 0;
 
-  push(op: Op, memoryId: number, length: number, a: number, b = 0, c = 0, d = 0, hyper = 0): void {
+  push(op: Op, memoryId: number, length: number, a: number, b = 0, c = 0, d = 0, hyper = 0, e = 0): void {
     if ((this.n + 1) * PIECE_STRIDE > this.buf.length) {
       const grown = new Float64Array(this.buf.length * 2);
       grown.set(this.buf);
       this.buf = grown;
     }
-    this.buf.set([op, memoryId, length, a, b, c, d, hyper], this.n * PIECE_STRIDE);
+    this.buf.set([op, memoryId, length, a, b, c, d, hyper, e], this.n * PIECE_STRIDE);
     this.n++;
   }
 

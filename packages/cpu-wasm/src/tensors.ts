@@ -23,6 +23,8 @@ export interface Segment {
   expAvg: number;
   expAvgSq: number;
   out: number;
+  /** The fp16 copy of the params ('param' tensors registered with paramF16). */
+  paramF16: number;
 }
 
 export interface TensorRecord {
@@ -33,6 +35,8 @@ export interface TensorRecord {
   readonly gradDtype: Dtype;
   /** Step output dtype ('stepOnly' only). */
   readonly outDtype: Dtype;
+  /** Whether each step also writes the new params as fp16 ('param' only). */
+  readonly paramF16: boolean;
   /** Completed AdamW steps of this tensor (bias correction uses its own count). */
   steps: number;
   readonly segments: readonly Segment[];
@@ -45,12 +49,22 @@ export interface TensorSpec {
   length: number;
   gradDtype: Dtype;
   outDtype: Dtype;
+  paramF16: boolean;
 }
 
-/** Bytes per element of each array of a tensor, in allocation order: param, grad, m, v, out. */
-function arrayBytes(spec: TensorSpec): [number, number, number, number, number] {
+type ArrayBytes = [number, number, number, number, number, number];
+
+/** Bytes per element of each array of a tensor, in allocation order: param, grad, m, v, out, paramF16. */
+function arrayBytes(spec: TensorSpec): ArrayBytes {
   const isParam = spec.kind === 'param';
-  return [isParam ? 4 : 0, DTYPE_BYTES[spec.gradDtype], 4, 4, isParam ? 0 : DTYPE_BYTES[spec.outDtype]];
+  return [
+    isParam ? 4 : 0,
+    DTYPE_BYTES[spec.gradDtype],
+    4,
+    4,
+    isParam ? 0 : DTYPE_BYTES[spec.outDtype],
+    isParam && spec.paramF16 ? 2 : 0,
+  ];
 }
 
 export class TensorRegistry {
@@ -108,6 +122,12 @@ export class TensorRegistry {
     for (const d of [spec.gradDtype, spec.outDtype])
       if (d !== 'f32' && d !== 'f16')
         throw new TypeError(`tensor "${spec.name}": dtype must be 'f32' or 'f16'`);
+    if (typeof spec.paramF16 !== 'boolean')
+      throw new TypeError(`tensor "${spec.name}": paramF16 must be true or false`);
+    if (spec.paramF16 && spec.kind !== 'param')
+      throw new TypeError(
+        `tensor "${spec.name}": paramF16 is for param tensors (step-only ones have no params)`,
+      );
     const record: TensorRecord = { ...spec, steps: 0, segments: this.place(spec) };
     this.byName.set(spec.name, record);
     return record;
@@ -127,8 +147,8 @@ export class TensorRegistry {
       const { arena, offsets } = this.memories.alloc(sizes);
       let k = 0;
       const at = (b: number): number => (b > 0 ? offsets[k++]! : -1);
-      const [param, grad, expAvg, expAvgSq, out] = bytes.map(at) as [number, number, number, number, number];
-      segments.push({ arena, start, length, param, grad, expAvg, expAvgSq, out });
+      const [param, grad, expAvg, expAvgSq, out, paramF16] = bytes.map(at) as ArrayBytes;
+      segments.push({ arena, start, length, param, grad, expAvg, expAvgSq, out, paramF16 });
     }
     return segments;
   }

@@ -12,9 +12,11 @@ export interface SegmentViews {
   out: Float32Array | Uint16Array | null;
   expAvg: Float32Array;
   expAvgSq: Float32Array;
+  /** The fp16 copy of the params (half bits), or null unless registered with `paramF16: true`. */
+  paramF16: Uint16Array | null;
 }
 
-export type ArrayField = 'grad' | 'param' | 'out' | 'expAvg' | 'expAvgSq';
+export type ArrayField = 'grad' | 'param' | 'out' | 'expAvg' | 'expAvgSq' | 'paramF16';
 
 function only(r: TensorRecord, what: string): Segment | undefined {
   if (r.segments.length > 1)
@@ -50,6 +52,7 @@ export function segmentViews(r: TensorRecord): SegmentViews[] {
     out: r.kind === 'stepOnly' ? typed(r.outDtype, s, s.out) : null,
     expAvg: f32View(s, s.expAvg),
     expAvgSq: f32View(s, s.expAvgSq),
+    paramF16: r.paramF16 ? u16View(s, s.paramF16) : null,
   }));
 }
 
@@ -61,6 +64,15 @@ export function copyGradIn(r: TensorRecord, src: Float32Array | Uint16Array, wha
   if (src.length !== r.length)
     throw new RangeError(`${what}: got ${src.length} elements, tensor "${r.name}" has ${r.length}`);
   for (const v of segmentViews(r)) v.grad.set(src.subarray(v.start, v.start + v.length));
+}
+
+/** Copy the fp16 copy of the params (half bits) out of every segment. */
+export function copyParamF16Out(r: TensorRecord, dst: Uint16Array | undefined, what: string): Uint16Array {
+  if (dst !== undefined && (!(dst instanceof Uint16Array) || dst.length !== r.length))
+    throw new RangeError(`${what}: dst must be a Uint16Array of ${r.length} elements`);
+  const out = dst ?? new Uint16Array(r.length);
+  for (const v of segmentViews(r)) out.set(v.paramF16!, v.start);
+  return out;
 }
 
 function destination(r: TensorRecord, dst: Float32Array | undefined, what: string): Float32Array {

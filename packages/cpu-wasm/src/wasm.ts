@@ -14,6 +14,8 @@ export { compileModule };
 const REQUIRED = [
   'adamw_f32g',
   'adamw_f16g',
+  'adamw_f32g_f16p',
+  'adamw_f16g_f16p',
   'adamw_step_f32g_f32o',
   'adamw_step_f32g_f16o',
   'adamw_step_f16g_f32o',
@@ -59,6 +61,18 @@ export function instantiateKernels(
   const exports = instantiate(memory, module);
   exports.__stack_pointer.value = stackTopBytes;
   return exports;
+}
+
+/**
+ * Kernels for the calling thread over `memory`, on the module's own main-thread stack (the linker's
+ * stack below `__heap_base`, which no worker slot overlaps). For short leaf calls such as conversions.
+ */
+export function mainThreadKernels(
+  memory: WebAssembly.Memory,
+  module: WebAssembly.Module = compileModule(),
+): KernelExports {
+  checkExports();
+  return instantiate(memory, module);
 }
 
 let cachedHeapBase: number | undefined;

@@ -42,6 +42,7 @@ export default function run(task: KernelTask): KernelResult {
     const c = pieces[at + 5]!;
     const d = pieces[at + 6]!;
     const h = pieces[at + 7]! * HYPER_STRIDE;
+    const e = pieces[at + 8]!;
     const hp = (j: number): number => hypers[j]!;
     switch (op) {
       case OP.ADAMW_F32G:
@@ -52,6 +53,28 @@ export default function run(task: KernelTask): KernelResult {
           b,
           c,
           d,
+          n,
+          hp(h),
+          hp(h + 1),
+          hp(h + 2),
+          hp(h + 3),
+          hp(h + 4),
+          hp(h + 5),
+          hp(h + 6),
+          hp(h + 7),
+          hp(h + 8),
+        );
+        break;
+      }
+      case OP.ADAMW_F32G_F16P:
+      case OP.ADAMW_F16G_F16P: {
+        const f = op === OP.ADAMW_F32G_F16P ? k.adamw_f32g_f16p : k.adamw_f16g_f16p;
+        f(
+          a,
+          b,
+          c,
+          d,
+          e,
           n,
           hp(h),
           hp(h + 1),

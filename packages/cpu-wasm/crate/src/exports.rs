@@ -66,6 +66,44 @@ macro_rules! classic {
 classic!(adamw_f32g, F32);
 classic!(adamw_f16g, F16);
 
+macro_rules! classic_f16p {
+    ($name:ident, $g:ty) => {
+        /// Classic AdamW in place that also writes the new params as fp16 bits (round to nearest
+        /// even) to `p16`, in the same pass.
+        #[no_mangle]
+        #[allow(clippy::too_many_arguments)]
+        pub unsafe extern "C" fn $name(
+            p: *mut f32,
+            g: *const <$g as crate::dtype::Dtype>::Raw,
+            m: *mut f32,
+            v: *mut f32,
+            p16: *mut u16,
+            n: usize,
+            b1: f32,
+            omb1: f32,
+            b2: f32,
+            omb2: f32,
+            decay: f32,
+            ss: f32,
+            isb: f32,
+            eps: f32,
+            gs: f32,
+        ) {
+            adamw::adamw_f16p::<$g>(
+                p,
+                g,
+                m,
+                v,
+                p16,
+                n,
+                &hyper(b1, omb1, b2, omb2, decay, ss, isb, eps, gs),
+            );
+        }
+    };
+}
+classic_f16p!(adamw_f32g_f16p, F32);
+classic_f16p!(adamw_f16g_f16p, F16);
+
 macro_rules! step_only {
     ($name:ident, $g:ty, $o:ty) => {
         /// Step-only AdamW: m, v fp32 updated in place, the step written to `out`.
@@ -140,16 +178,7 @@ pub unsafe extern "C" fn f16_to_f32(src: *const u16, dst: *mut f32, n: usize) {
 /// dst (fp16) = src (fp32), round to nearest even.
 #[no_mangle]
 pub unsafe extern "C" fn f32_to_f16(src: *const f32, dst: *mut u16, n: usize) {
-    let body = n & !3;
-    let mut i = 0;
-    while i < body {
-        <F16 as crate::dtype::Dtype>::store4(
-            dst.add(i),
-            <F32 as crate::dtype::Dtype>::load4(src.add(i)),
-        );
-        i += 4;
-    }
-    half::f32_to_f16_scalar(src.add(body), dst.add(body), n - body);
+    half::simd::f32_to_f16(src, dst, n)
 }
 
 #[no_mangle]
