@@ -49,6 +49,18 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'random seed', '0')
     .option('--metrics-out <file.jsonl>', 'write one JSON object per step and per evaluation')
     .option('--no-progress', 'plain log lines instead of a progress bar')
+    .option(
+      '--checkpoint-dir <dir>',
+      'save a checkpoint there (atomically) every --save-every steps and at the end',
+    )
+    .option('--save-every <n>', 'steps between checkpoints')
+    .option('--resume <dir>', 'continue from a checkpoint (give the same --model/--data)')
+    .option('--export <dir>', 'write the fine-tuned model as a plain Hugging Face directory at the end')
+    .option(
+      '--trace <file.json>',
+      'write a Chrome/Perfetto trace of one step (CPU recording, transfers, optimizer, GPU)',
+    )
+    .option('--trace-step <n>', 'which step to trace (default: the third)')
     .action(async (opts: TrainCommandOptions) => {
       await trainCommand(opts);
     });
@@ -74,6 +86,7 @@ export function buildProgram(): Command {
     .option('--warmup <n>', 'unmeasured steps first', '1')
     .option('--threads <n>', 'CPU optimizer threads (0: all cores)', '0')
     .option('--no-checkpointing', 'keep all activations')
+    .option('--no-robustness', "turn off Dawn's bounds clamping in shaders (faster)")
     .option('--out <dir>', 'write bench.json and bench.txt there')
     .action(async (opts: BenchCommandOptions) => {
       await benchCommand(opts);

@@ -35,15 +35,23 @@ export function planHostMemory(layout: ParameterLayout, run: ResolvedPlanInput):
     if (run.nonProjected === 'adamw') {
       const others = layout.all.filter((s) => s.role !== 'linear');
       const n = others.reduce((a, s) => a + numel(s.shape), 0);
-      items.push({ label: 'CPU AdamW of non-projected parameters (grad, fp32 master, m, v)', bytes: n * 16 });
+      // + an fp16 copy of the params for fp16 weights (what is uploaded)
+      const copy = run.weightDtype === 'f16' ? 2 : 0;
+      items.push({
+        label: 'CPU AdamW of non-projected parameters (grad, fp32 master, m, v)',
+        bytes: n * (16 + copy),
+      });
     }
   } else if (run.mode === 'zero') {
     let bytes = 0;
     for (const s of layout.all) {
       const gradBytes = s.role === 'linear' ? dtypeBytes(run.weightDtype) : 4;
-      bytes += numel(s.shape) * (3 * 4 + gradBytes);
+      bytes += numel(s.shape) * (3 * 4 + gradBytes + (run.weightDtype === 'f16' ? 2 : 0));
     }
-    items.push({ label: 'CPU AdamW state (fp32 master, m, v + gradient per parameter)', bytes });
+    items.push({
+      label: 'CPU AdamW state (fp32 master, m, v, gradient and the fp16 copy per parameter)',
+      bytes,
+    });
   }
   return { totalBytes: items.reduce((a, i) => a + i.bytes, 0), items };
 }

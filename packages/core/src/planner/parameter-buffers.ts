@@ -132,16 +132,18 @@ export function blockOffloadGradients(
   return out;
 }
 
-/** lsp: the compression inputs A = X L and B = dY R ([T, d] f32 scratch per linear, freed at the next submit). */
+/**
+ * lsp: the compression inputs A = X L and B = dY R ([T, d] f32 per linear). Each pair goes back to the
+ * allocator right after its S is recorded, so at most the largest linear's pair is alive at once.
+ */
 export function compressWorkspace(
   layout: ParameterLayout,
   layer: number,
   run: ResolvedPlanInput,
   g: StepGeometry,
 ): PlannedBuffer[] {
-  return layout.blockLinears[layer]!.map((spec) =>
-    tensorBuffer('compress A, B (X L, dY R)', 'workspace', 'f32', [g.tokens, projectorShape(spec, run).d], 2),
-  );
+  const d = Math.max(0, ...layout.blockLinears[layer]!.map((spec) => projectorShape(spec, run).d));
+  return d ? [tensorBuffer('compress A, B (X L, dY R)', 'workspace', 'f32', [g.tokens, d], 2)] : [];
 }
 
 /** lsp: the subspace steps D [d, d] of one block, from their upload until their apply. */
@@ -153,24 +155,31 @@ export function blockSteps(layout: ParameterLayout, layer: number, run: Resolved
 }
 
 /**
- * lsp: the scratch of applying one block's steps (W += L D R^T): F = L D [rows, d] f32, D cast to f32 when
- * it travels as f16, and with weight decay an f32 copy of W. Scratch lives until the next submit.
+ * lsp: the temporaries of applying one linear's step (W += L D R^T): F = L D [rows, d] f32, D cast to f32
+ * when it travels as f16, and with weight decay an f32 copy of W. They go back to the allocator as soon as
+ * the apply is recorded, so one block's applies hold at most its largest linear's temporaries.
  */
 export function applyWorkspace(
   layout: ParameterLayout,
   layer: number,
   run: ResolvedPlanInput,
 ): PlannedBuffer[] {
-  const out: PlannedBuffer[] = [];
+  let best: PlannedBuffer[] = [];
+  let bestBytes = -1;
   for (const spec of layout.blockLinears[layer]!) {
     const { d } = projectorShape(spec, run);
     const rows = spec.shape[0]!;
-    out.push(tensorBuffer('apply F = L D', 'workspace', 'f32', [rows, d]));
+    const out = [tensorBuffer('apply F = L D', 'workspace', 'f32', [rows, d])];
     if (run.stepDtype === 'f16') out.push(tensorBuffer('apply D as f32', 'workspace', 'f32', [d, d]));
     if (run.weightDecay > 0)
       out.push(tensorBuffer('apply weight-decay copy of W', 'workspace', 'f32', spec.shape));
+    const bytes = out.reduce((a, b) => a + b.bytes * b.count, 0);
+    if (bytes > bestBytes) {
+      best = out;
+      bestBytes = bytes;
+    }
   }
-  return out;
+  return best;
 }
 
 /** The gradients of the parameters outside the blocks that exist by a given point of the backward. */

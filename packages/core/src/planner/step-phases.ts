@@ -5,7 +5,7 @@
 //     without it every block's tape stays until its backward;
 //   - gpu.scratch() workspace lives until the next submit: the pipelined offloading modes submit once per
 //     block in the backward, native and the synchronous reference not before the step's end, and the
-//     forward never submits (so deferred lsp applies keep their scratch until the first block backward);
+//     forward never submits (the lsp compress and apply temporaries are plain tensors freed right away);
 //   - gradients of the offloading modes live until their download is enqueued: at most leadBlocks blocks
 //     behind the one being computed (the recorder waits for block l + leadBlocks' download);
 //   - deferred lsp updates hold their step D from the CPU's answer until the block's next forward.
@@ -100,9 +100,10 @@ export function stepPhases(
   const deferred = mode === 'lsp' && run.pipelined ? run.deferredBlocks : 0;
   const pendingSteps = (above: number): PlannedBuffer[] =>
     blocks(above + 1, deferred - 1, L).flatMap((l) => blockSteps(layout, l, run));
-  const forwardApplyScratch = (upTo: number): PlannedBuffer[] =>
-    blocks(0, Math.min(upTo, deferred - 1), L).flatMap((l) => applyWorkspace(layout, l, run));
-  const allForwardApplyScratch = forwardApplyScratch(L - 1);
+  // a deferred apply's temporaries are freed as soon as it is recorded, right before the block's forward
+  const forwardApplyScratch = (l: number): PlannedBuffer[] =>
+    l < deferred ? applyWorkspace(layout, l, run) : [];
+  const allForwardApplyScratch: PlannedBuffer[] = [];
 
   const phases: Phase[] = [];
   const add = (name: string, ...parts: PlannedBuffer[][]): void => {

@@ -76,7 +76,11 @@ export async function runBenchmark(
     );
     try {
       const weights = ModelWeights.random(gpu, o.config, o.dtype, new Rng(o.trainer.seed ?? 0, 5));
-      const trainer = await Trainer.create(gpu, weights, { ...o.trainer, mode: spec.mode });
+      const trainer = await Trainer.create(gpu, weights, {
+        ...o.trainer,
+        mode: spec.mode,
+        plannedBatch: { batch: o.batch, seqLen: o.seqLen },
+      });
       const measured: StepMetrics[] = [];
       for (let s = 0; s < o.warmupSteps + o.steps; s++) {
         const m = await trainer.trainStep(batches[s]!);

@@ -157,7 +157,11 @@ export async function runTraining(
   } else {
     weights = await p.loadWeights();
     try {
-      trainer = await Trainer.create(gpu, weights, { seed: o.trainer.seed ?? 0, ...o.trainer });
+      trainer = await Trainer.create(gpu, weights, {
+        seed: o.trainer.seed ?? 0,
+        ...o.trainer,
+        plannedBatch: { batch: o.batch, seqLen: o.seqLen },
+      });
     } catch (e) {
       weights.release();
       await p.close();

@@ -92,12 +92,15 @@ export class LspSink extends CollectingSink {
     const layer = this.layers.get(spec.name)!;
     const { rowsAct, colsAct } = storedSides(spec, x, dy);
     const tokens = x.numel / spec.inFeatures;
-    const a = this.gpu.scratch(`A.${spec.name}`, 'f32', [tokens, layer.d]);
-    const b = this.gpu.scratch(`B.${spec.name}`, 'f32', [tokens, layer.d]);
+    // A and B are given back right after S is recorded: reusing their buffers later is ordered on the GPU
+    const a = this.gpu.tensor(`A.${spec.name}`, 'f32', [tokens, layer.d], 'workspace');
+    const b = this.gpu.tensor(`B.${spec.name}`, 'f32', [tokens, layer.d], 'workspace');
     gatherColumns(this.gpu, rowsAct.view([tokens, layer.rows]), layer.leftGpu, a);
     gatherColumns(this.gpu, colsAct.view([tokens, layer.cols]), layer.rightGpu, b);
     const s = this.gpu.tensor(`S.${spec.name}`, 'f32', [layer.d, layer.d], 'gradients');
     matmul(this.gpu, a, b, s, { transA: true, label: `${spec.name} compress` });
+    a.release();
+    b.release();
     this.unit(unitOf(spec)).compressed.push({ layer, s });
   }
 }

@@ -23,7 +23,7 @@ import {
   type TraceEvent,
   type Transfer,
 } from '@lsp-offload/gpu-dawn';
-import { AdamW as CpuAdamW, toHalf } from '@lsp-offload/cpu-wasm';
+import { AdamW as CpuAdamW } from '@lsp-offload/cpu-wasm';
 import { availableParallelism } from 'node:os';
 import type { ParameterSpec } from '../hf/index.js';
 import { DenseGradients } from '../model/dense-gradients.js';
@@ -368,6 +368,8 @@ export class Trainer {
         const init = (await this.gpu.read(this.weights.get(spec.name))) as Float32Array;
         this.cpu.addParam(spec.name, init, {
           gradDtype: o.mode === 'zero' && spec.role === 'linear' ? this.weights.dtype : 'f32',
+          // fp16 weights go back as fp16 bytes, converted inside the AdamW kernel on the workers
+          paramF16: this.weights.dtype === 'f16',
         });
       }
     }
@@ -477,8 +479,7 @@ export class Trainer {
   /** Fresh fp32 params from the CPU optimizer into the GPU weights (fp16 weights get fp16 bytes). */
   private uploadParam(spec: ParameterSpec): Transfer {
     const w = this.weights.get(spec.name);
-    const p = this.cpu!.param(spec.name);
-    const src = w.dtype === 'f16' ? toHalf(p) : p;
+    const src = w.dtype === 'f16' ? this.cpu!.paramF16(spec.name) : this.cpu!.param(spec.name);
     return this.up!.upload(src, w, { label: `param ${spec.name}` });
   }
 
@@ -489,20 +490,25 @@ export class Trainer {
     for (const { layer, d } of steps) {
       const w = this.weights.get(layer.spec.name);
       const seed = (step * 7919 + layer.spec.layer * 104729 + layer.rows) >>> 0;
+      // temporaries go back to the allocator as soon as their last use is recorded (the GPU orders any
+      // reuse), so applying many deferred updates in a row never holds more than one layer's worth
       if (o.weightDecay > 0) {
-        const copy = gpu.scratch(`wd.${layer.spec.name}`, 'f32', w.shape);
+        const copy = gpu.tensor(`wd.${layer.spec.name}`, 'f32', w.shape, 'workspace');
         cast(gpu, w, 'f32', copy);
         applyDelta(gpu, w, copy, {
           alpha: -o.lr * o.weightDecay,
           seed: seed ^ 0x9e3779b9,
           step,
         });
+        copy.release();
       }
-      const d32 = d.dtype === 'f32' ? d : gpu.scratch(`D32.${layer.spec.name}`, 'f32', d.shape);
+      const d32 = d.dtype === 'f32' ? d : gpu.tensor(`D32.${layer.spec.name}`, 'f32', d.shape, 'workspace');
       if (d.dtype !== 'f32') cast(gpu, d, 'f32', d32);
-      const f = gpu.scratch(`F.${layer.spec.name}`, 'f32', [layer.rows, layer.d]);
+      const f = gpu.tensor(`F.${layer.spec.name}`, 'f32', [layer.rows, layer.d], 'workspace');
       expandRows(gpu, d32, layer.leftGpu, f);
       addTimesProjT(gpu, w, f, layer.rightGpu, 1, seed);
+      f.release();
+      if (d32 !== d) d32.release();
       d.release();
     }
   }

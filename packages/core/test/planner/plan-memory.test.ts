@@ -53,9 +53,9 @@ describe('planMemory', () => {
     expect(lsp.categoryPeaks.staging).toBeGreaterThanOrEqual(64 * MiB);
     // lsp: S, m, v (f32) and D (f16) per projected layer: 14 d^2 bytes x 7 linears x 22 layers
     expect(lsp.host.items[0]!.bytes).toBe(14 * 1280 * 1280 * 7 * 22);
-    // zero: fp32 master, m, v and an fp16 (linears) or fp32 gradient per parameter: ~14 bytes each
-    expect(zero.host.totalBytes / 1.1e9).toBeGreaterThan(13.5);
-    expect(zero.host.totalBytes / 1.1e9).toBeLessThan(14.5);
+    // zero: fp32 master, m, v, an fp16 (linears) or fp32 gradient, and the fp16 param copy: ~16 bytes each
+    expect(zero.host.totalBytes / 1.1e9).toBeGreaterThan(15.5);
+    expect(zero.host.totalBytes / 1.1e9).toBeLessThan(16.5);
   });
 
   it('checkpointing keeps block inputs instead of every tape', () => {
@@ -74,14 +74,16 @@ describe('planMemory', () => {
     expect(Math.abs(head(1024) - head(256) - (logits(1024) - logits(256)))).toBeLessThan(16 * 1024);
   });
 
-  it('a footprint at least the live peak; deferring updates can only add', () => {
+  it('a footprint at least the live peak; deferring updates moves memory, it does not pile up', () => {
     for (const mode of ['lsp', 'zero', 'native'] as const) {
       const plan = planMemory(tinyLlama, { ...h200, mode });
       expect(plan.footprintBytes).toBeGreaterThanOrEqual(plan.peakBytes);
       expect(Object.values(plan.atPeak).reduce((a, b) => a + b, 0)).toBe(plan.peakBytes);
     }
-    const none = planMemory(tinyLlama, { ...h200, deferredBlocks: 0 });
-    expect(planMemory(tinyLlama, h200).peakBytes).toBeGreaterThan(none.peakBytes);
+    // deferred applies free their temporaries right away: the peak moves by at most a block's steps
+    const none = planMemory(tinyLlama, { ...h200, deferredBlocks: 0 }).peakBytes;
+    const all = planMemory(tinyLlama, h200).peakBytes;
+    expect(Math.abs(all - none)).toBeLessThan(0.1 * none);
   });
 
   it('rejects impossible runs with the flag to fix', () => {
