@@ -5,13 +5,26 @@ export { Rng } from './util/rng.js';
 export type { RngState } from './util/rng.js';
 export { SparseProjector } from './projectors/sparse-projector.js';
 export type { ProjectorInit } from './projectors/sparse-projector.js';
-export { MomentTransfer, projectorOverlap, transferMomentsReference, zeroNonFinite } from './projectors/moment-transfer.js';
+export {
+  MomentTransfer,
+  projectorOverlap,
+  transferMomentsReference,
+  zeroNonFinite,
+} from './projectors/moment-transfer.js';
 export * from './model/index.js';
 export * from './data/index.js';
 export * from './trainer/index.js';
-export { reconstructionError, reconstructionErrorGradient, recordResidual, recordHalfSquaredResidualGradient } from './projectors/reconstruction-error.js';
+export {
+  reconstructionError,
+  reconstructionErrorGradient,
+  recordResidual,
+  recordHalfSquaredResidualGradient,
+} from './projectors/reconstruction-error.js';
 export type { ResidualTensors } from './projectors/reconstruction-error.js';
-export { reconstructionErrorReference, reconstructionErrorGradientReference } from './projectors/reconstruction-reference.js';
+export {
+  reconstructionErrorReference,
+  reconstructionErrorGradientReference,
+} from './projectors/reconstruction-reference.js';
 export type { ErrorAndGradient } from './projectors/reconstruction-reference.js';
 export { evaluatePair, gradientNorms } from './projectors/pair-evaluation.js';
 export type { PairEvaluation } from './projectors/pair-evaluation.js';
@@ -22,7 +35,15 @@ export type { LearningOptions, LearningResult } from './projectors/projector-lea
 export { groupLayers, projectedLayersOf } from './projectors/projector-groups.js';
 export type { ProjectedLayerInfo, ProjectorGroup, ProjectorSharing } from './projectors/projector-groups.js';
 export { ProjectorRefitter } from './projectors/projector-refitter.js';
-export type { RefitterOptions, HeldOutGradients, LayerMoments, MomentAccess, LayerRefitReport, GroupRefitReport, RefitReport } from './projectors/projector-refitter.js';
+export type {
+  RefitterOptions,
+  HeldOutGradients,
+  LayerMoments,
+  MomentAccess,
+  LayerRefitReport,
+  GroupRefitReport,
+  RefitReport,
+} from './projectors/projector-refitter.js';
 export { sparseProjectorTensors, readSparseProjector } from './projectors/projector-safetensors.js';
 export { overwriteProjectorTensors } from './projectors/projector-overwrite.js';
 export { zeroNonFiniteOnGpu } from './projectors/zero-non-finite-gpu.js';

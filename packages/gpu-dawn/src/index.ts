@@ -28,7 +28,15 @@ export {
   syncColumnValues,
 } from './kernels/sparse-projection.js';
 export type { SparseProjectorTensors, SparseProjectorHost } from './kernels/sparse-projection.js';
-export { csrFromDense, uploadCsr, releaseCsr, csrLeft, csrRightT, csrLeftReference, csrRightTReference } from './kernels/csr.js';
+export {
+  csrFromDense,
+  uploadCsr,
+  releaseCsr,
+  csrLeft,
+  csrRightT,
+  csrLeftReference,
+  csrRightTReference,
+} from './kernels/csr.js';
 export type { CsrHost, CsrTensors } from './kernels/csr.js';
 export {
   attentionForward,
