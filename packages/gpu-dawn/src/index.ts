@@ -198,3 +198,4 @@ export type {
   SubgroupTileConfig,
   SubgroupMatrixShape,
 } from './kernels/matmul.js';
+export { fillNormal } from './kernels/random.js';

@@ -245,6 +245,8 @@ export class Transformer {
         else x.release();
       }
       x = out;
+      // a safe point (no scratch in use): let the GPU start, and let the allocator reclaim what was freed
+      this.gpu.submit();
     }
     return { final: x, inputs, tapes };
   }
@@ -316,6 +318,7 @@ export class Transformer {
     const xf = this.finalNorm(ctx, fwd.final);
     const dxf = training ? gpu.tensor('dxf', 'f32', [T, c.hiddenSize], 'activations') : undefined;
     this.lossHead(ctx, xf.y, targets, kept, loss, sink, dxf);
+    this.gpu.submit();
     if (training && dxf) {
       // final norm backward: dx_L from dxf
       const dx = gpu.tensor('dx', 'f32', [T, c.hiddenSize], 'activations');
@@ -358,6 +361,7 @@ export class Transformer {
         const tape = fwd.tapes[layer] ?? this.recompute(ctx, layer, input);
         grad = this.blockBackward(ctx, layer, tape, grad, sink);
         input.release();
+        this.gpu.submit();
         await hooks.afterBlockBackward?.(layer);
       }
       this.embeddingBackward(ctx, ids, grad, sink);

@@ -1,6 +1,6 @@
 // The model's parameters on the GPU, by Hugging Face name, stored f32 or f16 (activations are f32).
 import type { GpuRuntime, Tensor } from '@lsp-offload/gpu-dawn';
-import { toF16Array } from '@lsp-offload/gpu-dawn';
+import { fillNormal } from '@lsp-offload/gpu-dawn';
 import { listParameters, type HfModel, type ModelConfig, type ParameterSpec } from '../hf/index.js';
 import type { Rng } from '../util/rng.js';
 
@@ -41,7 +41,8 @@ export class ModelWeights {
 
   /**
    * Random initialisation like transformers' _init_weights: linears and embeddings N(0, std), norms 1,
-   * biases 0 (for the demo and benchmarks; no checkpoint needed).
+   * biases 0 (for the demo and benchmarks; no checkpoint needed). Sampled on the GPU: a billion
+   * parameters take milliseconds, not the minutes host-side sampling would.
    */
   static random(
     gpu: GpuRuntime,
@@ -52,16 +53,15 @@ export class ModelWeights {
   ): ModelWeights {
     const specs = listParameters(config);
     const tensors = new Map<string, Tensor>();
+    const one = dtype === 'f16' ? 0x3c003c00 : 0x3f800000;
     for (const spec of specs) {
-      const n = spec.shape.reduce((a, b) => a * b, 1);
-      const values = new Float32Array(n);
-      if (spec.role === 'norm') values.fill(1);
-      else if (spec.role !== 'bias') for (let i = 0; i < n; i++) values[i] = rng.normal() * std;
-      tensors.set(
-        spec.name,
-        gpu.upload(spec.name, dtype, spec.shape, dtype === 'f16' ? toF16Array(values) : values, 'weights'),
-      );
+      const t = gpu.tensor(spec.name, dtype, spec.shape, 'weights');
+      if (spec.role === 'norm') gpu.fill32(t, one);
+      else if (spec.role === 'bias') gpu.fill32(t, 0);
+      else fillNormal(gpu, t, { seed: rng.nextU32(), std });
+      tensors.set(spec.name, t);
     }
+    gpu.submit();
     return new ModelWeights(config, specs, dtype, tensors);
   }
 

@@ -3,9 +3,9 @@
 // embedding backward, and the lsp update slots. It follows Trainer.trainStep and Transformer.run:
 //   - checkpointing keeps only block inputs and recomputes one block's tape right before its backward;
 //     without it every block's tape stays until its backward;
-//   - gpu.scratch() workspace lives until the next submit: the pipelined offloading modes submit once per
-//     block in the backward, native and the synchronous reference not before the step's end, and the
-//     forward never submits (the lsp compress and apply temporaries are plain tensors freed right away);
+//   - gpu.scratch() workspace lives until the next submit: the model submits at every block boundary of
+//     the forward and the backward and after the LM head (the lsp compress and apply temporaries are
+//     plain tensors freed right away);
 //   - gradients of the offloading modes live until their download is enqueued: at most leadBlocks blocks
 //     behind the one being computed (the recorder waits for block l + leadBlocks' download);
 //   - deferred lsp updates hold their step D from the CPU's answer until the block's next forward.
@@ -61,7 +61,6 @@ export function stepPhases(
   const L = config.numLayers;
   const { mode } = run;
   const offload = mode !== 'native';
-  const perBlockSubmit = offload && run.pipelined;
   const wantsGrads = trainsNonLinear(run);
 
   // ---- alive for the whole run ----
@@ -155,15 +154,11 @@ export function stepPhases(
   );
 
   // ---- blocks, last to first ----
-  // Workspace not yet freed by a submit: with per-block submits only this block's (and, for the top
-  // block, the forward's deferred applies and the final norm's); otherwise everything since the step's
-  // first submit.
+  // Workspace not yet freed by a submit: this block's (and, for the top block, the final norm's).
   const dx = [hiddenState(config, g, 'dx (block gradient)')];
   for (let l = L - 1; l >= 0; l--) {
     const kept = [...x(l + 1), ...(run.checkpointing ? [] : times(tape, l))];
-    const scratch = perBlockSubmit
-      ? [...sinkWork(l), ...(l === L - 1 ? [...allForwardApplyScratch, ...finalNormWork] : [])]
-      : [...finalNormWork, ...blocks(l, L - 1, L).flatMap(sinkWork)];
+    const scratch = [...sinkWork(l), ...(l === L - 1 ? [...allForwardApplyScratch, ...finalNormWork] : [])];
     // pipelined: blocks l+1 .. l+leadBlocks may still wait for their download; synchronous: all above
     const inFlight = run.pipelined ? blocks(l + 1, l + run.leadBlocks, L) : blocks(l + 1, L - 1, L);
     // pipelined lsp: an update applied at the last block boundary (its D and apply scratch), for the
@@ -189,14 +184,12 @@ export function stepPhases(
   // ---- embedding backward ----
   const embedScratch = wantsGrads ? embeddingBackwardWorkspace(config, g, true) : [];
   const inFlight = run.pipelined ? blocks(0, run.leadBlocks - 1, L) : blocks(0, L - 1, L);
-  const leftover = perBlockSubmit ? [] : [...finalNormWork, ...blocks(0, L - 1, L).flatMap(sinkWork)];
   add(
     'embedding backward',
     always,
     dx,
     embedScratch,
     offloadGrads(inFlight),
-    leftover,
     offload && wantsGrads ? outerGradients(config, layout, 'embeddings') : [],
   );
 
