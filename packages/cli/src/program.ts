@@ -30,7 +30,7 @@ export function buildProgram(): Command {
       'lsp',
     )
     .option('--gpu-memory <size>', 'GPU memory budget, e.g. 4GiB (simulates a smaller card)')
-    .option('--rank <d>', 'projector subspace size d (demo: 32, else 256)')
+    .option('--rank <d>', 'projector subspace size d (demo: 64, else 256)')
     .option('--nnz <r>', 'non-zeros per projector row r', '4')
     .option('--steps <n>', 'optimizer steps (demo: 60, else 1000)')
     .option('--batch <n>', 'sequences per step (demo: 8, else 4)')
@@ -100,7 +100,7 @@ export function buildProgram(): Command {
     .option('--mode <lsp|zero|native>', 'training mode', 'lsp')
     .option('--batch <n>', 'sequences per step (demo: 8, else 4)')
     .option('--seq <n>', 'tokens per sequence (demo: 64, else 512)')
-    .option('--rank <d>', 'projector subspace size d (demo: 32, else 256)')
+    .option('--rank <d>', 'projector subspace size d (demo: 64, else 256)')
     .option('--nnz <r>', 'non-zeros per projector row r', '4')
     .option('--dtype <f32|f16>', 'weight storage on the GPU', 'f32')
     .option('--no-checkpointing', 'keep all activations instead of recomputing blocks in the backward')

@@ -44,7 +44,7 @@ export function trainDefaults(model: string): {
   evalEvery: string;
 } {
   return model === 'demo'
-    ? { rank: '32', steps: '60', batch: '8', seq: '64', lr: '3e-3', evalEvery: '20' }
+    ? { rank: '64', steps: '60', batch: '8', seq: '64', lr: '3e-3', evalEvery: '20' }
     : { rank: '256', steps: '1000', batch: '4', seq: '512', lr: '1e-5', evalEvery: '100' };
 }
 
