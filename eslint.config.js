@@ -20,6 +20,7 @@ export default tseslint.config(
         Buffer: 'readonly',
         URL: 'readonly',
         WebAssembly: 'readonly',
+        performance: 'readonly',
       },
     },
   },

@@ -5,7 +5,7 @@
 // (builds `core` with atomics from rust-web-src; crates-io replaced by its vendor dir, offline).
 // Usage: node tools/build-wasm.mjs <package dir> [--no-opt]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, copyFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 const pkgDir = resolve(process.argv[2] ?? '.');
