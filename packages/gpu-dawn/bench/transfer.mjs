@@ -4,7 +4,7 @@
 // single-threaded JS copy of the same size) and, when bench/transfer_torch.py already wrote
 // <outDir>/transfer_torch.json, PyTorch's pinned and pageable copies on the same GPU.
 // Usage: node bench/transfer.mjs <outDir> [--quick]
-/* global GPUBufferUsage, GPUMapMode, performance */
+/* global GPUBufferUsage, GPUMapMode */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
