@@ -1,5 +1,5 @@
 // What a transformer block needs to run: the GPU, the config, the weights, the batch geometry.
-import type { GpuRuntime, Tensor } from '@lsp-offload/gpu-dawn';
+import { biasGrad, type GpuRuntime, type Tensor } from '@lsp-offload/gpu-dawn';
 import type { LinearWeightSpec, ModelConfig, ParameterSpec } from '../hf/index.js';
 import type { GradientSink } from './gradient-sink.js';
 import type { ModelWeights } from './weights.js';
@@ -62,4 +62,22 @@ export function withGradTarget(
   const target = sink.gradTarget(spec);
   write(target.tensor, target.accumulate);
   sink.gradReady(spec);
+}
+
+/**
+ * A linear layer's gradients in the backward: its weight's (handed to the sink with X and dY) and, when
+ * the layer has one, its bias's (the column sums of dY).
+ */
+export function linearGradients(
+  ctx: BlockContext,
+  sink: GradientSink,
+  base: string,
+  x: Tensor,
+  dy: Tensor,
+): void {
+  const spec = linearSpec(ctx, `${base}.weight`);
+  if (sink.wants(spec)) sink.linear(spec, x, dy);
+  if (ctx.weights.has(`${base}.bias`)) {
+    withGradTarget(ctx, sink, `${base}.bias`, (t, accumulate) => biasGrad(ctx.gpu, dy, t, { accumulate }));
+  }
 }

@@ -4,7 +4,6 @@ import {
   add,
   attentionBackward,
   attentionForward,
-  biasGrad,
   copyColumns,
   gelu,
   geluBackward,
@@ -12,7 +11,7 @@ import {
   layerNormForward,
   type Tensor,
 } from '@lsp-offload/gpu-dawn';
-import { TensorGroup, linearSpec, param, type BlockContext } from './block-context.js';
+import { TensorGroup, linearGradients, linearSpec, param, type BlockContext } from './block-context.js';
 import type { GradientSink, GradTarget } from './gradient-sink.js';
 import { linearBackwardInput, linearForward } from './linear.js';
 
@@ -153,15 +152,7 @@ export function gpt2BlockBackward(
   const n = names(layer);
   const C = c.hiddenSize;
   const g = new TensorGroup(gpu, `L${layer}.bwd`);
-  const lin = (base: string, x: Tensor, dy: Tensor) => {
-    const spec = linearSpec(ctx, `${base}.weight`);
-    if (sink.wants(spec)) sink.linear(spec, x, dy);
-    const b = target(ctx, sink, `${base}.bias`);
-    if (b.t) {
-      biasGrad(gpu, dy, b.t.tensor, { accumulate: b.t.accumulate });
-      sink.gradReady(b.spec);
-    }
-  };
+  const lin = (base: string, x: Tensor, dy: Tensor) => linearGradients(ctx, sink, base, x, dy);
   const norm = (ln: string, dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, dx: Tensor) => {
     const w = target(ctx, sink, `${ln}.weight`);
     const b = target(ctx, sink, `${ln}.bias`);

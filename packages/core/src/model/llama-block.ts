@@ -3,7 +3,6 @@ import {
   add,
   attentionBackward,
   attentionForward,
-  biasGrad,
   rmsNormBackward,
   rmsNormForward,
   ropeBackward,
@@ -12,7 +11,7 @@ import {
   swigluBackward,
   type Tensor,
 } from '@lsp-offload/gpu-dawn';
-import { TensorGroup, linearSpec, param, withGradTarget, type BlockContext } from './block-context.js';
+import { TensorGroup, linearGradients, linearSpec, param, type BlockContext } from './block-context.js';
 import type { GradientSink } from './gradient-sink.js';
 import { linearBackwardInput, linearForward } from './linear.js';
 
@@ -166,13 +165,7 @@ export function llamaBlockBackward(
   const g = new TensorGroup(gpu, `L${layer}.bwd`);
   const qw = c.numHeads * c.headDim;
   const kvw = c.numKeyValueHeads * c.headDim;
-  const lin = (base: string, x: Tensor, dy: Tensor) => {
-    const spec = linearSpec(ctx, `${base}.weight`);
-    if (sink.wants(spec)) sink.linear(spec, x, dy);
-    if (ctx.weights.has(`${base}.bias`)) {
-      withGradTarget(ctx, sink, `${base}.bias`, (t, acc) => biasGrad(gpu, dy, t, { accumulate: acc }));
-    }
-  };
+  const lin = (base: string, x: Tensor, dy: Tensor) => linearGradients(ctx, sink, base, x, dy);
   // MLP: out = h + down(swiglu(gate(xn2), up(xn2)))
   const dAct = g.f32('dAct', [T, c.intermediateSize]);
   linearBackwardInput(gpu, linearSpec(ctx, `${n.down}.weight`), param(ctx, `${n.down}.weight`), dOut, dAct);
