@@ -61,6 +61,9 @@ export function buildProgram(): Command {
       'write a Chrome/Perfetto trace of one step (CPU recording, transfers, optimizer, GPU)',
     )
     .option('--trace-step <n>', 'which step to trace (default: the third)')
+    .option('--refit-every <n>', 'lsp: check the projectors every n steps and refit those above --alpha')
+    .option('--alpha <e>', 'lsp refits: relative reconstruction error above which a pair is refitted', '0.3')
+    .option('--sharing <type|layer>', 'lsp refits: one projector pair per layer type or per layer', 'type')
     .action(async (opts: TrainCommandOptions) => {
       await trainCommand(opts);
     });

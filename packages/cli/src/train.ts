@@ -32,6 +32,9 @@ export interface TrainCommandOptions {
   export?: string;
   trace?: string;
   traceStep?: string;
+  refitEvery?: string;
+  alpha: string;
+  sharing: string;
 }
 
 /** Defaults that depend on the model: the demo is tiny and learns fast; real fine-tunes are gentler. */
@@ -131,6 +134,13 @@ export async function trainCommand(given: TrainCommandOptions): Promise<void> {
           nonProjected: oneOf('non-projected', opts.nonProjected, ['frozen', 'adamw'] as const),
           threads: int('threads', opts.threads, 0),
           seed: int('seed', opts.seed, 0),
+          ...(opts.refitEvery && {
+            refit: {
+              checkFreq: int('refit-every', opts.refitEvery),
+              alpha: num('alpha', opts.alpha),
+              sharing: oneOf('sharing', opts.sharing, ['type', 'layer'] as const),
+            },
+          }),
         },
       },
       {

@@ -50,6 +50,8 @@ export interface TrainRunOptions {
   resume?: string;
   /** Write the fine-tuned model here as a plain Hugging Face directory at the end. */
   exportDir?: string;
+  /** lsp refits (TrainerOptions.refit): held-out batches the projectors are measured on (default 2). */
+  refitBatches?: number;
   /** Write a Chrome/Perfetto trace of step `traceStep` (default: the third step) to this file. */
   tracePath?: string;
   traceStep?: number;
@@ -231,6 +233,24 @@ export async function runTraining(
       peak = Math.max(peak, m.peakGpuBytes);
       events.onStep?.(m);
       await write({ type: 'step', mode: trainer.options.mode, ...m });
+      const refit = await trainer.maybeRefit([
+        ...evalBatches(p.heldOut, o.batch, { maxRows: o.batch * (o.refitBatches ?? 2) }),
+      ]);
+      if (refit) {
+        const refitted = refit.groups.filter((g) => g.refitted).length;
+        const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+        events.onSetup?.(
+          `projector check at step ${s}: refitted ${refitted}/${refit.groups.length} pairs; mean error ` +
+            `${mean(refit.groups.map((g) => g.errorBefore)).toFixed(3)} -> ${mean(refit.groups.map((g) => g.errorAfter)).toFixed(3)} (${(refit.ms / 1000).toFixed(1)} s)`,
+        );
+        await write({
+          type: 'refit',
+          step: s,
+          ms: refit.ms,
+          layers: refit.layers,
+          groups: refit.groups.map(({ history: _h, ...g }) => g),
+        });
+      }
       if (s % o.evalEvery === 0 || s === o.steps) await evaluate(s);
       if (o.saveEvery && s % o.saveEvery === 0 && s !== o.steps) await save();
     }

@@ -36,6 +36,12 @@ export interface TrainerOptions extends OptimizerHyperParams {
    * plan for it and refuses to start over budget; without it only a one-token step is checked.
    */
   plannedBatch?: { batch: number; seqLen: number };
+  /**
+   * lsp: learn and refit the projectors. Every `checkFreq` steps the relative reconstruction error of each
+   * pair is measured on dense gradients of held-out batches (Trainer.maybeRefit), pairs above `alpha` are
+   * refitted (Adam on the values, fresh positions) and their layers' moments moved into the new subspace.
+   */
+  refit?: { alpha: number; checkFreq: number; sharing: 'type' | 'layer' };
 }
 
 export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {

@@ -6,6 +6,7 @@ import { SparseProjector } from '../projectors/sparse-projector.js';
 import { Rng } from '../util/rng.js';
 import type { ModelWeights } from '../model/weights.js';
 import type { TrainerOptions } from './options.js';
+import type { ProjectorRefitter } from '../projectors/projector-refitter.js';
 
 export interface ProjectedLayer {
   spec: LinearWeightSpec;
@@ -57,6 +58,36 @@ export function createProjectedLayers(
       right,
       leftGpu: left.toGpu(gpu, `${spec.name}.L`),
       rightGpu: right.toGpu(gpu, `${spec.name}.R`),
+    });
+  }
+  return layers;
+}
+
+/**
+ * The projected layers over a refitter's pairs: the GPU tensors are the refitter's (refits rewrite them in
+ * place) and the host copies are looked up each time, since a refit replaces them.
+ */
+export function refitterProjectedLayers(
+  weights: ModelWeights,
+  refitter: ProjectorRefitter,
+): Map<string, ProjectedLayer> {
+  const layers = new Map<string, ProjectedLayer>();
+  for (const spec of projectedSpecs(weights)) {
+    const [rows, cols] = spec.shape as [number, number];
+    const { left, right } = refitter.projectors(spec.name);
+    layers.set(spec.name, {
+      spec,
+      rows,
+      cols,
+      d: refitter.options.d,
+      get left() {
+        return refitter.hostProjectors(spec.name).left;
+      },
+      get right() {
+        return refitter.hostProjectors(spec.name).right;
+      },
+      leftGpu: left,
+      rightGpu: right,
     });
   }
   return layers;

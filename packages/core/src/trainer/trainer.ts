@@ -32,7 +32,18 @@ import type { ModelWeights } from '../model/weights.js';
 import { checkBudget } from '../planner/budget.js';
 import { planTrainerMemory } from '../planner/trainer-plan.js';
 import { DEFAULT_TRAINER_OPTIONS, type TrainerOptions } from './options.js';
-import { createProjectedLayers, releaseProjectedLayers, type ProjectedLayer } from './projected-layers.js';
+import {
+  createProjectedLayers,
+  refitterProjectedLayers,
+  releaseProjectedLayers,
+  type ProjectedLayer,
+} from './projected-layers.js';
+import {
+  ProjectorRefitter,
+  type HeldOutGradients,
+  type RefitReport,
+} from '../projectors/projector-refitter.js';
+import { projectedLayersOf } from '../projectors/projector-groups.js';
 import { LspSink, OUTER_UNIT, ZeroSink, type UnitGradients } from './sinks.js';
 import { StepTrace, TRACE_PID, TRACE_THREADS } from './trace.js';
 
@@ -110,6 +121,7 @@ export class Trainer {
   readonly model: Transformer;
   readonly options: TrainerOptions;
   private readonly layers: Map<string, ProjectedLayer>;
+  private readonly refitter: ProjectorRefitter | undefined;
   private readonly sink: LspSink | ZeroSink | DenseGradients;
   private cpu?: CpuAdamW;
   private cpuQueue?: CpuStepQueue;
@@ -137,7 +149,24 @@ export class Trainer {
       checkpointing: options.checkpointing,
       lossChunkTokens: options.lossChunkTokens,
     });
-    this.layers = options.mode === 'lsp' ? createProjectedLayers(gpu, weights, options) : new Map();
+    if (options.mode === 'lsp' && options.refit) {
+      if (options.exactProjectors)
+        throw new Error('projector refits and exact projectors exclude each other');
+      this.refitter = new ProjectorRefitter(gpu, projectedLayersOf(weights.specs), {
+        d: options.rank,
+        r: options.nnz,
+        alpha: options.refit.alpha,
+        sharing: options.refit.sharing,
+        checkFreq: options.refit.checkFreq,
+        seed: options.seed,
+        init: options.projectorInit,
+        // one group's gradients at a time bounds the memory a check takes
+        layersPerRequest: 1,
+      });
+      this.layers = refitterProjectedLayers(weights, this.refitter);
+    } else {
+      this.layers = options.mode === 'lsp' ? createProjectedLayers(gpu, weights, options) : new Map();
+    }
     if (options.mode === 'lsp') this.sink = new LspSink(gpu, this.layers, options.nonProjected === 'adamw');
     else if (options.mode === 'zero') this.sink = new ZeroSink(gpu, weights.dtype);
     else this.sink = new DenseGradients(gpu, weights);
@@ -258,6 +287,68 @@ export class Trainer {
     };
   }
 
+  /**
+   * lsp with refits: when a check is due after the current step, measure every projector pair on dense
+   * gradients of `heldOut` and refit those above alpha, moving their moments (CPU optimizer state) into
+   * the new subspace. Returns the report, or undefined when no check was due.
+   */
+  async maybeRefit(heldOut: readonly TokenBatch[]): Promise<RefitReport | undefined> {
+    const refitter = this.refitter;
+    if (!refitter || !refitter.due(this.stepCount)) return undefined;
+    if (!heldOut.length) throw new Error('projector refit: no held-out batches to measure the projectors on');
+    await this.flush(); // the moments and weights must include every update so far
+    let sinks: DenseGradients[] = [];
+    const releaseSinks = () => {
+      for (const s of sinks) s.release();
+      sinks = [];
+    };
+    const gradients: HeldOutGradients = async (names) => {
+      releaseSinks();
+      const wanted = new Set(names);
+      const out = new Map<string, Tensor[]>(names.map((n) => [n, []]));
+      for (const batch of heldOut) {
+        const sink = new DenseGradients(this.gpu, this.weights, (spec) => wanted.has(spec.name));
+        sinks.push(sink);
+        const { loss } = await this.model.trainStep(batch, sink);
+        loss.release();
+        for (const n of names) out.get(n)!.push(sink.get(n)!);
+      }
+      await this.gpu.sync('held-out gradients for the projector check');
+      return out;
+    };
+    const cpu = this.cpu!;
+    const temporaries = new Map<string, { m: Tensor; v: Tensor }>();
+    const report = await refitter.refit(gradients, {
+      get: async (name) => {
+        const d = this.layers.get(name)!.d;
+        const m = this.gpu.tensor(`moments.${name}.m`, 'f32', [d, d], 'optimizer');
+        const v = this.gpu.tensor(`moments.${name}.v`, 'f32', [d, d], 'optimizer');
+        await Promise.all([
+          this.up!.upload(cpu.expAvg(name), m).enqueued,
+          this.up!.upload(cpu.expAvgSq(name), v).enqueued,
+        ]);
+        temporaries.set(name, { m, v });
+        return { m, v };
+      },
+      moved: async (name, mv) => {
+        await Promise.all([
+          this.down!.download(mv.m, cpu.expAvg(name)).done,
+          this.down!.download(mv.v, cpu.expAvgSq(name)).done,
+        ]);
+        mv.m.release();
+        mv.v.release();
+        temporaries.delete(name);
+      },
+    });
+    releaseSinks();
+    for (const t of temporaries.values()) {
+      t.m.release();
+      t.v.release();
+    }
+    await this.gpu.sync('projector refit');
+    return report;
+  }
+
   /** Record a Chrome/Perfetto trace of the next step (read it with takeTrace() after that step). */
   traceNextStep(): void {
     this.traceRequested = true;
@@ -338,7 +429,12 @@ export class Trainer {
     await this.cpu?.destroy();
     await this.down?.close();
     await this.up?.close();
-    releaseProjectedLayers(this.layers);
+    if (this.refitter) {
+      this.refitter.release();
+      this.layers.clear();
+    } else {
+      releaseProjectedLayers(this.layers);
+    }
     if (this.sink instanceof DenseGradients) this.sink.release();
     for (const s of this.gpuState.values()) for (const t of [s.m, s.v, s.master]) t?.release();
     this.model.release();

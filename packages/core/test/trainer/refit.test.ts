@@ -1,0 +1,73 @@
+// Projector refits inside training (lsp): every checkFreq steps the pairs are measured on held-out
+// gradients, the ones above alpha are learned again and their layers' CPU moments moved into the new
+// subspace; training goes on with the refitted projectors.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { GpuRuntime } from '@lsp-offload/gpu-dawn';
+import { ModelWeights, Rng, Trainer, openHfModel, type TokenBatch } from '../../src/index.js';
+
+let gpu: GpuRuntime;
+beforeAll(async () => {
+  gpu = await GpuRuntime.create();
+});
+afterAll(() => gpu?.destroy());
+
+function batches(seed: number, count: number, vocab: number): TokenBatch[] {
+  const rng = new Rng(seed);
+  return Array.from({ length: count }, () => {
+    const ids = Int32Array.from({ length: 2 * 11 }, () => rng.below(vocab));
+    return { batch: 2, seqLen: 11, inputIds: ids, labels: ids };
+  });
+}
+
+describe('projector refits during lsp training', () => {
+  it('measures, refits the pairs above alpha, moves the moments and keeps training', async () => {
+    const hf = await openHfModel(fileURLToPath(new URL('../../fixtures/hf/llama-gqa/', import.meta.url)));
+    const weights = await ModelWeights.load(gpu, hf, 'f32');
+    await hf.close();
+    const trainer = await Trainer.create(gpu, weights, {
+      mode: 'lsp',
+      rank: 8,
+      nnz: 2,
+      lr: 1e-2,
+      threads: 2,
+      refit: { alpha: 0.3, checkFreq: 2, sharing: 'type' },
+    });
+    const train = batches(1, 4, hf.config.vocabSize);
+    const heldOut = batches(2, 2, hf.config.vocabSize);
+    const losses: number[] = [];
+    const reports = [];
+    const cpu = trainer.cpuOptimizer!;
+    let movedLayers = 0;
+    for (const b of train) {
+      losses.push((await trainer.trainStep(b)).loss);
+      await trainer.flush();
+      const before = new Map([...trainer.projectedLayers.keys()].map((n) => [n, cpu.expAvg(n).slice()]));
+      const r = await trainer.maybeRefit(heldOut);
+      if (!r) continue;
+      reports.push(r);
+      // a refitted layer's first moment now lives in the new subspace: it changed
+      for (const l of r.layers.filter((x) => x.refitted)) {
+        const now = cpu.expAvg(l.layer);
+        if (now.some((x, i) => x !== before.get(l.layer)![i])) movedLayers++;
+      }
+    }
+    expect(movedLayers).toBeGreaterThan(0);
+    expect(reports.length).toBe(2); // after steps 2 and 4
+    const first = reports[0]!;
+    expect(first.groups.length).toBe(7); // q, k, v, o, gate, up, down share a pair per type
+    expect(first.layers.length).toBe(14);
+    for (const g of first.groups) {
+      expect(g.errorBefore).toBeGreaterThan(0);
+      if (g.refitted) expect(g.errorAfter).toBeLessThan(g.errorBefore);
+    }
+    expect(first.groups.some((g) => g.refitted)).toBe(true);
+    // the moments moved into the new subspace are finite, and training continues with finite losses
+    for (const name of trainer.projectedLayers.keys()) {
+      for (const x of cpu.expAvg(name)) if (!Number.isFinite(x)) expect.fail(`non-finite moment in ${name}`);
+    }
+    for (const l of losses) expect(Number.isFinite(l)).toBe(true);
+    await trainer.destroy();
+    weights.release();
+  });
+});
