@@ -1,5 +1,6 @@
 // `lsp-offload plan`, imported from its source (no build needed): flags -> plan input with train's
 // defaults, the rendered table, the exit status against a budget, JSON output, a real config.json.
+import { trainDefaults } from '../src/train.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { DEMO_MODEL_CONFIG, planMemory } from '@lsp-offload/core';
@@ -35,7 +36,7 @@ describe('lsp-offload plan', () => {
     expect(planInputFromFlags(flags())).toMatchObject({
       batch: 8,
       seqLen: 64,
-      rank: 32,
+      rank: Number(trainDefaults('demo').rank),
       nnz: 4,
       mode: 'lsp',
     });
