@@ -1,5 +1,5 @@
 // What a transformer block needs to run: the GPU, the config, the weights, the batch geometry.
-import { biasGrad, type GpuRuntime, type Tensor } from '@lsp-offload/gpu-dawn';
+import { attentionBackward, biasGrad, type GpuRuntime, type Tensor } from '@lsp-offload/gpu-dawn';
 import type { LinearWeightSpec, ModelConfig, ParameterSpec } from '../hf/index.js';
 import type { GradientSink } from './gradient-sink.js';
 import type { ModelWeights } from './weights.js';
@@ -80,4 +80,39 @@ export function linearGradients(
   if (ctx.weights.has(`${base}.bias`)) {
     withGradTarget(ctx, sink, `${base}.bias`, (t, accumulate) => biasGrad(ctx.gpu, dy, t, { accumulate }));
   }
+}
+
+/** What the attention backward needs from a block's tape. */
+export interface AttentionTape {
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  o: Tensor;
+  lse: Tensor;
+}
+
+/** dq, dk, dv (shaped like q, k, v) from dO, in tensors of group `g`. */
+export function attentionGradients(
+  gpu: GpuRuntime,
+  g: TensorGroup,
+  tape: AttentionTape,
+  dO: Tensor,
+): { dq: Tensor; dk: Tensor; dv: Tensor } {
+  const dq = g.f32('dq', tape.q.shape);
+  const dk = g.f32('dk', tape.k.shape);
+  const dv = g.f32('dv', tape.v.shape);
+  const delta = g.f32('delta', tape.lse.shape);
+  attentionBackward(gpu, {
+    q: tape.q,
+    k: tape.k,
+    v: tape.v,
+    o: tape.o,
+    lse: tape.lse,
+    dO,
+    dq,
+    dk,
+    dv,
+    delta,
+  });
+  return { dq, dk, dv };
 }

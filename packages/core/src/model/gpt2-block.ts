@@ -2,7 +2,6 @@
 // gelu_new MLP.
 import {
   add,
-  attentionBackward,
   attentionForward,
   copyColumns,
   gelu,
@@ -11,7 +10,14 @@ import {
   layerNormForward,
   type Tensor,
 } from '@lsp-offload/gpu-dawn';
-import { TensorGroup, linearGradients, linearSpec, param, type BlockContext } from './block-context.js';
+import {
+  TensorGroup,
+  attentionGradients,
+  linearGradients,
+  linearSpec,
+  param,
+  type BlockContext,
+} from './block-context.js';
 import type { GradientSink, GradTarget } from './gradient-sink.js';
 import { linearBackwardInput, linearForward } from './linear.js';
 
@@ -193,22 +199,7 @@ export function gpt2BlockBackward(
     dO.view([T, C]),
   );
   lin(n.proj, tape.o.view([T, C]), dH);
-  const dq = g.f32('dq', heads);
-  const dk = g.f32('dk', heads);
-  const dv = g.f32('dv', heads);
-  const delta = g.f32('delta', tape.lse.shape);
-  attentionBackward(gpu, {
-    q: tape.q,
-    k: tape.k,
-    v: tape.v,
-    o: tape.o,
-    lse: tape.lse,
-    dO,
-    dq,
-    dk,
-    dv,
-    delta,
-  });
+  const { dq, dk, dv } = attentionGradients(gpu, g, tape, dO);
   const dQkv = g.f32('dQkv', [T, 3 * C]);
   for (const [i, t] of [dq, dk, dv].entries())
     copyColumns(gpu, { src: t.view([T, C]), srcCol: 0, dst: dQkv, dstCol: i * C, width: C });

@@ -1,7 +1,6 @@
 // One LLaMA decoder layer: pre-RMSNorm attention with RoPE and grouped-query heads, pre-RMSNorm SwiGLU MLP.
 import {
   add,
-  attentionBackward,
   attentionForward,
   rmsNormBackward,
   rmsNormForward,
@@ -11,7 +10,14 @@ import {
   swigluBackward,
   type Tensor,
 } from '@lsp-offload/gpu-dawn';
-import { TensorGroup, linearGradients, linearSpec, param, type BlockContext } from './block-context.js';
+import {
+  TensorGroup,
+  attentionGradients,
+  linearGradients,
+  linearSpec,
+  param,
+  type BlockContext,
+} from './block-context.js';
 import type { GradientSink } from './gradient-sink.js';
 import { linearBackwardInput, linearForward } from './linear.js';
 
@@ -201,22 +207,7 @@ export function llamaBlockBackward(
     dO.view([T, qw]),
   );
   lin(n.o, tape.o.view([T, qw]), dH);
-  const dq = g.f32('dq', tape.q.shape);
-  const dk = g.f32('dk', tape.k.shape);
-  const dv = g.f32('dv', tape.v.shape);
-  const delta = g.f32('delta', tape.lse.shape);
-  attentionBackward(gpu, {
-    q: tape.q,
-    k: tape.k,
-    v: tape.v,
-    o: tape.o,
-    lse: tape.lse,
-    dO,
-    dq,
-    dk,
-    dv,
-    delta,
-  });
+  const { dq, dk, dv } = attentionGradients(gpu, g, tape, dO);
   ropeBackward(gpu, {
     dq: dq.view([T, c.numHeads, c.headDim]),
     dk: dk.view([T, c.numKeyValueHeads, c.headDim]),
