@@ -69,19 +69,17 @@ export async function benchCommand(o: BenchCommandOptions): Promise<void> {
       nonProjected: 'adamw' as const,
     },
   };
-  const results = await runBenchmark(options, (line) => process.stderr.write(`${line}\n`));
-  const table = formatBenchTable(o.model, options, results, device);
-  console.log(table);
-  if (o.out) {
+  // results are written after every mode, so a run cut short still leaves what it measured
+  const save = async (results: Awaited<ReturnType<typeof runBenchmark>>) => {
+    if (!o.out) return;
+    const table = formatBenchTable(o.model, options, results, device);
     await mkdir(o.out, { recursive: true });
     await writeFile(
       join(o.out, 'bench.json'),
-      JSON.stringify(
-        { model: o.model, device, options: { ...options, config: undefined }, results },
-        null,
-        2,
-      ),
+      JSON.stringify({ model: o.model, device, options: { ...options, config: undefined }, results }, null, 2),
     );
     await writeFile(join(o.out, 'bench.txt'), `${table}\n`);
-  }
+  };
+  const results = await runBenchmark(options, (line) => process.stderr.write(`${line}\n`), save);
+  console.log(formatBenchTable(o.model, options, results, device));
 }

@@ -109,6 +109,38 @@ describe('option parsing', () => {
     expect(() => parseSize('lots')).toThrow(/'lots' is not a size/);
   });
 
+  it('bench writes step times, ratios, predicted vs measured peaks and where the time went', () => {
+    const out = mkdtempSync(join(tmpdir(), 'bench-'));
+    const text = execFileSync(
+      process.execPath,
+      [bin, 'bench', '--model', 'demo', '--steps', '1', '--warmup', '1', '--modes', 'native,lsp', '--out', out],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    expect(text).toMatch(/lsp \/ native step time: [\d.]+/);
+    expect(text).toMatch(/where the time went/);
+    const json = JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as {
+      results: {
+        mode: string;
+        medianStepMs: number;
+        peakGpuBytes: number;
+        predictedFootprintBytes: number;
+        mainThreadBusyMsPerStep: number;
+        error?: string;
+      }[];
+    };
+    expect(json.results.map((r) => r.mode)).toEqual(['native', 'lsp']);
+    for (const r of json.results) {
+      expect(r.error).toBeUndefined();
+      expect(r.medianStepMs).toBeGreaterThan(0);
+      expect(r.mainThreadBusyMsPerStep).toBeGreaterThan(0);
+      // without a budget the pool keeps what it allocated: the planner predicts that footprint
+      expect(Math.abs(r.peakGpuBytes - r.predictedFootprintBytes)).toBeLessThanOrEqual(
+        0.05 * r.predictedFootprintBytes,
+      );
+    }
+    expect(readFileSync(join(out, 'bench.txt'), 'utf8')).toMatch(/predicted MiB/);
+  });
+
   it('parses bench modes with budgets', () => {
     expect(parseModes('lsp:4GiB,zero:4GiB,native')).toEqual([
       { mode: 'lsp', budgetBytes: 4 * 2 ** 30 },

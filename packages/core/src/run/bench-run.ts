@@ -8,6 +8,8 @@ import { Rng } from '../util/rng.js';
 import type { TrainMode, TrainerOptions } from '../trainer/options.js';
 import { Trainer, type StepMetrics } from '../trainer/trainer.js';
 import type { TokenBatch } from '../model/transformer.js';
+import { planTrainerMemory } from '../planner/trainer-plan.js';
+import { DEFAULT_TRAINER_OPTIONS } from '../trainer/options.js';
 
 export interface BenchModeSpec {
   mode: TrainMode;
@@ -34,7 +36,14 @@ export interface BenchModeResult {
   medianStepMs: number;
   tokensPerSecond: number;
   peakGpuBytes: number;
+  /** The planner's prediction before anything was allocated: live peak, and what an unbudgeted pool holds. */
+  predictedPeakBytes: number;
+  predictedFootprintBytes: number;
   peakByCategory: Record<string, number>;
+  /** Where the time went, per measured step (GPU busy is null without timestamp queries). */
+  gpuBusyMsPerStep: number | null;
+  mainThreadBusyMsPerStep: number;
+  workerBusyMsPerStep: number;
   bytesToHostPerStep: number;
   bytesToDevicePerStep: number;
   waitForUpdatesMsPerStep: number;
@@ -67,6 +76,7 @@ function randomBatches(
 export async function runBenchmark(
   o: BenchOptions,
   onProgress?: (line: string) => void,
+  onModeDone?: (results: BenchModeResult[]) => Promise<void> | void,
 ): Promise<BenchModeResult[]> {
   const batches = randomBatches(o.config, o.batch, o.seqLen, o.warmupSteps + o.steps, o.trainer.seed ?? 0);
   const results: BenchModeResult[] = [];
@@ -74,13 +84,16 @@ export async function runBenchmark(
     const gpu = await GpuRuntime.create(
       spec.budgetBytes === undefined ? {} : { budgetBytes: spec.budgetBytes },
     );
+    const trainerOptions = {
+      ...DEFAULT_TRAINER_OPTIONS,
+      ...o.trainer,
+      mode: spec.mode,
+      plannedBatch: { batch: o.batch, seqLen: o.seqLen },
+    };
+    const plan = planTrainerMemory(o.config, o.dtype, trainerOptions);
     try {
       const weights = ModelWeights.random(gpu, o.config, o.dtype, new Rng(o.trainer.seed ?? 0, 5));
-      const trainer = await Trainer.create(gpu, weights, {
-        ...o.trainer,
-        mode: spec.mode,
-        plannedBatch: { batch: o.batch, seqLen: o.seqLen },
-      });
+      const trainer = await Trainer.create(gpu, weights, trainerOptions);
       const measured: StepMetrics[] = [];
       for (let s = 0; s < o.warmupSteps + o.steps; s++) {
         const m = await trainer.trainStep(batches[s]!);
@@ -100,6 +113,8 @@ export async function runBenchmark(
         medianStepMs: med,
         tokensPerSecond: ((o.batch * o.seqLen) / med) * 1000,
         peakGpuBytes: stats.peakBytes,
+        predictedPeakBytes: plan.peakBytes,
+        predictedFootprintBytes: plan.footprintBytes,
         peakByCategory: Object.fromEntries(
           Object.entries(stats.byCategory).map(([k, v]) => [k, v.peakBytes]),
         ),
@@ -110,6 +125,11 @@ export async function runBenchmark(
           (measured[steps - 1]!.cpuOptimizerMs - (measured[0]!.cpuOptimizerMs ?? 0)) / Math.max(1, steps - 1),
         appliedInBackward: sum((m) => m.appliedInBackward),
         appliedBeforeForward: sum((m) => m.appliedBeforeForward),
+        gpuBusyMsPerStep: measured.every((m) => m.gpuBusyMs !== null)
+          ? sum((m) => m.gpuBusyMs ?? 0) / steps
+          : null,
+        mainThreadBusyMsPerStep: sum((m) => m.mainThreadBusyMs) / steps,
+        workerBusyMsPerStep: sum((m) => m.workerBusyMs) / steps,
         losses: measured.map((m) => m.loss),
       });
       await trainer.destroy();
@@ -120,7 +140,12 @@ export async function runBenchmark(
         medianStepMs: NaN,
         tokensPerSecond: NaN,
         peakGpuBytes: gpu.memory.stats().peakBytes,
+        predictedPeakBytes: plan.peakBytes,
+        predictedFootprintBytes: plan.footprintBytes,
         peakByCategory: {},
+        gpuBusyMsPerStep: null,
+        mainThreadBusyMsPerStep: NaN,
+        workerBusyMsPerStep: NaN,
         bytesToHostPerStep: NaN,
         bytesToDevicePerStep: NaN,
         waitForUpdatesMsPerStep: NaN,
@@ -134,6 +159,7 @@ export async function runBenchmark(
     } finally {
       gpu.destroy();
     }
+    await onModeDone?.(results);
   }
   return results;
 }
@@ -146,28 +172,37 @@ export function formatBenchTable(
   device: string,
 ): string {
   const mib = (b: number) => (b / 2 ** 20).toFixed(0);
+  const ms = (x: number | null) => (x === null || !Number.isFinite(x) ? '-' : x.toFixed(0));
   const lines = [
     `${config}, batch ${o.batch} x seq ${o.seqLen}, ${o.dtype} weights, on ${device} (${new Date().toISOString().slice(0, 10)})`,
-    'mode    budget   step ms   tok/s    peak MiB  down MiB/step  up MiB/step  wait ms  cpu-opt ms  applied bwd/fwd',
+    'mode    budget   step ms   tok/s   peak MiB  predicted MiB  down MiB/step  up MiB/step  applied bwd/fwd',
   ];
   for (const r of results) {
     if (r.error) {
       lines.push(`${r.mode.padEnd(7)} failed: ${r.error}`);
       continue;
     }
+    // under a budget the pool trims to live buffers, so the live-peak prediction is the one to compare
+    const predicted = r.budgetBytes ? r.predictedPeakBytes : r.predictedFootprintBytes;
     lines.push(
       [
         r.mode.padEnd(7),
         (r.budgetBytes ? `${mib(r.budgetBytes)}M` : '-').padStart(7),
         r.medianStepMs.toFixed(1).padStart(9),
-        r.tokensPerSecond.toFixed(0).padStart(8),
+        r.tokensPerSecond.toFixed(0).padStart(7),
         mib(r.peakGpuBytes).padStart(10),
+        mib(predicted).padStart(14),
         mib(r.bytesToHostPerStep).padStart(14),
         mib(r.bytesToDevicePerStep).padStart(12),
-        r.waitForUpdatesMsPerStep.toFixed(1).padStart(8),
-        r.cpuOptimizerMsPerStep.toFixed(1).padStart(11),
         `${r.appliedInBackward}/${r.appliedBeforeForward}`.padStart(16),
       ].join(' '),
+    );
+  }
+  lines.push('', 'where the time went (ms per step): GPU busy, main thread busy, CPU optimizer on workers, forward waited for updates');
+  for (const r of results) {
+    if (r.error) continue;
+    lines.push(
+      `${r.mode.padEnd(7)} gpu ${ms(r.gpuBusyMsPerStep).padStart(7)}  main ${ms(r.mainThreadBusyMsPerStep).padStart(7)}  workers ${ms(r.workerBusyMsPerStep).padStart(7)}  wait ${ms(r.waitForUpdatesMsPerStep).padStart(7)}`,
     );
   }
   const by = (m: TrainMode) => results.find((r) => r.mode === m && !r.error);
