@@ -26,6 +26,7 @@ export interface BenchCommandOptions {
   checkpointing: boolean;
   robustness: boolean;
   out?: string;
+  traceDir?: string;
 }
 
 /** "lsp:4GiB,zero:4GiB,native" -> mode specs. */
@@ -60,6 +61,7 @@ export async function benchCommand(o: BenchCommandOptions): Promise<void> {
     warmupSteps: int('warmup', o.warmup),
     steps: Math.max(1, int('steps', o.steps)),
     robustness: o.robustness,
+    ...(o.traceDir !== undefined && { traceDir: o.traceDir }),
     trainer: {
       rank: int('rank', o.rank),
       nnz: int('nnz', o.nnz),

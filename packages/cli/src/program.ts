@@ -91,6 +91,7 @@ export function buildProgram(): Command {
     .option('--no-checkpointing', 'keep all activations')
     .option('--no-robustness', "turn off Dawn's bounds clamping in shaders (faster)")
     .option('--out <dir>', 'write bench.json and bench.txt there')
+    .option('--trace-dir <dir>', "write a Chrome/Perfetto trace of each mode's last step there")
     .action(async (opts: BenchCommandOptions) => {
       await benchCommand(opts);
     });

@@ -1,6 +1,8 @@
 // End-to-end benchmark: the same model and batches trained in several modes, one after another in one
 // process, so their times are comparable: step time, tokens/s, ratios lsp/native and zero/lsp, peak GPU
 // memory, bytes moved, and where the time went.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { GpuRuntime } from '@lsp-offload/gpu-dawn';
 import type { ModelConfig } from '../hf/index.js';
 import { ModelWeights, type WeightDtype } from '../model/weights.js';
@@ -28,6 +30,8 @@ export interface BenchOptions {
   trainer: Partial<TrainerOptions>;
   /** Dawn's bounds-clamping of shader memory accesses (off is faster; our kernels stay in bounds). */
   robustness?: boolean;
+  /** Write a Chrome/Perfetto trace of each mode's last step to `<traceDir>/<mode>[-budget].trace.json`. */
+  traceDir?: string;
 }
 
 export interface BenchModeResult {
@@ -96,7 +100,17 @@ export async function runBenchmark(
       const trainer = await Trainer.create(gpu, weights, trainerOptions);
       const measured: StepMetrics[] = [];
       for (let s = 0; s < o.warmupSteps + o.steps; s++) {
+        const last = s === o.warmupSteps + o.steps - 1;
+        if (last && o.traceDir) trainer.traceNextStep();
         const m = await trainer.trainStep(batches[s]!);
+        if (last && o.traceDir) {
+          const file = join(o.traceDir, `${spec.mode}${spec.budgetBytes ? `-${Math.round(spec.budgetBytes / 2 ** 20)}MiB` : ''}.trace.json`);
+          await mkdir(o.traceDir, { recursive: true });
+          await writeFile(
+            file,
+            JSON.stringify({ traceEvents: (await trainer.takeTrace()) ?? [], displayTimeUnit: 'ms' }),
+          );
+        }
         onProgress?.(
           `${spec.mode} step ${s + 1}/${o.warmupSteps + o.steps}: ${m.wallMs.toFixed(0)} ms, loss ${m.loss.toFixed(3)}`,
         );
