@@ -121,7 +121,10 @@ export function renderPlan(model: string, plan: MemoryPlan, budgetBytes?: number
 export async function planCommand(opts: PlanCommandOptions): Promise<number> {
   const input = planInputFromFlags(opts);
   const budgetBytes = opts.gpuMemory === undefined ? undefined : parseSize(opts.gpuMemory);
-  const plan = planMemory(await modelConfig(opts.model), input);
+  const plan = planMemory(await modelConfig(opts.model), {
+    ...input,
+    ...(budgetBytes !== undefined && { budgetBytes }),
+  });
   const fits = budgetBytes === undefined || plan.peakBytes <= budgetBytes;
   if (opts.json) {
     const suggestions = fits ? [] : suggestChanges(plan, budgetBytes!);

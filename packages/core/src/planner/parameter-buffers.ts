@@ -73,14 +73,51 @@ export function projectorBuffers(layout: ParameterLayout, run: ResolvedPlanInput
 
 /** lsp and zero: the DownloadRing and UploadRing staging buffers. */
 export function stagingBuffers(run: ResolvedPlanInput): PlannedBuffer[] {
-  const slot = (usage: 'download' | 'upload', label: string): PlannedBuffer => ({
+  const slot = (usage: 'download' | 'upload', label: string, count: number): PlannedBuffer => ({
     label,
     category: 'staging',
     usage,
     bytes: run.stagingChunkBytes,
-    count: run.stagingSlots,
+    count,
   });
-  return [slot('download', 'gradients to host (staging)'), slot('upload', 'updates to device (staging)')];
+  return [
+    slot('download', 'gradients to host (staging)', run.stagingSlots.down),
+    slot('upload', 'updates to device (staging)', run.stagingSlots.up),
+  ];
+}
+
+const DTYPE_BYTES = { f16: 2, f32: 4 } as const;
+
+/**
+ * Staging chunks one block's update moves each way (every tensor is its own transfer, split into chunks):
+ * down lsp S f32 / zero gradients in the weight dtype, + f32 gradients of norms and biases when trained;
+ * up lsp D in stepDtype / zero every parameter in the weight dtype, + trained norms and biases.
+ */
+export function blockTransferChunks(
+  layout: ParameterLayout,
+  layer: number,
+  run: ResolvedPlanInput,
+): { down: number; up: number } {
+  const chunks = (bytes: number) => Math.ceil(bytes / run.stagingChunkBytes);
+  const numel = (s: ParameterSpec) => s.shape.reduce((a, b) => a * b, 1);
+  let down = 0;
+  let up = 0;
+  for (const spec of layout.blockLinears[layer]!) {
+    if (run.mode === 'lsp') {
+      const { d } = projectorShape(spec, run);
+      down += chunks(d * d * 4);
+      up += chunks(d * d * DTYPE_BYTES[run.stepDtype]);
+    } else {
+      down += chunks(numel(spec) * DTYPE_BYTES[run.weightDtype]);
+      up += chunks(numel(spec) * DTYPE_BYTES[run.weightDtype]);
+    }
+  }
+  if (trainsNonLinear(run))
+    for (const spec of layout.blockOthers[layer]!) {
+      down += chunks(numel(spec) * 4);
+      up += chunks(numel(spec) * DTYPE_BYTES[run.weightDtype]);
+    }
+  return { down, up };
 }
 
 /** native: a dense f32 gradient per parameter, kept across steps (DenseGradients). */

@@ -1,11 +1,17 @@
 // What a memory plan is computed from: the run's geometry and the trainer options that change what is
 // allocated. Everything but the geometry, the mode and the weight dtype defaults to the trainer's defaults.
-import { DEFAULT_CHUNK_BYTES, DEFAULT_SLOTS } from '@lsp-offload/gpu-dawn';
+import { DEFAULT_SLOTS } from '@lsp-offload/gpu-dawn';
 import { DEFAULT_TRAINER_OPTIONS, type TrainMode, type TrainerOptions } from '../trainer/options.js';
 import type { WeightDtype } from '../model/weights.js';
 
 /** The Trainer's default lead (Trainer.leadBlocks): the recorder runs at most this many blocks ahead. */
 export const DEFAULT_LEAD_BLOCKS = 2;
+
+/**
+ * Staging chunk of the trainer's rings. Small enough that a block's many tensors (an S of a few MiB, norms
+ * of a few KiB, each its own chunk) waste little of a slot, large enough that map round trips stay few.
+ */
+export const TRAINER_STAGING_CHUNK_BYTES = 2 << 20;
 
 export interface PlanInput extends Partial<
   Pick<
@@ -32,9 +38,14 @@ export interface PlanInput extends Partial<
    * do depends on GPU vs CPU speed, so the default is the worst case: every block.
    */
   deferredBlocks?: number;
-  /** Staging rings of the offloading modes (default: DownloadRing/UploadRing defaults, 4 x 8 MiB each). */
-  stagingSlots?: number;
+  /**
+   * Staging slots of the offloading modes' rings, per direction. Default: enough for the transfers of
+   * leadBlocks + 1 blocks at once (see stagingSlotsFor), cut down where `budgetBytes` needs the room.
+   */
+  stagingSlots?: { down: number; up: number };
   stagingChunkBytes?: number;
+  /** A GPU memory budget the default staging rings should fit into (they shrink, never below 4 slots). */
+  budgetBytes?: number;
 }
 
 export type ResolvedPlanInput = Required<PlanInput>;
@@ -57,10 +68,11 @@ export function resolvePlanInput(input: PlanInput, numLayers: number): ResolvedP
     pipelined: input.pipelined ?? d.pipelined,
     leadBlocks: input.leadBlocks ?? DEFAULT_LEAD_BLOCKS,
     deferredBlocks: Math.min(numLayers, input.deferredBlocks ?? numLayers),
-    stagingSlots: input.stagingSlots ?? DEFAULT_SLOTS,
-    stagingChunkBytes: input.stagingChunkBytes ?? DEFAULT_CHUNK_BYTES,
+    stagingSlots: input.stagingSlots ?? { down: DEFAULT_SLOTS, up: DEFAULT_SLOTS },
+    stagingChunkBytes: input.stagingChunkBytes ?? TRAINER_STAGING_CHUNK_BYTES,
+    budgetBytes: input.budgetBytes ?? Infinity,
   };
-  const positive: (keyof ResolvedPlanInput)[] = ['batch', 'seqLen', 'lossChunkTokens', 'stagingSlots'];
+  const positive: (keyof ResolvedPlanInput)[] = ['batch', 'seqLen', 'lossChunkTokens'];
   if (r.mode === 'lsp' && !r.exactProjectors) positive.push('rank', 'nnz');
   for (const key of positive) {
     const v = r[key];
@@ -69,6 +81,9 @@ export function resolvePlanInput(input: PlanInput, numLayers: number): ResolvedP
   }
   if (r.mode === 'lsp' && !r.exactProjectors && r.nnz > r.rank)
     throw new RangeError(`memory plan: --nnz ${r.nnz} exceeds --rank ${r.rank}`);
+  for (const n of [r.stagingSlots.down, r.stagingSlots.up])
+    if (!Number.isInteger(n) || n < 1)
+      throw new RangeError(`memory plan: staging slots must be positive integers, got ${n}`);
   if (!(r.leadBlocks >= 0 && r.deferredBlocks >= 0))
     throw new RangeError('memory plan: leadBlocks and deferredBlocks must be >= 0');
   return r;

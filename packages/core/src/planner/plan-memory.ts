@@ -8,11 +8,11 @@
 //   footprintBytes what an unbudgeted GpuMemory ends up holding (its stats().peakBytes): for each size
 //                  class the most buffers of it ever alive at once, since a new one is created only when
 //                  none is free.
-import { MEMORY_CATEGORIES, type MemoryCategory } from '@lsp-offload/gpu-dawn';
+import { DEFAULT_SLOTS, MEMORY_CATEGORIES, type MemoryCategory } from '@lsp-offload/gpu-dawn';
 import type { ModelConfig } from '../hf/index.js';
 import { stepGeometry } from './activation-buffers.js';
 import { planHostMemory, type HostMemoryPlan } from './host-memory.js';
-import { parameterLayout } from './parameter-buffers.js';
+import { blockTransferChunks, parameterLayout } from './parameter-buffers.js';
 import { resolvePlanInput, type PlanInput, type ResolvedPlanInput } from './plan-input.js';
 import { mergeBuffers, totalBytes, type PlannedBuffer } from './planned-buffer.js';
 import { stepPhases } from './step-phases.js';
@@ -60,8 +60,50 @@ function byCategory(buffers: readonly PlannedBuffer[]): CategoryBytes {
   return out;
 }
 
-/** Predict the GPU (and host) memory of training `config` with `input` (see PlanInput for defaults). */
+/**
+ * Predict the GPU (and host) memory of training `config` with `input` (see PlanInput for defaults).
+ * The offloading modes' staging rings are sized here unless given: enough slots for leadBlocks + 1 blocks'
+ * transfers, so a block's copies are recorded right behind its backward instead of waiting for slots the
+ * GPU frees only after later blocks (which starves it); under `budgetBytes` they shrink to fit.
+ */
 export function planMemory(config: ModelConfig, input: PlanInput): MemoryPlan {
+  if (input.stagingSlots || input.mode === 'native') return planWithStaging(config, input);
+  const minimal = { down: DEFAULT_SLOTS, up: DEFAULT_SLOTS };
+  const run = resolvePlanInput({ ...input, stagingSlots: minimal }, config.numLayers);
+  const layout = parameterLayout(config);
+  let down = 0;
+  let up = 0;
+  for (let l = 0; l < config.numLayers; l++) {
+    const c = blockTransferChunks(layout, l, run);
+    down = Math.max(down, c.down);
+    up = Math.max(up, c.up);
+  }
+  const blocksInFlight = run.pipelined ? run.leadBlocks + 1 : 1;
+  const slots = {
+    down: Math.max(DEFAULT_SLOTS, blocksInFlight * down),
+    up: Math.max(DEFAULT_SLOTS, blocksInFlight * up),
+  };
+  const budget = run.budgetBytes;
+  const chunk = run.stagingChunkBytes;
+  const withSlots = (down: number, up: number) =>
+    planWithStaging(config, { ...input, stagingSlots: { down, up } });
+  const wanted = withSlots(slots.down, slots.up);
+  if (wanted.peakBytes <= budget) return wanted;
+  // the rings live through the whole step, so every slot given up lowers the peak by one chunk. First
+  // the upload ring: a whole download ring lets gradients go the moment they are made.
+  const upCut = Math.ceil((wanted.peakBytes - budget) / chunk);
+  if (slots.up - upCut >= DEFAULT_SLOTS) return withSlots(slots.down, slots.up - upCut);
+  const wholeDown = withSlots(slots.down, DEFAULT_SLOTS);
+  // then both: gradients may now wait for download slots, which the plan counts
+  const least = withSlots(DEFAULT_SLOTS, DEFAULT_SLOTS);
+  if (least.peakBytes > budget) return least.peakBytes < wholeDown.peakBytes ? least : wholeDown;
+  let spare = Math.floor((budget - least.peakBytes) / chunk);
+  const downSlots = Math.min(slots.down - 1, DEFAULT_SLOTS + spare);
+  spare -= downSlots - DEFAULT_SLOTS;
+  return withSlots(downSlots, Math.min(slots.up, DEFAULT_SLOTS + spare));
+}
+
+function planWithStaging(config: ModelConfig, input: PlanInput): MemoryPlan {
   const run = resolvePlanInput(input, config.numLayers);
   const layout = parameterLayout(config);
   const geometry = stepGeometry(run.batch, run.seqLen, run.lossChunkTokens);

@@ -6,8 +6,9 @@
 //   - gpu.scratch() workspace lives until the next submit: the model submits at every block boundary of
 //     the forward and the backward and after the LM head (the lsp compress and apply temporaries are
 //     plain tensors freed right away);
-//   - gradients of the offloading modes live until their download is enqueued: at most leadBlocks blocks
-//     behind the one being computed (the recorder waits for block l + leadBlocks' download);
+//   - gradients of the offloading modes live until their download is enqueued: right away when the
+//     download ring has slots for leadBlocks + 1 blocks' chunks (the default), otherwise up to leadBlocks
+//     blocks behind the one being computed (the recorder waits for block l + leadBlocks' download);
 //   - deferred lsp updates hold their step D from the CPU's answer until the block's next forward.
 import type { ModelConfig } from '../hf/index.js';
 import {
@@ -26,6 +27,7 @@ import {
   applyWorkspace,
   blockOffloadGradients,
   blockSteps,
+  blockTransferChunks,
   compressWorkspace,
   nativeGradientBuffers,
   nativeOptimizerBuffers,
@@ -94,6 +96,10 @@ export function stepPhases(
   ];
   const offloadGrads = (layers: number[]): PlannedBuffer[] =>
     offload ? layers.flatMap((l) => blockOffloadGradients(layout, l, run)) : [];
+  let downChunks = 0;
+  for (let l = 0; l < L; l++) downChunks = Math.max(downChunks, blockTransferChunks(layout, l, run).down);
+  // blocks above the current one whose gradients may still wait for a free staging slot
+  const gradientLag = run.stagingSlots.down >= (run.leadBlocks + 1) * downChunks ? 0 : run.leadBlocks;
 
   // ---- lsp updates deferred to the next forward: the lowest `deferredBlocks` blocks ----
   const deferred = mode === 'lsp' && run.pipelined ? run.deferredBlocks : 0;
@@ -160,7 +166,7 @@ export function stepPhases(
     const kept = [...x(l + 1), ...(run.checkpointing ? [] : times(tape, l))];
     const scratch = [...sinkWork(l), ...(l === L - 1 ? [...allForwardApplyScratch, ...finalNormWork] : [])];
     // pipelined: blocks l+1 .. l+leadBlocks may still wait for their download; synchronous: all above
-    const inFlight = run.pipelined ? blocks(l + 1, l + run.leadBlocks, L) : blocks(l + 1, L - 1, L);
+    const inFlight = run.pipelined ? blocks(l + 1, l + gradientLag, L) : blocks(l + 1, L - 1, L);
     // pipelined lsp: an update applied at the last block boundary (its D and apply scratch), for the
     // blocks whose updates are not deferred to the next forward
     const applied =
@@ -183,7 +189,7 @@ export function stepPhases(
 
   // ---- embedding backward ----
   const embedScratch = wantsGrads ? embeddingBackwardWorkspace(config, g, true) : [];
-  const inFlight = run.pipelined ? blocks(0, run.leadBlocks - 1, L) : blocks(0, L - 1, L);
+  const inFlight = run.pipelined ? blocks(0, gradientLag - 1, L) : blocks(0, L - 1, L);
   add(
     'embedding backward',
     always,

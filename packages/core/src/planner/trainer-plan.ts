@@ -12,6 +12,8 @@ export function planTrainerMemory(
   config: ModelConfig,
   weightDtype: WeightDtype,
   options: TrainerOptions,
+  /** The GPU budget the staging rings should fit into (see PlanInput.budgetBytes). */
+  budgetBytes = Infinity,
 ): MemoryPlan {
   const { batch, seqLen } = options.plannedBatch ?? { batch: 1, seqLen: 1 };
   return planMemory(config, {
@@ -28,5 +30,6 @@ export function planTrainerMemory(
     stepDtype: options.stepDtype,
     weightDecay: options.weightDecay,
     pipelined: options.pipelined,
+    budgetBytes,
   });
 }

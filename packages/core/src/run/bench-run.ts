@@ -94,7 +94,7 @@ export async function runBenchmark(
       mode: spec.mode,
       plannedBatch: { batch: o.batch, seqLen: o.seqLen },
     };
-    const plan = planTrainerMemory(o.config, o.dtype, trainerOptions);
+    const plan = planTrainerMemory(o.config, o.dtype, trainerOptions, spec.budgetBytes);
     try {
       const weights = ModelWeights.random(gpu, o.config, o.dtype, new Rng(o.trainer.seed ?? 0, 5));
       const trainer = await Trainer.create(gpu, weights, trainerOptions);

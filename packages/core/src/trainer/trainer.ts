@@ -183,11 +183,12 @@ export class Trainer {
     if (!(['lsp', 'zero', 'native'] as const).includes(o.mode)) {
       throw new Error(`unknown training mode '${o.mode}': use lsp, zero or native`);
     }
-    // refuse a run that cannot fit before projectors, staging, activations or optimizer state exist
-    if (Number.isFinite(gpu.memory.budgetBytes))
-      checkBudget(planTrainerMemory(weights.config, weights.dtype, o), gpu.memory.budgetBytes);
+    // refuse a run that cannot fit before projectors, staging, activations or optimizer state exist; the
+    // plan also sizes the staging rings (for leadBlocks + 1 blocks in flight, within the budget)
+    const plan = planTrainerMemory(weights.config, weights.dtype, o, gpu.memory.budgetBytes);
+    if (Number.isFinite(gpu.memory.budgetBytes)) checkBudget(plan, gpu.memory.budgetBytes);
     const t = new Trainer(gpu, weights, o);
-    if (o.mode !== 'native') await t.initOffload();
+    if (o.mode !== 'native') await t.initOffload(plan.input.stagingSlots, plan.input.stagingChunkBytes);
     return t;
   }
 
@@ -442,7 +443,7 @@ export class Trainer {
 
   // ---- offload setup ---------------------------------------------------------------------------------
 
-  private async initOffload(): Promise<void> {
+  private async initOffload(slots: { down: number; up: number }, chunkBytes: number): Promise<void> {
     const o = this.options;
     const threads = o.threads > 0 ? o.threads : availableParallelism();
     this.cpu = new CpuAdamW({
@@ -469,8 +470,8 @@ export class Trainer {
         });
       }
     }
-    this.down = await DownloadRing.create(this.gpu, { label: 'gradients to host' });
-    this.up = await UploadRing.create(this.gpu, { label: 'updates to device' });
+    this.down = await DownloadRing.create(this.gpu, { label: 'gradients to host', slots: slots.down, chunkBytes });
+    this.up = await UploadRing.create(this.gpu, { label: 'updates to device', slots: slots.up, chunkBytes });
   }
 
   // ---- the layer-wise schedule ----------------------------------------------------------------------

@@ -2,7 +2,7 @@
 // Trainer.create refuses an over-budget run before allocating anything but the caller's weights, and a
 // run whose budget is exactly the predicted peak trains without running out.
 import { describe, expect, it } from 'vitest';
-import { GpuRuntime } from '@lsp-offload/gpu-dawn';
+import { DEFAULT_SLOTS, GpuRuntime } from '@lsp-offload/gpu-dawn';
 import {
   MemoryBudgetError,
   ModelWeights,
@@ -123,8 +123,25 @@ describe('Trainer.create under a budget', () => {
   const plannedBatch = { batch: 2, seqLen: 48 };
   const plan = planMemory(llama, { ...options, ...plannedBatch, weightDtype: 'f32' });
 
+  // the least the trainer's staging rings can shrink to under a budget (a budget of 1 byte asks for it)
+  const minimal = planMemory(llama, { ...options, ...plannedBatch, weightDtype: 'f32', budgetBytes: 1 });
+
+  it('sizes the staging rings for leadBlocks + 1 blocks, and shrinks them to fit a budget', () => {
+    const { down, up } = plan.input.stagingSlots;
+    expect(down).toBeGreaterThan(DEFAULT_SLOTS);
+    expect(up).toBeGreaterThan(DEFAULT_SLOTS + 2);
+    const chunk = plan.input.stagingChunkBytes;
+    // a little short: the upload ring gives up two slots, the download ring stays whole
+    const budget = plan.peakBytes - 2 * chunk + 17;
+    const fitted = planMemory(llama, { ...options, ...plannedBatch, weightDtype: 'f32', budgetBytes: budget });
+    expect(fitted.input.stagingSlots).toEqual({ down, up: up - 2 });
+    expect(fitted.peakBytes).toBe(plan.peakBytes - 2 * chunk);
+    expect(minimal.peakBytes).toBeLessThan(fitted.peakBytes);
+    expect(minimal.input.stagingSlots.up).toBe(DEFAULT_SLOTS);
+  });
+
   it('refuses a run over budget before allocating anything beyond the weights', async () => {
-    const gpu = await GpuRuntime.create({ budgetBytes: plan.peakBytes - 1 });
+    const gpu = await GpuRuntime.create({ budgetBytes: minimal.peakBytes - 1 });
     try {
       const weights = ModelWeights.random(gpu, llama, 'f32', new Rng(1));
       const used = gpu.memory.stats().usedBytes;

@@ -9,8 +9,6 @@
 // submit holds: they must lie between the plan's best case (nothing in flight) and its default worst case.
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  DEFAULT_CHUNK_BYTES,
-  DEFAULT_SLOTS,
   GpuRuntime,
   MEMORY_CATEGORIES,
   type MemoryCategory,
@@ -100,7 +98,8 @@ describe('predicted vs measured GPU memory', () => {
     });
 
     // the staging rings exactly; the GPU timer's query readbacks (a few KiB, 'staging' too) within its bound
-    const rings = c.mode === 'native' ? 0 : 2 * DEFAULT_SLOTS * DEFAULT_CHUNK_BYTES;
+    const { stagingSlots, stagingChunkBytes } = plan.input;
+    const rings = c.mode === 'native' ? 0 : (stagingSlots.down + stagingSlots.up) * stagingChunkBytes;
     expect(m.categoryPeaks.staging).toBeGreaterThanOrEqual(rings);
     expect(m.categoryPeaks.staging).toBeLessThanOrEqual(plan.categoryPeaks.staging);
     const staging = rings;

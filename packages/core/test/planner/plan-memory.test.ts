@@ -103,14 +103,17 @@ describe('planMemory', () => {
     ] as const;
     const table = ['| run | GPU peak | at | footprint | host | fits 4 GiB |', '|---|---|---|---|---|---|'];
     for (const [name, input] of rows) {
-      const p = planMemory(tinyLlama, input);
+      const p = planMemory(tinyLlama, { ...input, budgetBytes: 4 * GiB });
       table.push(
         `| ${name} | ${formatMemorySize(p.peakBytes)} | ${p.peakPhase} | ${formatMemorySize(p.footprintBytes)} | ` +
           `${formatMemorySize(p.host.totalBytes)} | ${p.peakBytes <= 4 * GiB ? 'yes' : 'no'} |`,
       );
     }
     console.log(table.join('\n'));
-    expect(planMemory(tinyLlama, { ...h200, mode: 'zero' }).peakBytes).toBeLessThan(4 * GiB);
+    // zero fits once its staging rings give up the slots beyond the budget
+    const zero = { ...h200, mode: 'zero' } as const;
+    expect(planMemory(tinyLlama, zero).peakBytes).toBeGreaterThan(4 * GiB);
+    expect(planMemory(tinyLlama, { ...zero, budgetBytes: 4 * GiB }).peakBytes).toBeLessThan(4 * GiB);
     expect(planMemory(tinyLlama, { ...h200, mode: 'native' }).peakBytes).toBeGreaterThan(16 * GiB);
   });
 });
