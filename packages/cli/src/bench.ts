@@ -78,7 +78,11 @@ export async function benchCommand(o: BenchCommandOptions): Promise<void> {
     await mkdir(o.out, { recursive: true });
     await writeFile(
       join(o.out, 'bench.json'),
-      JSON.stringify({ model: o.model, device, options: { ...options, config: undefined }, results }, null, 2),
+      JSON.stringify(
+        { model: o.model, device, options: { ...options, config: undefined }, results },
+        null,
+        2,
+      ),
     );
     await writeFile(join(o.out, 'bench.txt'), `${table}\n`);
   };

@@ -113,7 +113,20 @@ describe('option parsing', () => {
     const out = mkdtempSync(join(tmpdir(), 'bench-'));
     const text = execFileSync(
       process.execPath,
-      [bin, 'bench', '--model', 'demo', '--steps', '1', '--warmup', '1', '--modes', 'native,lsp', '--out', out],
+      [
+        bin,
+        'bench',
+        '--model',
+        'demo',
+        '--steps',
+        '1',
+        '--warmup',
+        '1',
+        '--modes',
+        'native,lsp',
+        '--out',
+        out,
+      ],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
     );
     expect(text).toMatch(/lsp \/ native step time: [\d.]+/);

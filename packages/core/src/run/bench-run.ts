@@ -104,7 +104,10 @@ export async function runBenchmark(
         if (last && o.traceDir) trainer.traceNextStep();
         const m = await trainer.trainStep(batches[s]!);
         if (last && o.traceDir) {
-          const file = join(o.traceDir, `${spec.mode}${spec.budgetBytes ? `-${Math.round(spec.budgetBytes / 2 ** 20)}MiB` : ''}.trace.json`);
+          const file = join(
+            o.traceDir,
+            `${spec.mode}${spec.budgetBytes ? `-${Math.round(spec.budgetBytes / 2 ** 20)}MiB` : ''}.trace.json`,
+          );
           await mkdir(o.traceDir, { recursive: true });
           await writeFile(
             file,
@@ -212,7 +215,10 @@ export function formatBenchTable(
       ].join(' '),
     );
   }
-  lines.push('', 'where the time went (ms per step): GPU busy, main thread busy, CPU optimizer on workers, forward waited for updates');
+  lines.push(
+    '',
+    'where the time went (ms per step): GPU busy, main thread busy, CPU optimizer on workers, forward waited for updates',
+  );
   for (const r of results) {
     if (r.error) continue;
     lines.push(

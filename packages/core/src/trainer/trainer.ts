@@ -470,7 +470,11 @@ export class Trainer {
         });
       }
     }
-    this.down = await DownloadRing.create(this.gpu, { label: 'gradients to host', slots: slots.down, chunkBytes });
+    this.down = await DownloadRing.create(this.gpu, {
+      label: 'gradients to host',
+      slots: slots.down,
+      chunkBytes,
+    });
     this.up = await UploadRing.create(this.gpu, { label: 'updates to device', slots: slots.up, chunkBytes });
   }
 

@@ -133,7 +133,12 @@ describe('Trainer.create under a budget', () => {
     const chunk = plan.input.stagingChunkBytes;
     // a little short: the upload ring gives up two slots, the download ring stays whole
     const budget = plan.peakBytes - 2 * chunk + 17;
-    const fitted = planMemory(llama, { ...options, ...plannedBatch, weightDtype: 'f32', budgetBytes: budget });
+    const fitted = planMemory(llama, {
+      ...options,
+      ...plannedBatch,
+      weightDtype: 'f32',
+      budgetBytes: budget,
+    });
     expect(fitted.input.stagingSlots).toEqual({ down, up: up - 2 });
     expect(fitted.peakBytes).toBe(plan.peakBytes - 2 * chunk);
     expect(minimal.peakBytes).toBeLessThan(fitted.peakBytes);

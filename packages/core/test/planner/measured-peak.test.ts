@@ -8,11 +8,7 @@
 // far the CPU and the transfers trail the GPU, and the GPU timer's query readbacks on how many passes a
 // submit holds: they must lie between the plan's best case (nothing in flight) and its default worst case.
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  GpuRuntime,
-  MEMORY_CATEGORIES,
-  type MemoryCategory,
-} from '@lsp-offload/gpu-dawn';
+import { GpuRuntime, MEMORY_CATEGORIES, type MemoryCategory } from '@lsp-offload/gpu-dawn';
 import { parseModelConfig, planMemory, type ModelConfig, type TrainMode } from '../../src/index.js';
 import { measureTraining } from './measure.js';
 
