@@ -23,6 +23,7 @@ export interface BenchCommandOptions {
   steps: string;
   warmup: string;
   threads: string;
+  stagingChunk: string;
   checkpointing: boolean;
   robustness: boolean;
   out?: string;
@@ -66,6 +67,7 @@ export async function benchCommand(o: BenchCommandOptions): Promise<void> {
       rank: int('rank', o.rank),
       nnz: int('nnz', o.nnz),
       threads: int('threads', o.threads),
+      stagingChunkBytes: parseSize(o.stagingChunk),
       checkpointing: o.checkpointing,
       lr: 1e-5,
       nonProjected: 'adamw' as const,

@@ -28,6 +28,7 @@ export interface PlanCommandOptions {
   checkpointing: boolean;
   nonProjected: string;
   gpuMemory?: string;
+  stagingChunk: string;
   json?: boolean;
 }
 
@@ -55,6 +56,7 @@ export function planInputFromFlags(opts: PlanCommandOptions): PlanInput {
     weightDtype: oneOf('dtype', opts.dtype, ['f32', 'f16'] as const),
     checkpointing: opts.checkpointing,
     nonProjected: oneOf('non-projected', opts.nonProjected, ['frozen', 'adamw'] as const),
+    stagingChunkBytes: parseSize(opts.stagingChunk),
   };
 }
 

@@ -23,6 +23,7 @@ export interface TrainCommandOptions {
   checkpointing: boolean;
   nonProjected: string;
   threads: string;
+  stagingChunk: string;
   seed: string;
   metricsOut?: string;
   progress: boolean;
@@ -133,6 +134,7 @@ export async function trainCommand(given: TrainCommandOptions): Promise<void> {
           checkpointing: opts.checkpointing,
           nonProjected: oneOf('non-projected', opts.nonProjected, ['frozen', 'adamw'] as const),
           threads: int('threads', opts.threads, 0),
+          stagingChunkBytes: parseSize(opts.stagingChunk),
           seed: int('seed', opts.seed, 0),
           ...(opts.refitEvery && {
             refit: {

@@ -44,6 +44,10 @@ export interface StepHooks {
   afterBlockBackward?(layer: number): void | Promise<void>;
   /** Before the embedding forward, i.e. before anything of this step is recorded. */
   beforeForward?(): void | Promise<void>;
+  /** Right before the final norm and LM head forward. */
+  beforeHeadForward?(): void | Promise<void>;
+  /** Right after the LM head and final norm backward are recorded (their gradients are complete). */
+  afterHeadBackward?(): void | Promise<void>;
 }
 
 export interface LossResult {
@@ -127,6 +131,7 @@ export class Transformer {
     const { ids, release } = this.uploadInputs(batch);
     const x = this.embed(ctx, ids);
     const final = (await this.blocksForward(ctx, x, false, hooks)).final;
+    await hooks.beforeHeadForward?.();
     const xf = this.finalNorm(ctx, final);
     const logits = this.gpu.tensor('logits', 'f32', [ctx.tokens, this.config.vocabSize], 'activations');
     matmulStrided(this.gpu, {
@@ -315,6 +320,7 @@ export class Transformer {
     const x0 = this.embed(ctx, ids);
     const training = sink !== undefined;
     const fwd = await this.blocksForward(ctx, x0, training, hooks);
+    await hooks.beforeHeadForward?.();
     const xf = this.finalNorm(ctx, fwd.final);
     const dxf = training ? gpu.tensor('dxf', 'f32', [T, c.hiddenSize], 'activations') : undefined;
     this.lossHead(ctx, xf.y, targets, kept, loss, sink, dxf);
@@ -355,6 +361,8 @@ export class Transformer {
       xf.release();
       dxf.release();
       fwd.final.release();
+      this.gpu.submit();
+      await hooks.afterHeadBackward?.();
       let grad = dx;
       for (let layer = c.numLayers - 1; layer >= 0; layer--) {
         const input = fwd.inputs[layer]!;

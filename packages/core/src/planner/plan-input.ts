@@ -7,12 +7,6 @@ import type { WeightDtype } from '../model/weights.js';
 /** The Trainer's default lead (Trainer.leadBlocks): the recorder runs at most this many blocks ahead. */
 export const DEFAULT_LEAD_BLOCKS = 2;
 
-/**
- * Staging chunk of the trainer's rings. Small enough that a block's many tensors (an S of a few MiB, norms
- * of a few KiB, each its own chunk) waste little of a slot, large enough that map round trips stay few.
- */
-export const TRAINER_STAGING_CHUNK_BYTES = 2 << 20;
-
 export interface PlanInput extends Partial<
   Pick<
     TrainerOptions,
@@ -25,6 +19,7 @@ export interface PlanInput extends Partial<
     | 'stepDtype'
     | 'weightDecay'
     | 'pipelined'
+    | 'stagingChunkBytes'
   >
 > {
   batch: number;
@@ -43,7 +38,6 @@ export interface PlanInput extends Partial<
    * leadBlocks + 1 blocks at once (see stagingSlotsFor), cut down where `budgetBytes` needs the room.
    */
   stagingSlots?: { down: number; up: number };
-  stagingChunkBytes?: number;
   /** A GPU memory budget the default staging rings should fit into (they shrink, never below 4 slots). */
   budgetBytes?: number;
 }
@@ -69,7 +63,7 @@ export function resolvePlanInput(input: PlanInput, numLayers: number): ResolvedP
     leadBlocks: input.leadBlocks ?? DEFAULT_LEAD_BLOCKS,
     deferredBlocks: Math.min(numLayers, input.deferredBlocks ?? numLayers),
     stagingSlots: input.stagingSlots ?? { down: DEFAULT_SLOTS, up: DEFAULT_SLOTS },
-    stagingChunkBytes: input.stagingChunkBytes ?? TRAINER_STAGING_CHUNK_BYTES,
+    stagingChunkBytes: input.stagingChunkBytes ?? d.stagingChunkBytes,
     budgetBytes: input.budgetBytes ?? Infinity,
   };
   const positive: (keyof ResolvedPlanInput)[] = ['batch', 'seqLen', 'lossChunkTokens'];
@@ -81,6 +75,10 @@ export function resolvePlanInput(input: PlanInput, numLayers: number): ResolvedP
   }
   if (r.mode === 'lsp' && !r.exactProjectors && r.nnz > r.rank)
     throw new RangeError(`memory plan: --nnz ${r.nnz} exceeds --rank ${r.rank}`);
+  if (!Number.isInteger(r.stagingChunkBytes) || r.stagingChunkBytes < 4096 || r.stagingChunkBytes % 256 !== 0)
+    throw new RangeError(
+      `memory plan: the staging chunk must be a multiple of 256 bytes, at least 4 KiB; got ${r.stagingChunkBytes}`,
+    );
   for (const n of [r.stagingSlots.down, r.stagingSlots.up])
     if (!Number.isInteger(n) || n < 1)
       throw new RangeError(`memory plan: staging slots must be positive integers, got ${n}`);

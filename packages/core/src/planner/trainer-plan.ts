@@ -30,6 +30,7 @@ export function planTrainerMemory(
     stepDtype: options.stepDtype,
     weightDecay: options.weightDecay,
     pipelined: options.pipelined,
+    stagingChunkBytes: options.stagingChunkBytes,
     budgetBytes,
   });
 }

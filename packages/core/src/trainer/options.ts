@@ -32,6 +32,11 @@ export interface TrainerOptions extends OptimizerHyperParams {
    */
   pipelined: boolean;
   /**
+   * Bytes per staging buffer of the transfer rings (each tensor is split into chunks of this size; the
+   * planner sizes the slot counts). Larger suits few large tensors, smaller wastes less on small ones.
+   */
+  stagingChunkBytes: number;
+  /**
    * The batch geometry the run will train on. Under a GPU memory budget Trainer.create checks the memory
    * plan for it and refuses to start over budget; without it only a one-token step is checked.
    */
@@ -61,4 +66,5 @@ export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
   seed: 0,
   lossChunkTokens: 1024,
   pipelined: true,
+  stagingChunkBytes: 2 << 20,
 };

@@ -1,5 +1,5 @@
-// Gradient sinks of the offloading modes. Both collect, per update unit (a block, or -1 for the
-// parameters outside the blocks), what must travel to the CPU:
+// Gradient sinks of the offloading modes. Both collect, per update unit (a block, the head: lm_head and
+// final norm, or the embeddings), what must travel to the CPU:
 //   lsp:  S = (rowsAct L)^T (colsAct R) per projected linear (d x d f32), computed the moment X and dY
 //         exist; dense f32 gradients of the non-projected parameters when those are trained.
 //   zero: dense gradients of everything, f16 for the linears (ZeRO-Offload's fp16 gradients).
@@ -24,10 +24,17 @@ export interface UnitGradients {
   dense: DenseGradient[];
 }
 
+/** The embeddings: their gradient is complete only at the very end of the backward. */
 export const OUTER_UNIT = -1;
+/**
+ * lm_head and the final norm: complete right after the loss, before any block's backward, so their update
+ * travels while the blocks' backward runs. Numbered above every block (units apply top-down).
+ */
+export const HEAD_UNIT = 1 << 20;
 
 export function unitOf(spec: ParameterSpec): number {
-  return spec.layer ?? OUTER_UNIT;
+  if (spec.layer !== null) return spec.layer;
+  return spec.role === 'embedding' ? OUTER_UNIT : HEAD_UNIT;
 }
 
 abstract class CollectingSink implements GradientSink {

@@ -44,7 +44,7 @@ import {
   type RefitReport,
 } from '../projectors/projector-refitter.js';
 import { projectedLayersOf } from '../projectors/projector-groups.js';
-import { LspSink, OUTER_UNIT, ZeroSink, type UnitGradients } from './sinks.js';
+import { HEAD_UNIT, LspSink, OUTER_UNIT, ZeroSink, type UnitGradients } from './sinks.js';
 import { StepTrace, TRACE_PID, TRACE_THREADS } from './trace.js';
 
 export interface StepMetrics {
@@ -81,6 +81,10 @@ interface PendingUpdate {
   ready: Promise<void>;
   isReady: boolean;
   apply: () => void;
+}
+
+function unitLabel(unit: number): string {
+  return unit === OUTER_UNIT ? 'embeddings' : unit === HEAD_UNIT ? 'head' : `L${unit}`;
 }
 
 /** Serialises CPU optimizer steps (one runs at a time; each spreads over all worker threads). */
@@ -247,7 +251,12 @@ export class Trainer {
         this.segment(`record backward L${layer - 1}`);
       },
     };
-    if (this.options.mode !== 'native') hooks.beforeForward = () => this.applyBefore(OUTER_UNIT);
+    if (this.options.mode !== 'native') {
+      hooks.beforeForward = () => this.applyBefore(OUTER_UNIT);
+      hooks.beforeHeadForward = () => this.applyBefore(HEAD_UNIT);
+      // the head's gradients are complete before any block's backward: their update travels meanwhile
+      if (this.options.pipelined) hooks.afterHeadBackward = () => this.startUpdate(HEAD_UNIT);
+    }
     const { loss } = await this.model.trainStep(batch, this.sink, hooks);
     this.segment('after backward');
     if (this.options.mode === 'native') {
@@ -257,6 +266,7 @@ export class Trainer {
       this.startUpdate(OUTER_UNIT);
     } else {
       // reference order: every unit's update completes and is applied before the next step
+      this.startUpdate(HEAD_UNIT);
       for (let layer = this.weights.config.numLayers - 1; layer >= 0; layer--) this.startUpdate(layer);
       this.startUpdate(OUTER_UNIT);
       await this.flush();
@@ -508,7 +518,7 @@ export class Trainer {
     if (!u.isReady) {
       const t0 = performance.now();
       this.gpu.submit(); // let the GPU run what is recorded while we wait
-      await this.waiting(`update of ${unit === OUTER_UNIT ? 'outer params' : `L${unit}`}`, () => u.ready);
+      await this.waiting(`update of ${unitLabel(unit)}`, () => u.ready);
       this.metrics.waitForUpdatesMs += performance.now() - t0;
     }
     u.apply();
@@ -531,7 +541,7 @@ export class Trainer {
     }
     for (const t of transfers) this.metrics.bytesToHost += t.bytes;
     const trace = this.trace;
-    const label = unit === OUTER_UNIT ? 'outer params' : `L${unit}`;
+    const label = unitLabel(unit);
     const downloadStart = performance.now();
     const gradTensors = [...grads.compressed.map((c) => c.s), ...grads.dense.map((d) => d.grad)];
     // the gradient buffers may be reused once their copies are recorded
