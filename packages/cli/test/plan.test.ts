@@ -13,7 +13,7 @@ const flags = (extra: Partial<PlanCommandOptions> = {}): PlanCommandOptions => (
   dtype: 'f32',
   checkpointing: true,
   nonProjected: 'adamw',
-  stagingChunk: '2MiB',
+  stagingChunk: '4MiB',
   ...extra,
 });
 

@@ -46,8 +46,6 @@ export interface StepHooks {
   beforeForward?(): void | Promise<void>;
   /** Right before the final norm and LM head forward. */
   beforeHeadForward?(): void | Promise<void>;
-  /** Right after the LM head and final norm backward are recorded (their gradients are complete). */
-  afterHeadBackward?(): void | Promise<void>;
 }
 
 export interface LossResult {
@@ -361,8 +359,6 @@ export class Transformer {
       xf.release();
       dxf.release();
       fwd.final.release();
-      this.gpu.submit();
-      await hooks.afterHeadBackward?.();
       let grad = dx;
       for (let layer = c.numLayers - 1; layer >= 0; layer--) {
         const input = fwd.inputs[layer]!;

@@ -66,5 +66,5 @@ export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
   seed: 0,
   lossChunkTokens: 1024,
   pipelined: true,
-  stagingChunkBytes: 2 << 20,
+  stagingChunkBytes: 4 << 20,
 };

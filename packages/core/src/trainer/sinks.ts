@@ -27,8 +27,8 @@ export interface UnitGradients {
 /** The embeddings: their gradient is complete only at the very end of the backward. */
 export const OUTER_UNIT = -1;
 /**
- * lm_head and the final norm: complete right after the loss, before any block's backward, so their update
- * travels while the blocks' backward runs. Numbered above every block (units apply top-down).
+ * lm_head and the final norm: used last in the forward, so their update may arrive while the next forward
+ * runs. Numbered above every block (units apply top-down).
  */
 export const HEAD_UNIT = 1 << 20;
 

@@ -254,8 +254,6 @@ export class Trainer {
     if (this.options.mode !== 'native') {
       hooks.beforeForward = () => this.applyBefore(OUTER_UNIT);
       hooks.beforeHeadForward = () => this.applyBefore(HEAD_UNIT);
-      // the head's gradients are complete before any block's backward: their update travels meanwhile
-      if (this.options.pipelined) hooks.afterHeadBackward = () => this.startUpdate(HEAD_UNIT);
     }
     const { loss } = await this.model.trainStep(batch, this.sink, hooks);
     this.segment('after backward');
@@ -263,7 +261,11 @@ export class Trainer {
       this.nativeUpdate();
     } else if (this.options.pipelined) {
       this.gpu.submit();
+      // the next forward needs the embeddings first and the head last: the embeddings' update goes
+      // ahead, the head's has the whole forward to arrive. (Started earlier, in the backward, the head's
+      // large gradient would hold up the blocks' transfers in the staging ring.)
       this.startUpdate(OUTER_UNIT);
+      this.startUpdate(HEAD_UNIT);
     } else {
       // reference order: every unit's update completes and is applied before the next step
       this.startUpdate(HEAD_UNIT);
@@ -545,9 +547,13 @@ export class Trainer {
     const downloadStart = performance.now();
     const gradTensors = [...grads.compressed.map((c) => c.s), ...grads.dense.map((d) => d.grad)];
     // the gradient buffers may be reused once their copies are recorded
-    void Promise.all(transfers.map((t) => t.enqueued)).then(() => {
-      for (const t of gradTensors) t.release();
-    });
+    // (a failed transfer surfaces through `ready`; here it must not become an unhandled rejection)
+    void Promise.all(transfers.map((t) => t.enqueued)).then(
+      () => {
+        for (const t of gradTensors) t.release();
+      },
+      () => undefined,
+    );
     const downloaded = Promise.all(transfers.map((t) => t.done)).then(() => undefined);
     const names = [...grads.compressed.map((c) => c.layer.spec.name), ...grads.dense.map((d) => d.spec.name)];
     // what will travel back, counted now so it belongs to this step's metrics
