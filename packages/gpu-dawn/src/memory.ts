@@ -30,7 +30,10 @@ export interface MemoryStats {
   usedBytes: number;
   /** Bytes of freed buffers kept for reuse (they still occupy the GPU). */
   cachedBytes: number;
+  /** The most bytes ever held: live plus cached (what the device actually had to provide). */
   peakBytes: number;
+  /** The most bytes ever live at once (what a budget must hold; the planner's peakBytes). */
+  livePeakBytes: number;
   byCategory: Record<MemoryCategory, { usedBytes: number; peakBytes: number }>;
 }
 
@@ -47,6 +50,7 @@ export class GpuMemory {
   private cached = 0;
   private used = 0;
   private peak = 0;
+  private livePeak = 0;
   private readonly catUsed = new Map<MemoryCategory, number>();
   private readonly catPeak = new Map<MemoryCategory, number>();
 
@@ -78,6 +82,7 @@ export class GpuMemory {
     this.live.set(buffer, { label, category, bytes: size, usage });
     this.used += size;
     this.peak = Math.max(this.peak, this.used + this.cached);
+    this.livePeak = Math.max(this.livePeak, this.used);
     const c = (this.catUsed.get(category) ?? 0) + size;
     this.catUsed.set(category, c);
     this.catPeak.set(category, Math.max(this.catPeak.get(category) ?? 0, c));
@@ -135,6 +140,7 @@ export class GpuMemory {
       usedBytes: this.used,
       cachedBytes: this.cached,
       peakBytes: this.peak,
+      livePeakBytes: this.livePeak,
       byCategory,
     };
   }

@@ -37,6 +37,23 @@ describe('budgeted GPU memory', () => {
     c.release();
   });
 
+  it('tracks the live peak apart from what the pool holds', () => {
+    const m = gpu().memory;
+    const base = m.stats();
+    const x = gpu().tensor('x', 'f32', [3001], 'workspace');
+    const y = gpu().tensor('y', 'f32', [5003], 'workspace');
+    const both = m.stats().usedBytes;
+    x.release();
+    y.release();
+    const z = gpu().tensor('z', 'f32', [70001], 'workspace'); // bigger than both: not a reuse
+    const s = m.stats();
+    expect(s.livePeakBytes).toBe(Math.max(base.livePeakBytes, both, s.usedBytes));
+    // x and y are cached, so the pool held more than was ever live
+    expect(s.peakBytes).toBeGreaterThanOrEqual(s.usedBytes + s.cachedBytes);
+    expect(s.peakBytes).toBeGreaterThan(s.livePeakBytes - base.livePeakBytes + base.usedBytes - 1);
+    z.release();
+  });
+
   it('refuses an allocation over budget with the largest holders named', () => {
     const big = gpu().tensor('big-weights', 'f32', [5 << 18], 'weights'); // 5 MiB of the 8 MiB budget
     let err: unknown;

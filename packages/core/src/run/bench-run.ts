@@ -39,7 +39,9 @@ export interface BenchModeResult {
   budgetBytes?: number;
   medianStepMs: number;
   tokensPerSecond: number;
+  /** The most bytes the allocator held (live + cached for reuse), and the most ever live at once. */
   peakGpuBytes: number;
+  livePeakGpuBytes: number;
   /** The planner's prediction before anything was allocated: live peak, and what an unbudgeted pool holds. */
   predictedPeakBytes: number;
   predictedFootprintBytes: number;
@@ -130,6 +132,7 @@ export async function runBenchmark(
         medianStepMs: med,
         tokensPerSecond: ((o.batch * o.seqLen) / med) * 1000,
         peakGpuBytes: stats.peakBytes,
+        livePeakGpuBytes: stats.livePeakBytes,
         predictedPeakBytes: plan.peakBytes,
         predictedFootprintBytes: plan.footprintBytes,
         peakByCategory: Object.fromEntries(
@@ -157,6 +160,7 @@ export async function runBenchmark(
         medianStepMs: NaN,
         tokensPerSecond: NaN,
         peakGpuBytes: gpu.memory.stats().peakBytes,
+        livePeakGpuBytes: gpu.memory.stats().livePeakBytes,
         predictedPeakBytes: plan.peakBytes,
         predictedFootprintBytes: plan.footprintBytes,
         peakByCategory: {},
@@ -192,23 +196,21 @@ export function formatBenchTable(
   const ms = (x: number | null) => (x === null || !Number.isFinite(x) ? '-' : x.toFixed(0));
   const lines = [
     `${config}, batch ${o.batch} x seq ${o.seqLen}, ${o.dtype} weights, on ${device} (${new Date().toISOString().slice(0, 10)})`,
-    'mode    budget   step ms   tok/s   peak MiB  predicted MiB  down MiB/step  up MiB/step  applied bwd/fwd',
+    'mode    budget   step ms   tok/s  live MiB (planned)  held MiB (planned)  down MiB/step  up MiB/step  applied bwd/fwd',
   ];
   for (const r of results) {
     if (r.error) {
       lines.push(`${r.mode.padEnd(7)} failed: ${r.error}`);
       continue;
     }
-    // under a budget the pool trims to live buffers, so the live-peak prediction is the one to compare
-    const predicted = r.budgetBytes ? r.predictedPeakBytes : r.predictedFootprintBytes;
     lines.push(
       [
         r.mode.padEnd(7),
         (r.budgetBytes ? `${mib(r.budgetBytes)}M` : '-').padStart(7),
         r.medianStepMs.toFixed(1).padStart(9),
         r.tokensPerSecond.toFixed(0).padStart(7),
-        mib(r.peakGpuBytes).padStart(10),
-        mib(predicted).padStart(14),
+        `${mib(r.livePeakGpuBytes)} (${mib(r.predictedPeakBytes)})`.padStart(19),
+        `${mib(r.peakGpuBytes)} (${mib(r.predictedFootprintBytes)})`.padStart(19),
         mib(r.bytesToHostPerStep).padStart(14),
         mib(r.bytesToDevicePerStep).padStart(12),
         `${r.appliedInBackward}/${r.appliedBeforeForward}`.padStart(16),
