@@ -17,7 +17,7 @@ import {
   type Tensor,
 } from '@lsp-offload/gpu-dawn';
 import type { TensorReader, TensorToWrite } from '../hf/index.js';
-import { Rng } from '../util/rng.js';
+import { Rng, type RngState } from '../util/rng.js';
 import { MomentTransfer } from './moment-transfer.js';
 import { evaluatePair, gradientNorms } from './pair-evaluation.js';
 import {
@@ -154,6 +154,15 @@ export class ProjectorRefitter {
   projectors(layer: string): { left: SparseProjectorTensors; right: SparseProjectorTensors } {
     const p = this.pairOf(layer);
     return { left: p.leftGpu, right: p.rightGpu };
+  }
+
+  /** The generator fresh positions are drawn from (saved in checkpoints so refits after a resume match). */
+  get rngState(): RngState {
+    return this.rng.getState();
+  }
+
+  set rngState(s: RngState) {
+    this.rng = Rng.fromState(s);
   }
 
   /** The layer's projectors on the host (what the GPU tensors hold). */

@@ -44,6 +44,7 @@ import {
   type RefitReport,
 } from '../projectors/projector-refitter.js';
 import { projectedLayersOf } from '../projectors/projector-groups.js';
+import type { RngState } from '../util/rng.js';
 import { HEAD_UNIT, LspSink, OUTER_UNIT, ZeroSink, type UnitGradients } from './sinks.js';
 import { StepTrace, TRACE_PID, TRACE_THREADS } from './trace.js';
 
@@ -198,6 +199,17 @@ export class Trainer {
 
   get step(): number {
     return this.stepCount;
+  }
+
+  /** lsp with refits: the refitter's generator state (checkpoints save and restore it). */
+  get refitRngState(): RngState | undefined {
+    return this.refitter?.rngState;
+  }
+
+  restoreRefitRng(s: RngState): void {
+    if (!this.refitter)
+      throw new Error('this trainer does not refit its projectors: no generator to restore');
+    this.refitter.rngState = s;
   }
 
   /** Continue counting from a restored checkpoint (the next trainStep is step n + 1). */

@@ -2,9 +2,21 @@
 // gradients, the ones above alpha are learned again and their layers' CPU moments moved into the new
 // subspace; training goes on with the refitted projectors.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GpuRuntime } from '@lsp-offload/gpu-dawn';
-import { ModelWeights, Rng, Trainer, openHfModel, type TokenBatch } from '../../src/index.js';
+import {
+  ModelWeights,
+  Rng,
+  Trainer,
+  loadCheckpoint,
+  openHfModel,
+  resumeTraining,
+  saveCheckpoint,
+  type TokenBatch,
+} from '../../src/index.js';
 
 let gpu: GpuRuntime;
 beforeAll(async () => {
@@ -69,5 +81,40 @@ describe('projector refits during lsp training', () => {
     for (const l of losses) expect(Number.isFinite(l)).toBe(true);
     await trainer.destroy();
     weights.release();
+  });
+
+  it("checkpoints keep the refitter's generator: refits after a resume draw what they would have", async () => {
+    const hf = await openHfModel(fileURLToPath(new URL('../../fixtures/hf/llama-gqa/', import.meta.url)));
+    const weights = await ModelWeights.load(gpu, hf, 'f32');
+    await hf.close();
+    // alpha 0: every pair is refitted at every check, so each check draws fresh positions
+    const refit = { alpha: 0, checkFreq: 1, sharing: 'type' as const };
+    const trainer = await Trainer.create(gpu, weights, { mode: 'lsp', rank: 8, nnz: 2, threads: 2, refit });
+    const initial = trainer.refitRngState!;
+    const [train, heldOut] = [batches(3, 2, hf.config.vocabSize), batches(4, 1, hf.config.vocabSize)];
+    await trainer.trainStep(train[0]!);
+    expect(await trainer.maybeRefit(heldOut)).toBeDefined();
+    const drawn = trainer.refitRngState!;
+    expect(drawn).not.toEqual(initial);
+    const dir = join(mkdtempSync(join(tmpdir(), 'refit-ckpt-')), 'ckpt');
+    await saveCheckpoint(dir, { trainer });
+
+    // the refit after the next step, uninterrupted
+    await trainer.trainStep(train[1]!);
+    const report = await trainer.maybeRefit(heldOut);
+    const positions = [...trainer.projectedLayers.values()].map((l) => l.left.positions.slice());
+    await trainer.destroy();
+    weights.release();
+
+    const { trainer: resumed } = await resumeTraining(gpu, await loadCheckpoint(dir), {
+      runtime: { threads: 2 },
+    });
+    expect(resumed.refitRngState).toEqual(drawn);
+    await resumed.trainStep(train[1]!);
+    const again = await resumed.maybeRefit(heldOut);
+    expect([...resumed.projectedLayers.values()].map((l) => l.left.positions.slice())).toEqual(positions);
+    expect(again!.groups.map((g) => g.errorAfter)).toEqual(report!.groups.map((g) => g.errorAfter));
+    await resumed.destroy();
+    resumed.weights.release();
   });
 });

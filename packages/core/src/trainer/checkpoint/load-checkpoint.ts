@@ -28,7 +28,7 @@ import {
   type CheckpointManifest,
 } from './manifest.js';
 import { readCpuOptimizerState, readGpuOptimizerState } from './optimizer-state.js';
-import { readProjectors } from './projector-state.js';
+import { readProjectors, REFIT_RNG } from './projector-state.js';
 
 /** A checked checkpoint directory: its manifest and the model config of its config.json. */
 export interface Checkpoint {
@@ -172,6 +172,9 @@ async function restoreTrainingState(trainer: Trainer, checkpoint: Checkpoint): P
     readCpuOptimizerState(optimizerPath, cpu);
   }
   if (mode === 'lsp') await readProjectors(join(dir, PROJECTORS_FILE), trainer);
+  const refitRng = manifest.rng[REFIT_RNG];
+  // refits after the resume draw the positions the uninterrupted run would have drawn
+  if (refitRng && trainer.refitRngState) trainer.restoreRefitRng(refitRng);
   trainer.restoreStep(manifest.step);
   // the GPU writes above are queued; make them land before the caller's next step is recorded
   await trainer.gpu.sync('restoring a checkpoint');

@@ -11,6 +11,9 @@ import { CheckpointError } from './errors.js';
 
 type Side = 'left' | 'right';
 
+/** The manifest's `rng` entry of the projector refitter's generator (lsp with refits). */
+export const REFIT_RNG = 'projectorRefits';
+
 export async function writeProjectors(path: string, trainer: Trainer): Promise<number> {
   const tensors: TensorToWrite[] = [];
   for (const [name, layer] of trainer.projectedLayers) {

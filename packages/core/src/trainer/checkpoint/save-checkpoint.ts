@@ -23,7 +23,7 @@ import {
 } from './manifest.js';
 import { copyAuxiliaryFiles, writeModelFiles } from './model-export.js';
 import { writeCpuOptimizerState, writeGpuOptimizerState } from './optimizer-state.js';
-import { writeProjectors } from './projector-state.js';
+import { REFIT_RNG, writeProjectors } from './projector-state.js';
 
 export interface CheckpointContents {
   readonly trainer: Trainer;
@@ -69,7 +69,10 @@ export async function saveCheckpoint(
       parameters: trainer.weights.specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0),
     },
     data: contents.data ?? null,
-    rng: contents.rng ?? {},
+    rng: {
+      ...contents.rng,
+      ...(trainer.refitRngState && { [REFIT_RNG]: trainer.refitRngState }),
+    },
     metrics: contents.metrics ?? [],
   };
   // fail before writing gigabytes when the records cannot be stored as JSON
