@@ -173,7 +173,8 @@ export async function trainCommand(given: TrainCommandOptions): Promise<void> {
         last?.accuracy && first?.accuracy
           ? `answer exact match ${(100 * first.accuracy.exactMatch).toFixed(1)}% -> ${(100 * last.accuracy.exactMatch).toFixed(1)}%`
           : '',
-        `${summary.meanTokensPerSecond.toFixed(0)} tok/s, peak GPU memory ${formatBytes(summary.peakGpuBytes)}`,
+        `${summary.meanTokensPerSecond.toFixed(0)} tok/s`,
+        `peak GPU memory ${formatBytes(summary.livePeakGpuBytes)} live (planned ${formatBytes(summary.plannedPeakBytes)}), ${formatBytes(summary.peakGpuBytes)} held`,
       ]
         .filter(Boolean)
         .join('; '),

@@ -33,6 +33,7 @@ describe('lsp-offload train', () => {
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
     );
     expect(out).toMatch(/^done: 3 steps of lsp in [\d.]+ s; train loss [\d.]+ -> [\d.]+; eval loss/);
+    expect(out).toMatch(/peak GPU memory [\d.]+ \w+ live \(planned [\d.]+ \w+\), [\d.]+ \w+ held/);
     const lines = readFileSync(metrics, 'utf8')
       .trim()
       .split('\n')

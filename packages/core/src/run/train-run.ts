@@ -20,6 +20,7 @@ import { HfTokenizer, openHfModel, type ModelConfig } from '../hf/index.js';
 import { DEMO_MODEL_CONFIG } from '../model/demo-config.js';
 import { ModelWeights, type WeightDtype } from '../model/weights.js';
 import { Rng } from '../util/rng.js';
+import { planTrainerMemory } from '../planner/trainer-plan.js';
 import type { TrainerOptions } from '../trainer/options.js';
 import { Trainer, type StepMetrics } from '../trainer/trainer.js';
 import {
@@ -77,7 +78,10 @@ export interface TrainSummary {
   lastLoss: number;
   evals: EvalMetrics[];
   meanTokensPerSecond: number;
+  /** The most bytes the allocator held (live + cached), the most ever live, and the planner's live peak. */
   peakGpuBytes: number;
+  livePeakGpuBytes: number;
+  plannedPeakBytes: number;
   totalMs: number;
 }
 
@@ -195,6 +199,7 @@ export async function runTraining(
   const losses: number[] = [];
   let tokensPerSecondSum = 0;
   let peak = 0;
+  let livePeakGpuBytes = 0;
   const evaluate = async (step: number) => {
     const batches = [...evalBatches(p.heldOut, o.batch, { maxRows: o.batch * o.evalBatches })];
     const evalLoss = await trainer.evaluate(batches);
@@ -264,11 +269,18 @@ export async function runTraining(
       events.onSetup?.(`exported the fine-tuned model to ${o.exportDir}`);
     }
   } finally {
+    livePeakGpuBytes = gpu.memory.stats().livePeakBytes;
     await trainer.destroy();
     weights.release();
     await p.close();
   }
   const steps = losses.length;
+  const plan = planTrainerMemory(
+    trainer.weights.config,
+    trainer.weights.dtype,
+    { ...trainer.options, plannedBatch: { batch: o.batch, seqLen: o.seqLen } },
+    gpu.memory.budgetBytes,
+  );
   return {
     mode: trainer.options.mode,
     steps,
@@ -277,6 +289,8 @@ export async function runTraining(
     evals,
     meanTokensPerSecond: tokensPerSecondSum / Math.max(1, steps),
     peakGpuBytes: peak,
+    livePeakGpuBytes,
+    plannedPeakBytes: plan.peakBytes,
     totalMs: performance.now() - t0,
   };
 }
