@@ -7,11 +7,14 @@ import { reservedBytes } from './layout.js';
 import { PIECE_STRIDE, type KernelResult, type KernelTask, type WorkerInit } from './protocol.js';
 import { compileModule, heapBase } from './wasm.js';
 
-/** The compiled worker script (tests run the TS sources; workers always run the built JS). */
+/**
+ * The compiled worker entry (tests run the TS sources; workers always run the built JS). A CommonJS shim
+ * that imports worker.js: see worker-entry.cts for why.
+ */
 function workerFile(): string {
-  const built = fileURLToPath(new URL('./worker.js', import.meta.url));
+  const built = fileURLToPath(new URL('./worker-entry.cjs', import.meta.url));
   if (existsSync(built)) return built;
-  const fromSrc = fileURLToPath(new URL('../dist/worker.js', import.meta.url));
+  const fromSrc = fileURLToPath(new URL('../dist/worker-entry.cjs', import.meta.url));
   if (existsSync(fromSrc)) return fromSrc;
   throw new Error(
     `cpu-wasm worker script not found at ${built}: build the package first (npx nx run @lsp-offload/cpu-wasm:build)`,
