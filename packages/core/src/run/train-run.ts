@@ -199,7 +199,7 @@ export async function runTraining(
   const losses: number[] = [];
   let tokensPerSecondSum = 0;
   let peak = 0;
-  let livePeakGpuBytes = 0;
+  let livePeakGpuBytes: number;
   const evaluate = async (step: number) => {
     const batches = [...evalBatches(p.heldOut, o.batch, { maxRows: o.batch * o.evalBatches })];
     const evalLoss = await trainer.evaluate(batches);
