@@ -46,6 +46,8 @@ const shapes = [
   { T: 5, rows: 13, d: 7, r: 1, C: 9 },
   { T: 17, rows: 37, d: 11, r: 4, C: 5 },
   { T: 3, rows: 29, d: 19, r: 16, C: 67 },
+  // several workgroups across d, and a last group of 2 tokens
+  { T: 70, rows: 130, d: 67, r: 2, C: 3 },
 ];
 
 describe('sparse projector kernels vs float64 references', () => {

@@ -8,6 +8,7 @@ import type { Tensor } from '../tensor.js';
 import { Params } from '../uniforms.js';
 import { grid1d } from './grid.js';
 import {
+  GATHER_ROWS,
   SPARSE_WG,
   addTimesProjTWgsl,
   expandRowsWgsl,
@@ -159,15 +160,18 @@ export function gatherColumns(gpu: GpuRuntime, x: Tensor, p: SparseProjectorTens
     () => `gatherColumns: out ${out} must be f32 [${T}, ${p.d}]`,
   );
   const pipeline = gpu.pipeline('sparse.gatherColumns', () => gatherColumnsWgsl);
-  dispatch2d(
-    gpu,
-    'gatherColumns',
-    pipeline,
-    [x, p.colPtr, p.colEntry, p.colValues, out],
-    () => params(T, p.d, rows, p.r),
-    T,
-    p.d,
-  );
+  // grid rows are groups of GATHER_ROWS tokens; the kernel reads the real token count from the params
+  const maxRows = gpu.device.limits.maxComputeWorkgroupsPerDimension;
+  const groups = Math.ceil(T / GATHER_ROWS);
+  for (let row0 = 0; row0 < groups; row0 += maxRows) {
+    gpu.dispatch({
+      label: 'gatherColumns',
+      pipeline,
+      bindings: [x, p.colPtr, p.colEntry, p.colValues, out],
+      params: params(T, p.d, rows, p.r).u32(row0).f32(1).u32(0).u32(0),
+      workgroups: [Math.ceil(p.d / SPARSE_WG), Math.min(maxRows, groups - row0)],
+    });
+  }
 }
 
 export function gatherColumnsReference(

@@ -9,7 +9,14 @@ export const SPARSE_WG = 64;
 const paramsStruct = /* wgsl */ `
 struct Params { rowsOut: u32, cols: u32, inner: u32, r: u32, rowOffset: u32, alpha: f32, seed: u32, stride: u32 }`;
 
-/** out[t, j] = sum_{i} x[t, i] P[i, j]   (x: T x rows, out: T x d), via P's columns. */
+/** Tokens per invocation of gatherColumns: each column-index entry loaded once serves this many rows. */
+export const GATHER_ROWS = 8;
+
+/**
+ * out[t, j] = sum_{i} x[t, i] P[i, j]   (x: T x rows, out: T x d), via P's columns. An invocation owns
+ * column j of GATHER_ROWS consecutive tokens: the column's entries (row, value) are read once for all of
+ * them, instead of once per token. Each output sums its entries in the same order as a one-row kernel.
+ */
 export const gatherColumnsWgsl = /* wgsl */ `
 ${paramsStruct}
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -18,18 +25,23 @@ ${paramsStruct}
 @group(0) @binding(3) var<storage, read> colValues: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
-// rowsOut = T, cols = d, inner = rows of P (x row length)
+// rowsOut = T, cols = d, inner = rows of P (x row length); grid rows count groups of ${GATHER_ROWS} tokens
 @compute @workgroup_size(${SPARSE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let j = gid.x;
-  let t = gid.y + p.rowOffset;
-  if (j >= p.cols || t >= p.rowsOut) { return; }
-  let xRow = t * p.inner;
-  var acc = 0.0;
+  let t0 = (gid.y + p.rowOffset) * ${GATHER_ROWS}u;
+  if (j >= p.cols || t0 >= p.rowsOut) { return; }
+  let n = min(${GATHER_ROWS}u, p.rowsOut - t0);
+  let m = p.inner;
+  var acc: array<f32, ${GATHER_ROWS}>;
   for (var e = colPtr[j]; e < colPtr[j + 1u]; e++) {
-    acc += x[xRow + colEntry[e] / p.r] * colValues[e];
+    let at = t0 * m + colEntry[e] / p.r;
+    let v = colValues[e];
+    for (var k = 0u; k < ${GATHER_ROWS}u; k++) {
+      if (k < n) { acc[k] += x[at + k * m] * v; }
+    }
   }
-  out[t * p.cols + j] = acc;
+  for (var k = 0u; k < n; k++) { out[(t0 + k) * p.cols + j] = acc[k]; }
 }
 `;
 
