@@ -46,7 +46,11 @@ export function buildProgram(): Command {
       'adamw',
     )
     .option('--threads <n>', 'CPU optimizer threads (0: all cores)', '0')
-    .option('--staging-chunk <size>', 'bytes per staging buffer of the transfer rings', '4MiB')
+    .option(
+      '--staging-chunk <size>',
+      'largest staging buffer of the transfer rings (smaller for small models)',
+      '4MiB',
+    )
     .option('--seed <n>', 'random seed', '0')
     .option('--metrics-out <file.jsonl>', 'write one JSON object per step and per evaluation')
     .option('--no-progress', 'plain log lines instead of a progress bar')
@@ -89,7 +93,11 @@ export function buildProgram(): Command {
     .option('--steps <n>', 'measured steps per mode', '3')
     .option('--warmup <n>', 'unmeasured steps first', '1')
     .option('--threads <n>', 'CPU optimizer threads (0: all cores)', '0')
-    .option('--staging-chunk <size>', 'bytes per staging buffer of the transfer rings', '4MiB')
+    .option(
+      '--staging-chunk <size>',
+      'largest staging buffer of the transfer rings (smaller for small models)',
+      '4MiB',
+    )
     .option('--no-checkpointing', 'keep all activations')
     .option('--no-robustness', "turn off Dawn's bounds clamping in shaders (faster)")
     .option('--out <dir>', 'write bench.json and bench.txt there')
@@ -116,7 +124,11 @@ export function buildProgram(): Command {
       'adamw',
     )
     .option('--gpu-memory <size>', 'GPU memory budget to check against, e.g. 4GiB')
-    .option('--staging-chunk <size>', 'bytes per staging buffer of the transfer rings', '4MiB')
+    .option(
+      '--staging-chunk <size>',
+      'largest staging buffer of the transfer rings (smaller for small models)',
+      '4MiB',
+    )
     .option('--json', 'print the plan as JSON')
     .action(async (opts: PlanCommandOptions) => {
       process.exitCode = await planCommand(opts);

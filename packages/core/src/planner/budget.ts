@@ -2,7 +2,7 @@
 // is and what holds it, and lists changes that WOULD fit, each found by planning again with the change.
 import { MEMORY_CATEGORIES } from '@lsp-offload/gpu-dawn';
 import { formatMemorySize } from './format-bytes.js';
-import type { PlanInput } from './plan-input.js';
+import type { PlanInput, ResolvedPlanInput } from './plan-input.js';
 import { planMemory, type MemoryPlan } from './plan-memory.js';
 
 export interface BudgetSuggestion {
@@ -62,13 +62,24 @@ export function describeOverBudget(
     const width = Math.max(...suggestions.map((s) => s.change.length));
     for (const s of suggestions) lines.push(`  ${s.change.padEnd(width)}  ${formatMemorySize(s.peakBytes)}`);
   } else {
-    const floor = planMemory(plan.config, { ...savingsOf(plan.input), batch: 1, seqLen: 1 });
+    const floor = planMemory(plan.config, {
+      ...savingsOf(restaged(plan.input, budgetBytes)),
+      batch: 1,
+      seqLen: 1,
+    });
     lines.push(
       `Nothing fits: even one token with every saving (lsp, f16 weights, checkpointing) needs ` +
         `${formatMemorySize(floor.peakBytes)} (weights alone ${formatMemorySize(floor.atPeak.weights)}).`,
     );
   }
   return lines.join('\n');
+}
+
+/** A planned run's input with its staging rings left for the planner to size again, within the budget. */
+function restaged(input: ResolvedPlanInput, budgetBytes: number): PlanInput {
+  const out: PlanInput = { ...input, budgetBytes };
+  delete out.stagingSlots;
+  return out;
 }
 
 /** The same run with every memory saving the flags offer (its rank and nnz stay). */
@@ -98,7 +109,7 @@ function largestFitting(
 
 /** Changes to the run that bring its peak within the budget: single changes first, then a combination. */
 export function suggestChanges(plan: MemoryPlan, budgetBytes: number): BudgetSuggestion[] {
-  const base = plan.input;
+  const base = restaged(plan.input, budgetBytes);
   const out: BudgetSuggestion[] = [];
   const tryChange = (change: string, input: PlanInput): void => {
     const peakBytes = peakOf(plan, input);

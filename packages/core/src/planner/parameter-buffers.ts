@@ -89,35 +89,45 @@ export function stagingBuffers(run: ResolvedPlanInput): PlannedBuffer[] {
 const DTYPE_BYTES = { f16: 2, f32: 4 } as const;
 
 /**
- * Staging chunks one block's update moves each way (every tensor is its own transfer, split into chunks):
+ * The tensors one block's update moves each way, in bytes (each is its own transfer):
  * down lsp S f32 / zero gradients in the weight dtype, + f32 gradients of norms and biases when trained;
  * up lsp D in stepDtype / zero every parameter in the weight dtype, + trained norms and biases.
  */
+export function blockTransfers(
+  layout: ParameterLayout,
+  layer: number,
+  run: ResolvedPlanInput,
+): { down: number[]; up: number[] } {
+  const numel = (s: ParameterSpec) => s.shape.reduce((a, b) => a * b, 1);
+  const down: number[] = [];
+  const up: number[] = [];
+  for (const spec of layout.blockLinears[layer]!) {
+    if (run.mode === 'lsp') {
+      const { d } = projectorShape(spec, run);
+      down.push(d * d * 4);
+      up.push(d * d * DTYPE_BYTES[run.stepDtype]);
+    } else {
+      down.push(numel(spec) * DTYPE_BYTES[run.weightDtype]);
+      up.push(numel(spec) * DTYPE_BYTES[run.weightDtype]);
+    }
+  }
+  if (trainsNonLinear(run))
+    for (const spec of layout.blockOthers[layer]!) {
+      down.push(numel(spec) * 4);
+      up.push(numel(spec) * DTYPE_BYTES[run.weightDtype]);
+    }
+  return { down, up };
+}
+
+/** Staging chunks of one block's transfers each way (a transfer is split into chunks of stagingChunkBytes). */
 export function blockTransferChunks(
   layout: ParameterLayout,
   layer: number,
   run: ResolvedPlanInput,
 ): { down: number; up: number } {
-  const chunks = (bytes: number) => Math.ceil(bytes / run.stagingChunkBytes);
-  const numel = (s: ParameterSpec) => s.shape.reduce((a, b) => a * b, 1);
-  let down = 0;
-  let up = 0;
-  for (const spec of layout.blockLinears[layer]!) {
-    if (run.mode === 'lsp') {
-      const { d } = projectorShape(spec, run);
-      down += chunks(d * d * 4);
-      up += chunks(d * d * DTYPE_BYTES[run.stepDtype]);
-    } else {
-      down += chunks(numel(spec) * DTYPE_BYTES[run.weightDtype]);
-      up += chunks(numel(spec) * DTYPE_BYTES[run.weightDtype]);
-    }
-  }
-  if (trainsNonLinear(run))
-    for (const spec of layout.blockOthers[layer]!) {
-      down += chunks(numel(spec) * 4);
-      up += chunks(numel(spec) * DTYPE_BYTES[run.weightDtype]);
-    }
-  return { down, up };
+  const { down, up } = blockTransfers(layout, layer, run);
+  const chunks = (list: number[]) => list.reduce((n, b) => n + Math.ceil(b / run.stagingChunkBytes), 0);
+  return { down: chunks(down), up: chunks(up) };
 }
 
 /** native: a dense f32 gradient per parameter, kept across steps (DenseGradients). */

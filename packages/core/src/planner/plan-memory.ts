@@ -12,7 +12,7 @@ import { DEFAULT_SLOTS, MEMORY_CATEGORIES, type MemoryCategory } from '@lsp-offl
 import type { ModelConfig } from '../hf/index.js';
 import { stepGeometry } from './activation-buffers.js';
 import { planHostMemory, type HostMemoryPlan } from './host-memory.js';
-import { blockTransferChunks, parameterLayout } from './parameter-buffers.js';
+import { blockTransferChunks, blockTransfers, parameterLayout } from './parameter-buffers.js';
 import { resolvePlanInput, type PlanInput, type ResolvedPlanInput } from './plan-input.js';
 import { mergeBuffers, totalBytes, type PlannedBuffer } from './planned-buffer.js';
 import { stepPhases } from './step-phases.js';
@@ -69,8 +69,17 @@ function byCategory(buffers: readonly PlannedBuffer[]): CategoryBytes {
 export function planMemory(config: ModelConfig, input: PlanInput): MemoryPlan {
   if (input.stagingSlots || input.mode === 'native') return planWithStaging(config, input);
   const minimal = { down: DEFAULT_SLOTS, up: DEFAULT_SLOTS };
-  const run = resolvePlanInput({ ...input, stagingSlots: minimal }, config.numLayers);
   const layout = parameterLayout(config);
+  // stagingChunkBytes is an upper bound: a small model's rings get chunks its largest block tensor fills
+  const asked = resolvePlanInput({ ...input, stagingSlots: minimal }, config.numLayers);
+  let largest = 0;
+  for (let l = 0; l < config.numLayers; l++) {
+    const t = blockTransfers(layout, l, asked);
+    largest = Math.max(largest, ...t.down, ...t.up);
+  }
+  const stagingChunkBytes = Math.min(asked.stagingChunkBytes, Math.max(4096, Math.ceil(largest / 256) * 256));
+  input = { ...input, stagingChunkBytes };
+  const run = resolvePlanInput({ ...input, stagingSlots: minimal }, config.numLayers);
   let down = 0;
   let up = 0;
   for (let l = 0; l < config.numLayers; l++) {

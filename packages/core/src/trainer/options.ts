@@ -32,8 +32,8 @@ export interface TrainerOptions extends OptimizerHyperParams {
    */
   pipelined: boolean;
   /**
-   * Bytes per staging buffer of the transfer rings (each tensor is split into chunks of this size; the
-   * planner sizes the slot counts). Larger suits few large tensors, smaller wastes less on small ones.
+   * The largest staging buffer of the transfer rings (each tensor is split into chunks of this size). The
+   * planner uses less when a block's largest tensor is smaller, and sizes the slot counts.
    */
   stagingChunkBytes: number;
   /**

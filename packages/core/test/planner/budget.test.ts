@@ -128,6 +128,8 @@ describe('Trainer.create under a budget', () => {
 
   it('sizes the staging rings for leadBlocks + 1 blocks, and shrinks them to fit a budget', () => {
     const { down, up } = plan.input.stagingSlots;
+    // chunks no larger than the largest tensor a block moves (S: 32 x 32 f32 = 4 KiB), not the 4 MiB cap
+    expect(plan.input.stagingChunkBytes).toBe(4096);
     expect(down).toBeGreaterThan(DEFAULT_SLOTS);
     expect(up).toBeGreaterThan(DEFAULT_SLOTS + 2);
     const chunk = plan.input.stagingChunkBytes;

@@ -110,6 +110,8 @@ describe('planMemory', () => {
       );
     }
     console.log(table.join('\n'));
+    // S of d = 1280 (6.25 MiB f32) is above the 4 MiB cap: the cap is the chunk
+    expect(planMemory(tinyLlama, h200).input.stagingChunkBytes).toBe(4 * MiB);
     // zero fits once its staging rings give up the slots beyond the budget
     const zero = { ...h200, mode: 'zero' } as const;
     expect(planMemory(tinyLlama, zero).peakBytes).toBeGreaterThan(4 * GiB);
