@@ -6,6 +6,7 @@ import { GpuContext } from '@lsp-offload/core';
 import {
   formatBenchTable,
   presetConfig,
+  renderBenchReport,
   runBenchmark,
   type BenchModeSpec,
   type TrainMode,
@@ -87,6 +88,7 @@ export async function benchCommand(o: BenchCommandOptions): Promise<void> {
       ),
     );
     await writeFile(join(o.out, 'bench.txt'), `${table}\n`);
+    await writeFile(join(o.out, 'bench.html'), renderBenchReport({ model: o.model, device, results }));
   };
   const results = await runBenchmark(options, (line) => process.stderr.write(`${line}\n`), save);
   console.log(formatBenchTable(o.model, options, results, device));

@@ -53,6 +53,7 @@ export function buildProgram(): Command {
     )
     .option('--seed <n>', 'random seed', '0')
     .option('--metrics-out <file.jsonl>', 'write one JSON object per step and per evaluation')
+    .option('--report <file.html>', 'write an HTML report of the run (loss, throughput, time, bytes)')
     .option('--no-progress', 'plain log lines instead of a progress bar')
     .option(
       '--checkpoint-dir <dir>',
@@ -100,7 +101,7 @@ export function buildProgram(): Command {
     )
     .option('--no-checkpointing', 'keep all activations')
     .option('--no-robustness', "turn off Dawn's bounds clamping in shaders (faster)")
-    .option('--out <dir>', 'write bench.json and bench.txt there')
+    .option('--out <dir>', 'write bench.json, bench.txt and bench.html there')
     .option('--trace-dir <dir>', "write a Chrome/Perfetto trace of each mode's last step there")
     .action(async (opts: BenchCommandOptions) => {
       await benchCommand(opts);

@@ -26,6 +26,7 @@ export interface TrainCommandOptions {
   stagingChunk: string;
   seed: string;
   metricsOut?: string;
+  report?: string;
   progress: boolean;
   checkpointDir?: string;
   saveEvery?: string;
@@ -120,6 +121,7 @@ export async function trainCommand(given: TrainCommandOptions): Promise<void> {
         evalEvery: int('eval-every', opts.evalEvery),
         evalBatches: int('eval-batches', opts.evalBatches),
         ...(opts.metricsOut && { metricsOut: opts.metricsOut }),
+        ...(opts.report && { reportPath: opts.report }),
         ...(opts.checkpointDir && { checkpointDir: opts.checkpointDir }),
         ...(opts.saveEvery && { saveEvery: int('save-every', opts.saveEvery) }),
         ...(opts.resume && { resume: opts.resume }),

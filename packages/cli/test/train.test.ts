@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseModes } from '../src/bench.js';
 import { parseSize } from '../src/size.js';
@@ -29,10 +29,14 @@ describe('lsp-offload train', () => {
         '--no-progress',
         '--metrics-out',
         metrics,
+        '--report',
+        join(dirname(metrics), 'report.html'),
       ],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
     );
     expect(out).toMatch(/^done: 3 steps of lsp in [\d.]+ s; train loss [\d.]+ -> [\d.]+; eval loss/);
+    const report = readFileSync(join(dirname(metrics), 'report.html'), 'utf8');
+    expect(report).toMatch(/<polyline data-series="train loss" points="(\S+ ){2}\S+"/); // 3 steps
     expect(out).toMatch(/peak GPU memory [\d.]+ \w+ live \(planned [\d.]+ \w+\), [\d.]+ \w+ held/);
     const lines = readFileSync(metrics, 'utf8')
       .trim()
@@ -157,6 +161,7 @@ describe('option parsing', () => {
       expect(r.livePeakGpuBytes).toBeLessThanOrEqual(r.predictedPeakBytes * 1.02);
       expect(r.livePeakGpuBytes).toBeGreaterThan(r.predictedPeakBytes * 0.8);
     }
+    expect(readFileSync(join(out, 'bench.html'), 'utf8')).toMatch(/<rect data-bar="lsp"/);
     expect(readFileSync(join(out, 'bench.txt'), 'utf8')).toMatch(/live MiB \(planned\)/);
   });
 

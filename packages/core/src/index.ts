@@ -50,5 +50,6 @@ export { zeroNonFiniteOnGpu } from './projectors/zero-non-finite-gpu.js';
 export * from './run/index.js';
 export * from './trainer/checkpoint/index.js';
 export * from './planner/index.js';
+export * from './report/index.js';
 // The GPU runtime, for callers of core (the CLI) that create one without depending on gpu-dawn.
 export { GpuRuntime, GpuContext } from '@lsp-offload/gpu-dawn';

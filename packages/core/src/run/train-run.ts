@@ -21,6 +21,7 @@ import { DEMO_MODEL_CONFIG } from '../model/demo-config.js';
 import { ModelWeights, type WeightDtype } from '../model/weights.js';
 import { Rng } from '../util/rng.js';
 import { planTrainerMemory } from '../planner/trainer-plan.js';
+import { renderTrainReport } from '../report/train-report.js';
 import type { TrainerOptions } from '../trainer/options.js';
 import { Trainer, type StepMetrics } from '../trainer/trainer.js';
 import {
@@ -43,6 +44,8 @@ export interface TrainRunOptions {
   /** Held-out batches per evaluation. */
   evalBatches: number;
   metricsOut?: string;
+  /** Write an HTML report (loss, throughput, where the time went, bytes, refits) of the run here. */
+  reportPath?: string;
   trainer: Partial<TrainerOptions>;
   /** Save a checkpoint here every `saveEvery` steps and at the end. */
   checkpointDir?: string;
@@ -260,6 +263,11 @@ export async function runTraining(
       if (o.saveEvery && s % o.saveEvery === 0 && s !== o.steps) await save();
     }
     await trainer.flush();
+    if (o.reportPath) {
+      await mkdir(dirname(o.reportPath), { recursive: true });
+      await writeFile(o.reportPath, renderTrainReport(records, `lsp-offload train: ${o.model}`));
+      events.onSetup?.(`wrote the report to ${o.reportPath}`);
+    }
     await save();
     if (o.exportDir) {
       await exportHfModel(o.exportDir, trainer, {
