@@ -25,6 +25,7 @@ export interface BenchCommandOptions {
   warmup: string;
   threads: string;
   stagingChunk: string;
+  optimizerShard: string;
   checkpointing: boolean;
   robustness: boolean;
   out?: string;
@@ -69,6 +70,7 @@ export async function benchCommand(o: BenchCommandOptions): Promise<void> {
       nnz: int('nnz', o.nnz),
       threads: int('threads', o.threads),
       stagingChunkBytes: parseSize(o.stagingChunk),
+      optimizerShardBytes: parseSize(o.optimizerShard),
       checkpointing: o.checkpointing,
       lr: 1e-5,
       nonProjected: 'adamw' as const,

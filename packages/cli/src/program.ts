@@ -51,6 +51,11 @@ export function buildProgram(): Command {
       'largest staging buffer of the transfer rings (smaller for small models)',
       '4MiB',
     )
+    .option(
+      '--optimizer-shard <size>',
+      'CPU AdamW steps larger dense parameters in row blocks of this size',
+      '32MiB',
+    )
     .option('--seed <n>', 'random seed', '0')
     .option('--metrics-out <file.jsonl>', 'write one JSON object per step and per evaluation')
     .option('--report <file.html>', 'write an HTML report of the run (loss, throughput, time, bytes)')
@@ -98,6 +103,11 @@ export function buildProgram(): Command {
       '--staging-chunk <size>',
       'largest staging buffer of the transfer rings (smaller for small models)',
       '4MiB',
+    )
+    .option(
+      '--optimizer-shard <size>',
+      'CPU AdamW steps larger dense parameters in row blocks of this size',
+      '32MiB',
     )
     .option('--no-checkpointing', 'keep all activations')
     .option('--no-robustness', "turn off Dawn's bounds clamping in shaders (faster)")

@@ -24,6 +24,7 @@ export interface TrainCommandOptions {
   nonProjected: string;
   threads: string;
   stagingChunk: string;
+  optimizerShard: string;
   seed: string;
   metricsOut?: string;
   report?: string;
@@ -137,6 +138,7 @@ export async function trainCommand(given: TrainCommandOptions): Promise<void> {
           nonProjected: oneOf('non-projected', opts.nonProjected, ['frozen', 'adamw'] as const),
           threads: int('threads', opts.threads, 0),
           stagingChunkBytes: parseSize(opts.stagingChunk),
+          optimizerShardBytes: parseSize(opts.optimizerShard),
           seed: int('seed', opts.seed, 0),
           ...(opts.refitEvery && {
             refit: {

@@ -37,6 +37,12 @@ export interface TrainerOptions extends OptimizerHyperParams {
    */
   stagingChunkBytes: number;
   /**
+   * Dense parameters on the CPU optimizer (zero mode; lsp's non-projected ones) whose f32 values exceed
+   * this many bytes are stepped in row blocks of about this size, so their download, CPU step and upload
+   * overlap instead of following one another (the embeddings at the step boundary, above all).
+   */
+  optimizerShardBytes: number;
+  /**
    * The batch geometry the run will train on. Under a GPU memory budget Trainer.create checks the memory
    * plan for it and refuses to start over budget; without it only a one-token step is checked.
    */
@@ -67,4 +73,5 @@ export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
   lossChunkTokens: 1024,
   pipelined: true,
   stagingChunkBytes: 4 << 20,
+  optimizerShardBytes: 32 << 20,
 };

@@ -45,6 +45,7 @@ import {
 } from '../projectors/projector-refitter.js';
 import { projectedLayersOf } from '../projectors/projector-groups.js';
 import type { RngState } from '../util/rng.js';
+import { rowShards, type RowShard } from './row-shards.js';
 import { HEAD_UNIT, LspSink, OUTER_UNIT, ZeroSink, type UnitGradients } from './sinks.js';
 import { StepTrace, TRACE_PID, TRACE_THREADS } from './trace.js';
 
@@ -86,6 +87,13 @@ interface PendingUpdate {
 
 function unitLabel(unit: number): string {
   return unit === OUTER_UNIT ? 'embeddings' : unit === HEAD_UNIT ? 'head' : `L${unit}`;
+}
+
+/** Part of a unit's update that goes through download, CPU step and upload on its own. */
+interface UpdatePiece {
+  names: string[];
+  downloads: Transfer[];
+  uploads: () => Transfer[];
 }
 
 /** Serialises CPU optimizer steps (one runs at a time; each spreads over all worker threads). */
@@ -133,6 +141,8 @@ export class Trainer {
   private down?: DownloadRing;
   private up?: UploadRing;
   private readonly pending = new Map<number, PendingUpdate>();
+  /** The row blocks each dense CPU-optimized parameter is stepped in (one block: the whole parameter). */
+  private readonly shards = new Map<string, RowShard[]>();
   private readonly gpuState = new Map<string, { m: Tensor; v: Tensor; master?: Tensor }>();
   private stepCount = 0;
   private metrics = this.freshMetrics();
@@ -487,11 +497,15 @@ export class Trainer {
       for (const spec of this.weights.specs) {
         if (this.layers.has(spec.name)) continue;
         const init = (await this.gpu.read(this.weights.get(spec.name))) as Float32Array;
-        this.cpu.addParam(spec.name, init, {
-          gradDtype: o.mode === 'zero' && spec.role === 'linear' ? this.weights.dtype : 'f32',
-          // fp16 weights go back as fp16 bytes, converted inside the AdamW kernel on the workers
-          paramF16: this.weights.dtype === 'f16',
-        });
+        const shards = rowShards(spec, o.optimizerShardBytes);
+        this.shards.set(spec.name, shards);
+        const cols = init.length / spec.shape[0]!;
+        for (const shard of shards)
+          this.cpu.addParam(shard.name, init.subarray(shard.rowStart * cols, shard.rowEnd * cols), {
+            gradDtype: o.mode === 'zero' && spec.role === 'linear' ? this.weights.dtype : 'f32',
+            // fp16 weights go back as fp16 bytes, converted inside the AdamW kernel on the workers
+            paramF16: this.weights.dtype === 'f16',
+          });
       }
     }
     this.down = await DownloadRing.create(this.gpu, {
@@ -546,13 +560,53 @@ export class Trainer {
     if (!grads.compressed.length && !grads.dense.length) return;
     const cpu = this.cpu!;
     const down = this.down!;
-    const transfers: Transfer[] = [];
-    for (const c of grads.compressed)
-      transfers.push(down.download(c.s, cpu.grad(c.layer.spec.name), { label: `S ${c.layer.spec.name}` }));
-    for (const d of grads.dense) {
-      const dst = d.grad.dtype === 'f16' ? cpu.gradF16(d.spec.name) : cpu.grad(d.spec.name);
-      transfers.push(down.download(d.grad, dst, { label: `grad ${d.spec.name}` }));
+    // Pieces of the update, each downloaded, stepped on the CPU and uploaded as soon as it can be: the
+    // unit's projected layers and small parameters together, and every row block of a sharded parameter
+    // on its own, so the blocks of a large one flow through download, CPU step and upload overlapped.
+    const whole: UpdatePiece = { names: [], downloads: [], uploads: () => [] };
+    const pieces: UpdatePiece[] = [whole];
+    const stepTensors: { layer: ProjectedLayer; d: Tensor }[] = [];
+    for (const c of grads.compressed) {
+      const name = c.layer.spec.name;
+      whole.names.push(name);
+      whole.downloads.push(down.download(c.s, cpu.grad(name), { label: `S ${name}` }));
     }
+    const wholeDense: ParameterSpec[] = [];
+    for (const d of grads.dense) {
+      const shards = this.shards.get(d.spec.name)!;
+      const rowBytes = d.grad.byteLength / d.spec.shape[0]!;
+      for (const shard of shards) {
+        const dst = d.grad.dtype === 'f16' ? cpu.gradF16(shard.name) : cpu.grad(shard.name);
+        const transfer = down.download(d.grad, dst, {
+          label: `grad ${shard.name}`,
+          srcOffsetBytes: shard.rowStart * rowBytes,
+        });
+        if (shards.length === 1) {
+          whole.names.push(shard.name);
+          whole.downloads.push(transfer);
+          wholeDense.push(d.spec);
+        } else {
+          pieces.push({
+            names: [shard.name],
+            downloads: [transfer],
+            uploads: () => [this.uploadParam(d.spec, shard)],
+          });
+        }
+      }
+    }
+    whole.uploads = () => {
+      const uploads: Transfer[] = [];
+      for (const c of grads.compressed) {
+        const name = c.layer.spec.name;
+        const d = this.gpu.tensor(`D.${name}`, this.options.stepDtype, [c.layer.d, c.layer.d], 'gradients');
+        const src = this.options.stepDtype === 'f16' ? cpu.outF16(name) : cpu.out(name);
+        uploads.push(this.up!.upload(src, d, { label: `D ${name}` }));
+        stepTensors.push({ layer: c.layer, d });
+      }
+      for (const spec of wholeDense) uploads.push(this.uploadParam(spec, this.shards.get(spec.name)![0]!));
+      return uploads;
+    };
+    const transfers = pieces.flatMap((p) => p.downloads);
     for (const t of transfers) this.metrics.bytesToHost += t.bytes;
     const trace = this.trace;
     const label = unitLabel(unit);
@@ -567,12 +621,10 @@ export class Trainer {
       () => undefined,
     );
     const downloaded = Promise.all(transfers.map((t) => t.done)).then(() => undefined);
-    const names = [...grads.compressed.map((c) => c.layer.spec.name), ...grads.dense.map((d) => d.spec.name)];
     // what will travel back, counted now so it belongs to this step's metrics
     const stepBytes = this.options.stepDtype === 'f16' ? 2 : 4;
     for (const c of grads.compressed) this.metrics.bytesToDevice += c.layer.d * c.layer.d * stepBytes;
     for (const d of grads.dense) this.metrics.bytesToDevice += this.weights.get(d.spec.name).byteLength;
-    const steps: { layer: ProjectedLayer; d: Tensor }[] = [];
     const producedAt = this.stepCount;
     const update: PendingUpdate = {
       unit,
@@ -581,35 +633,36 @@ export class Trainer {
       ready: Promise.resolve(),
       // rounding seeded by the step that made the update, not the one applying it: a flush (save, eval)
       // that applies it earlier must not change the f16 weights
-      apply: () => this.applySteps(steps, producedAt),
+      apply: () => this.applySteps(stepTensors, producedAt),
+    };
+    const runPiece = async (piece: UpdatePiece, i: number): Promise<void> => {
+      if (!piece.names.length) return;
+      await Promise.all(piece.downloads.map((t) => t.done));
+      const tag = pieces.length > 1 ? `${label} (${i + 1}/${pieces.length})` : label;
+      trace?.add(`download ${tag}`, TRACE_THREADS.transfers, downloadStart, performance.now());
+      await this.cpuQueue!.step(piece.names, trace, `AdamW ${tag}`);
+      const uploadStart = performance.now();
+      const uploads = piece.uploads();
+      await Promise.all(uploads.map((t) => t.enqueued));
+      trace?.add(`upload ${tag}`, TRACE_THREADS.transfers, uploadStart, performance.now());
     };
     update.ready = (async () => {
-      await downloaded;
-      trace?.add(`download ${label}`, TRACE_THREADS.transfers, downloadStart, performance.now());
-      await this.cpuQueue!.step(names, trace, `AdamW ${label}`);
-      const uploadStart = performance.now();
-      const uploads: Transfer[] = [];
-      for (const c of grads.compressed) {
-        const name = c.layer.spec.name;
-        const d = this.gpu.tensor(`D.${name}`, this.options.stepDtype, [c.layer.d, c.layer.d], 'gradients');
-        const src = this.options.stepDtype === 'f16' ? cpu.outF16(name) : cpu.out(name);
-        uploads.push(this.up!.upload(src, d, { label: `D ${name}` }));
-        steps.push({ layer: c.layer, d });
-      }
-      for (const dg of grads.dense) uploads.push(this.uploadParam(dg.spec));
-      await Promise.all(uploads.map((t) => t.enqueued));
-      trace?.add(`upload ${label}`, TRACE_THREADS.transfers, uploadStart, performance.now());
+      await Promise.all(pieces.map(runPiece));
       update.isReady = true;
     })();
     update.ready.catch(() => undefined); // surfaced by whoever awaits it
     this.pending.set(unit, update);
   }
 
-  /** Fresh fp32 params from the CPU optimizer into the GPU weights (fp16 weights get fp16 bytes). */
-  private uploadParam(spec: ParameterSpec): Transfer {
+  /** Fresh fp32 params of one row block from the CPU optimizer into the GPU weights (fp16 as fp16 bytes). */
+  private uploadParam(spec: ParameterSpec, shard: RowShard): Transfer {
     const w = this.weights.get(spec.name);
-    const src = w.dtype === 'f16' ? this.cpu!.paramF16(spec.name) : this.cpu!.param(spec.name);
-    return this.up!.upload(src, w, { label: `param ${spec.name}` });
+    const src = w.dtype === 'f16' ? this.cpu!.paramF16(shard.name) : this.cpu!.param(shard.name);
+    const rowBytes = w.byteLength / spec.shape[0]!;
+    return this.up!.upload(src, w, {
+      label: `param ${shard.name}`,
+      dstOffsetBytes: shard.rowStart * rowBytes,
+    });
   }
 
   /** Record W += L D R^T for each projected layer of a unit (and decoupled weight decay). */

@@ -56,6 +56,7 @@ const STATE_DEFINING_OPTIONS = [
   'exactProjectors',
   'nonProjected',
   'stepDtype',
+  'optimizerShardBytes',
 ] as const satisfies readonly (keyof TrainerOptions)[];
 
 export interface ResumeOptions {
