@@ -266,6 +266,21 @@ describe('f16 weights: stochastic rounding of W += F.P^T', () => {
     expect(Array.from(await g.read(w2))).toEqual(Array.from(got));
   });
 
+  it('keeps the chance of updates below one f32 ulp of the weight (an f32 sum first would drop them)', async () => {
+    const g = gpu();
+    const m = 4099;
+    const steps = 100;
+    const delta = 3e-8; // 1 + 3e-8 rounds back to 1 in f32; one f16 step above 1 is 2^-10
+    const pt = uploadSparseProjector(g, 'I', identity(m));
+    const wt = g.upload('W', 'f16', [1, m], new Float32Array(m).fill(1));
+    const ft = g.upload('F', 'f32', [1, m], new Float32Array(m).fill(delta));
+    for (let s = 0; s < steps; s++) addTimesProjT(g, wt, ft, pt, 1, 77 + s);
+    const bumps = Array.from(await g.read(wt)).reduce((n, v) => n + Math.round((v - 1) / 2 ** -10), 0);
+    const expected = (m * steps * delta) / 2 ** -10; // Poisson mean, about 12.6
+    expect(Math.abs(bumps - expected)).toBeLessThan(5 * Math.sqrt(expected));
+    expect(bumps).toBeGreaterThan(0);
+  });
+
   it('saturates instead of overflowing and keeps NaN', async () => {
     const g = gpu();
     const pt = uploadSparseProjector(g, 'I', identity(3));

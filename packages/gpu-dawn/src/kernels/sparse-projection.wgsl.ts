@@ -4,6 +4,8 @@
 // 2D kernels cover more than 65535 grid rows by a row offset the host advances per dispatch; 1D kernels
 // use a 2D grid with `stride` invocations per grid row.
 
+import { F16_BITS_WGSL, STOCHASTIC_ADD_F16_WGSL } from './cast.wgsl.js';
+
 export const SPARSE_WG = 64;
 
 const paramsStruct = /* wgsl */ `
@@ -153,50 +155,10 @@ fn uniform01(seed: u32, index: u32) -> f32 {
 `;
 
 /**
- * f32 -> f16 bits with stochastic rounding: the exact value lies between two adjacent f16 values; round
- * to the upper one (in magnitude) with probability equal to the remainder fraction, so E[result] = v.
- * Saturates at +-65504 (an update never turns a weight into inf); NaN stays NaN.
- */
-export const stochasticRoundF16Wgsl = /* wgsl */ `
-fn f32ToF16Stochastic(v: f32, u: f32) -> u32 {
-  let bits = bitcast<u32>(v);
-  let sign = (bits >> 16u) & 0x8000u;
-  let absBits = bits & 0x7fffffffu;
-  if (absBits > 0x7f800000u) { return sign | 0x7e00u; }           // NaN
-  if (absBits >= 0x477fe000u) { return sign | 0x7bffu; }          // >= 65504: saturate
-  let exp = i32(absBits >> 23u) - 127 + 15;
-  var mant = absBits & 0x7fffffu;
-  var h: u32;
-  var rest: u32;
-  var restBits: u32;
-  if (exp <= 0) {
-    if (exp < -10) {
-      // below half the smallest subnormal: round up to 2^-24 with probability v / 2^-24
-      let frac = bitcast<f32>(absBits) * 16777216.0;
-      return sign | select(0u, 1u, u < frac);
-    }
-    mant = mant | 0x800000u;
-    restBits = u32(14 - exp);
-    h = mant >> restBits;
-    rest = mant & ((1u << restBits) - 1u);
-  } else {
-    restBits = 13u;
-    h = (u32(exp) << 10u) | (mant >> 13u);
-    rest = mant & 0x1fffu;
-  }
-  let frac = f32(rest) / f32(1u << restBits);
-  if (u < frac) { h = h + 1u; }
-  return sign | h;
-}
-fn f16BitsToF32(h: u32) -> f32 {
-  return unpack2x16float(h & 0xffffu).x;
-}
-`;
-
-/**
  * W[l, i] += alpha * sum_k v[i,k] F[l, pos[i,k]]  (W: n x m, F: n x d; P: m x d) = W + alpha F P^T.
- * f32 weights: plain add. f16 weights (storage as u32 words holding two halves): the exact f32 sum is
- * stochastically rounded, each invocation owning one word so no two invocations write the same word.
+ * f32 weights: plain add. f16 weights (storage as u32 words holding two halves): w + delta is rounded
+ * stochastically from the exact sum (cast.wgsl's stochasticAddF16, so a delta below one f32 ulp of w keeps
+ * its probability) and saturated at +-65504, each invocation owning one word so no two write the same word.
  */
 export function addTimesProjTWgsl(weights: 'f32' | 'f16'): string {
   const body =
@@ -215,16 +177,20 @@ export function addTimesProjTWgsl(weights: 'f32' | 'f16'): string {
     let idx = first + h;
     if (idx >= total) { break; }
     let shift = h * 16u;
-    let old = f16BitsToF32(packed >> shift);
-    let updated = old + p.alpha * delta(idx / p.cols, idx % p.cols);
-    let bitsOut = f32ToF16Stochastic(updated, uniform01(p.seed, idx));
+    let old = f16BitsToF32((packed >> shift) & 0xffffu);
+    let sum = stochasticAddF16(old, p.alpha * delta(idx / p.cols, idx % p.cols), uniform01(p.seed, idx));
+    // saturate: an update never turns a weight into inf (NaN stays NaN)
+    let mag = bitcast<u32>(sum) & 0x7fffffffu;
+    var bitsOut = f32ToF16Bits(sum);
+    if (mag > 0x477fe000u && mag <= 0x7f800000u) { bitsOut = ((bitcast<u32>(sum) >> 16u) & 0x8000u) | 0x7bffu; }
     packed = (packed & ~(0xffffu << shift)) | (bitsOut << shift);
   }
   w[word] = packed;`;
   return /* wgsl */ `
 ${paramsStruct}
 ${hashUniformWgsl}
-${stochasticRoundF16Wgsl}
+${F16_BITS_WGSL}
+${STOCHASTIC_ADD_F16_WGSL}
 @group(0) @binding(0) var<storage, read_write> w: array<${weights === 'f32' ? 'f32' : 'u32'}>;
 @group(0) @binding(1) var<storage, read> f: array<f32>;
 @group(0) @binding(2) var<storage, read> positions: array<u32>;
