@@ -126,8 +126,12 @@ export function blockTransferChunks(
   run: ResolvedPlanInput,
 ): { down: number; up: number } {
   const { down, up } = blockTransfers(layout, layer, run);
-  const chunks = (list: number[]) => list.reduce((n, b) => n + Math.ceil(b / run.stagingChunkBytes), 0);
-  return { down: chunks(down), up: chunks(up) };
+  return { down: stagingChunks(down, run.stagingChunkBytes), up: stagingChunks(up, run.stagingChunkBytes) };
+}
+
+/** Staging chunks of a list of transfers (each is split into chunks on its own). */
+export function stagingChunks(transferBytes: readonly number[], chunkBytes: number): number {
+  return transferBytes.reduce((n, b) => n + Math.ceil(b / chunkBytes), 0);
 }
 
 /** native: a dense f32 gradient per parameter, kept across steps (DenseGradients). */

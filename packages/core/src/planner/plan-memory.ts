@@ -12,7 +12,7 @@ import { DEFAULT_SLOTS, MEMORY_CATEGORIES, type MemoryCategory } from '@lsp-offl
 import type { ModelConfig } from '../hf/index.js';
 import { stepGeometry } from './activation-buffers.js';
 import { planHostMemory, type HostMemoryPlan } from './host-memory.js';
-import { blockTransferChunks, blockTransfers, parameterLayout } from './parameter-buffers.js';
+import { blockTransfers, parameterLayout, stagingChunks } from './parameter-buffers.js';
 import { resolvePlanInput, type PlanInput, type ResolvedPlanInput } from './plan-input.js';
 import { mergeBuffers, totalBytes, type PlannedBuffer } from './planned-buffer.js';
 import { stepPhases } from './step-phases.js';
@@ -72,21 +72,13 @@ export function planMemory(config: ModelConfig, input: PlanInput): MemoryPlan {
   const layout = parameterLayout(config);
   // stagingChunkBytes is an upper bound: a small model's rings get chunks its largest block tensor fills
   const asked = resolvePlanInput({ ...input, stagingSlots: minimal }, config.numLayers);
-  let largest = 0;
-  for (let l = 0; l < config.numLayers; l++) {
-    const t = blockTransfers(layout, l, asked);
-    largest = Math.max(largest, ...t.down, ...t.up);
-  }
+  const transfers = Array.from({ length: config.numLayers }, (_, l) => blockTransfers(layout, l, asked));
+  const largest = Math.max(0, ...transfers.flatMap((t) => [...t.down, ...t.up]));
   const stagingChunkBytes = Math.min(asked.stagingChunkBytes, Math.max(4096, Math.ceil(largest / 256) * 256));
   input = { ...input, stagingChunkBytes };
   const run = resolvePlanInput({ ...input, stagingSlots: minimal }, config.numLayers);
-  let down = 0;
-  let up = 0;
-  for (let l = 0; l < config.numLayers; l++) {
-    const c = blockTransferChunks(layout, l, run);
-    down = Math.max(down, c.down);
-    up = Math.max(up, c.up);
-  }
+  const down = Math.max(...transfers.map((t) => stagingChunks(t.down, stagingChunkBytes)));
+  const up = Math.max(...transfers.map((t) => stagingChunks(t.up, stagingChunkBytes)));
   const blocksInFlight = run.pipelined ? run.leadBlocks + 1 : 1;
   const slots = {
     down: Math.max(DEFAULT_SLOTS, blocksInFlight * down),

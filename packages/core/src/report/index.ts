@@ -1,4 +1,5 @@
-export { renderTrainReport, renderBenchReport, type BenchReportInput } from './train-report.js';
+export { renderTrainReport } from './train-report.js';
+export { renderBenchReport, type BenchReportInput } from './bench-report.js';
 export {
   lineChart,
   barChart,

@@ -1,8 +1,9 @@
 // The HTML report of a training run, drawn from the same records `--metrics-out` writes (one per step,
 // evaluation and projector check): loss curves, evaluation accuracy, throughput, where each step's time
 // went, bytes moved and projector errors.
-import { formatMemorySize } from '../planner/format-bytes.js';
-import { barChart, escapeHtml, lineChart, type Series } from './svg-chart.js';
+import { mean, median } from '../util/stats.js';
+import { htmlPage, htmlTable } from './html-page.js';
+import { escapeHtml, lineChart, type Series } from './svg-chart.js';
 
 interface StepRecord {
   type: 'step';
@@ -34,26 +35,6 @@ interface RefitRecord {
 }
 
 const MiB = 2 ** 20;
-
-function page(title: string, body: string): string {
-  return (
-    `<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>` +
-    `<style>body{font-family:sans-serif;margin:24px;max-width:1320px}svg{margin:8px 12px 8px 0;vertical-align:top}` +
-    `table{border-collapse:collapse}td,th{padding:2px 10px;border-bottom:1px solid #eee;text-align:right}` +
-    `td:first-child,th:first-child{text-align:left}</style></head><body>${body}</body></html>\n`
-  );
-}
-
-function table(rows: readonly (readonly string[])[]): string {
-  const [head, ...rest] = rows;
-  return (
-    `<table><tr>${head!.map((c) => `<th>${escapeHtml(c)}</th>`).join('')}</tr>` +
-    rest.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`).join('') +
-    `</table>`
-  );
-}
-
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 
 /** A self-contained HTML page for the records of one run (steps, evaluations, refits, in any order). */
 export function renderTrainReport(records: readonly object[], title = 'lsp-offload training run'): string {
@@ -138,7 +119,7 @@ export function renderTrainReport(records: readonly object[], title = 'lsp-offlo
       ),
     );
   const last = steps[steps.length - 1];
-  const summary = table([
+  const summary = htmlTable([
     ['mode', 'steps', 'train loss', 'eval loss', 'mean tokens/s', 'median step', 'peak GPU memory'],
     [
       last?.mode ?? '-',
@@ -152,91 +133,5 @@ export function renderTrainReport(records: readonly object[], title = 'lsp-offlo
       steps.length ? `${(Math.max(...steps.map((s) => s.peakGpuBytes)) / MiB).toFixed(1)} MiB` : '-',
     ],
   ]);
-  return page(title, `<h2>${escapeHtml(title)}</h2>${summary}<div>${charts.join('')}</div>`);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
-}
-
-export interface BenchReportInput {
-  model: string;
-  device: string;
-  results: readonly {
-    mode: string;
-    budgetBytes?: number;
-    medianStepMs: number;
-    tokensPerSecond: number;
-    livePeakGpuBytes: number;
-    predictedPeakBytes: number;
-    gpuBusyMsPerStep: number | null;
-    mainThreadBusyMsPerStep: number;
-    workerBusyMsPerStep: number;
-    waitForUpdatesMsPerStep: number;
-    losses: readonly number[];
-    error?: string;
-  }[];
-}
-
-/** The HTML page of `lsp-offload bench`: step time per mode, where it went, memory, losses. */
-export function renderBenchReport(b: BenchReportInput, title = `lsp-offload bench: ${b.model}`): string {
-  const ok = b.results.filter((r) => !r.error);
-  const label = (r: BenchReportInput['results'][number]) =>
-    r.budgetBytes ? `${r.mode} (${formatMemorySize(r.budgetBytes)})` : r.mode;
-  const charts = [
-    barChart(
-      ok.map((r) => ({ label: label(r), segments: [{ name: 'step', value: r.medianStepMs }] })),
-      { title: 'Median step time', xLabel: 'ms', yLabel: '' },
-    ),
-    barChart(
-      ok.map((r) => ({
-        label: label(r),
-        segments: [
-          { name: 'GPU busy', value: r.gpuBusyMsPerStep ?? 0 },
-          { name: 'GPU idle', value: Math.max(0, r.medianStepMs - (r.gpuBusyMsPerStep ?? r.medianStepMs)) },
-        ],
-      })),
-      { title: 'GPU busy and idle per step', xLabel: 'ms', yLabel: '' },
-    ),
-    barChart(
-      ok.map((r) => ({
-        label: label(r),
-        segments: [
-          { name: 'main thread', value: r.mainThreadBusyMsPerStep },
-          { name: 'CPU optimizer (workers)', value: r.workerBusyMsPerStep },
-          { name: 'waited for updates', value: r.waitForUpdatesMsPerStep },
-        ],
-      })),
-      { title: 'CPU side per step (overlaps the GPU)', xLabel: 'ms', yLabel: '' },
-    ),
-    barChart(
-      ok.flatMap((r) => [
-        { label: `${label(r)} live`, segments: [{ name: 'MiB', value: r.livePeakGpuBytes / MiB }] },
-        { label: `${label(r)} planned`, segments: [{ name: 'MiB', value: r.predictedPeakBytes / MiB }] },
-      ]),
-      { title: 'GPU memory: live peak vs planned', xLabel: 'MiB', yLabel: '' },
-    ),
-    lineChart(
-      ok.map((r) => ({ name: label(r), points: r.losses.map((l, i) => [i + 1, l] as const) })),
-      { title: 'Losses of the measured steps', xLabel: 'measured step', xIntegers: true, yLabel: 'loss' },
-    ),
-  ];
-  const rows = b.results.map((r) =>
-    r.error
-      ? [label(r), 'failed', r.error, '', '']
-      : [
-          label(r),
-          `${r.medianStepMs.toFixed(1)} ms`,
-          r.tokensPerSecond.toFixed(0),
-          `${(r.livePeakGpuBytes / MiB).toFixed(0)} MiB`,
-          `${(r.predictedPeakBytes / MiB).toFixed(0)} MiB`,
-        ],
-  );
-  return page(
-    title,
-    `<h2>${escapeHtml(title)}</h2><p>${escapeHtml(b.device)}</p>` +
-      table([['mode', 'step', 'tokens/s', 'live peak', 'planned peak'], ...rows]) +
-      `<div>${charts.join('')}</div>`,
-  );
+  return htmlPage(title, `<h2>${escapeHtml(title)}</h2>${summary}<div>${charts.join('')}</div>`);
 }

@@ -7,6 +7,7 @@ import { GpuRuntime } from '@lsp-offload/gpu-dawn';
 import type { ModelConfig } from '../hf/index.js';
 import { ModelWeights, type WeightDtype } from '../model/weights.js';
 import { Rng } from '../util/rng.js';
+import { median } from '../util/stats.js';
 import type { TrainMode, TrainerOptions } from '../trainer/options.js';
 import { Trainer, type StepMetrics } from '../trainer/trainer.js';
 import type { TokenBatch } from '../model/transformer.js';
@@ -58,11 +59,6 @@ export interface BenchModeResult {
   appliedBeforeForward: number;
   losses: number[];
   error?: string;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
 }
 
 function randomBatches(

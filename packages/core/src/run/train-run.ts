@@ -20,6 +20,7 @@ import { HfTokenizer, openHfModel, type ModelConfig } from '../hf/index.js';
 import { DEMO_MODEL_CONFIG } from '../model/demo-config.js';
 import { ModelWeights, type WeightDtype } from '../model/weights.js';
 import { Rng } from '../util/rng.js';
+import { mean } from '../util/stats.js';
 import { planTrainerMemory } from '../planner/trainer-plan.js';
 import { renderTrainReport } from '../report/train-report.js';
 import type { TrainerOptions } from '../trainer/options.js';
@@ -246,7 +247,6 @@ export async function runTraining(
       ]);
       if (refit) {
         const refitted = refit.groups.filter((g) => g.refitted).length;
-        const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
         events.onSetup?.(
           `projector check at step ${s}: refitted ${refitted}/${refit.groups.length} pairs; mean error ` +
             `${mean(refit.groups.map((g) => g.errorBefore)).toFixed(3)} -> ${mean(refit.groups.map((g) => g.errorAfter)).toFixed(3)} (${(refit.ms / 1000).toFixed(1)} s)`,

@@ -100,22 +100,22 @@ function params(rowsOut: number, cols: number, inner: number, r: number): Params
   return new Params().u32(rowsOut).u32(cols).u32(inner).u32(r);
 }
 
-/** Dispatch a (cols x rowsOut) 2D launch in chunks of <= 65535 grid rows. */
+/** Dispatch a (cols x gridRows) 2D launch in chunks of <= 65535 grid rows (the params carry the sizes). */
 function dispatch2d(
   gpu: GpuRuntime,
   label: string,
   pipeline: GPUComputePipeline,
   bindings: Tensor[],
   base: () => Params,
-  rowsOut: number,
+  gridRows: number,
   cols: number,
   alpha = 1,
   seed = 0,
 ): void {
   const maxRows = gpu.device.limits.maxComputeWorkgroupsPerDimension;
   const gx = Math.ceil(cols / SPARSE_WG);
-  for (let row0 = 0; row0 < rowsOut; row0 += maxRows) {
-    const rows = Math.min(maxRows, rowsOut - row0);
+  for (let row0 = 0; row0 < gridRows; row0 += maxRows) {
+    const rows = Math.min(maxRows, gridRows - row0);
     gpu.dispatch({
       label,
       pipeline,
@@ -161,17 +161,15 @@ export function gatherColumns(gpu: GpuRuntime, x: Tensor, p: SparseProjectorTens
   );
   const pipeline = gpu.pipeline('sparse.gatherColumns', () => gatherColumnsWgsl);
   // grid rows are groups of GATHER_ROWS tokens; the kernel reads the real token count from the params
-  const maxRows = gpu.device.limits.maxComputeWorkgroupsPerDimension;
-  const groups = Math.ceil(T / GATHER_ROWS);
-  for (let row0 = 0; row0 < groups; row0 += maxRows) {
-    gpu.dispatch({
-      label: 'gatherColumns',
-      pipeline,
-      bindings: [x, p.colPtr, p.colEntry, p.colValues, out],
-      params: params(T, p.d, rows, p.r).u32(row0).f32(1).u32(0).u32(0),
-      workgroups: [Math.ceil(p.d / SPARSE_WG), Math.min(maxRows, groups - row0)],
-    });
-  }
+  dispatch2d(
+    gpu,
+    'gatherColumns',
+    pipeline,
+    [x, p.colPtr, p.colEntry, p.colValues, out],
+    () => params(T, p.d, rows, p.r),
+    Math.ceil(T / GATHER_ROWS),
+    p.d,
+  );
 }
 
 export function gatherColumnsReference(
