@@ -66,6 +66,12 @@ export { Transfer, TransferError } from './transfer/transfer.js';
 export type { HostView, DeviceSide, TransferDirection } from './transfer/transfer.js';
 export { HOST_COPY_METHODS, copyHostBytes } from './transfer/host-copy.js';
 export type { HostCopyMethod } from './transfer/host-copy.js';
+export {
+  ASYNC_COPY_MIN_BYTES,
+  DEFAULT_COPY_THREADS,
+  NATIVE_HOST_COPY_METHODS,
+} from './transfer/host-copy.js';
+export { nativeHostCopyStatus } from './transfer/native-copy.js';
 export { DAWN_DISABLED_TOGGLES } from './device.js';
 export type { PassTimestampSource, SubmitHooks } from './runtime.js';
 export {

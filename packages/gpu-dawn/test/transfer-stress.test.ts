@@ -1,10 +1,12 @@
 // Stress: thousands of transfers of mixed sizes (4 B to 3 MiB, multiples of 4, log-uniform), uploads and
 // downloads interleaved across concurrent lanes, host sides in ArrayBuffer, SharedArrayBuffer and shared
 // WebAssembly.Memory at arbitrary byte offsets. Every download is checked against a host mirror of the
-// device buffer, so a lost, misplaced, reordered or overlapping write shows.
+// device buffer, so a lost, misplaced, reordered or overlapping write shows. Run with the main-thread
+// copies and with the native threads off the main thread ('async': full chunks copy asynchronously,
+// short ones on the main thread, so both kinds interleave).
 import { Buffer } from 'node:buffer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DownloadRing, UploadRing } from '../src/index.js';
+import { DownloadRing, UploadRing, type HostCopyMethod } from '../src/index.js';
 import { makeRng, NAN_BITS, useGpu } from './harness.js';
 
 const gpu = useGpu();
@@ -12,28 +14,10 @@ const LANES = 6;
 const OPS_PER_LANE = 500;
 const LANE_BYTES = 3 << 20;
 const MAX_TRANSFER = 3 << 20;
-let down: DownloadRing;
-let up: UploadRing;
-
-beforeAll(async () => {
-  // Chunks of 256 KiB and 4 slots: multi-MiB transfers split into many chunks and queue behind each other.
-  down = await DownloadRing.create(gpu(), {
-    chunkBytes: 256 << 10,
-    slots: 4,
-    label: 'stress-down',
-    hostCopy: 'fill',
-  });
-  up = await UploadRing.create(gpu(), {
-    chunkBytes: 256 << 10,
-    slots: 4,
-    label: 'stress-up',
-    hostCopy: 'f64',
-  });
-});
-afterAll(async () => {
-  await down?.close();
-  await up?.close();
-});
+const CONFIGS: { name: string; down: HostCopyMethod; up: HostCopyMethod }[] = [
+  { name: 'main-thread copies', down: 'fill', up: 'f64' },
+  { name: 'native threads off the main thread', down: 'async', up: 'async' },
+];
 
 function hostPool(kind: number, bytes: number): Uint8Array {
   if (kind === 0) return new Uint8Array(new ArrayBuffer(bytes));
@@ -46,7 +30,20 @@ function hostPool(kind: number, bytes: number): Uint8Array {
   );
 }
 
-describe('staging rings under stress', () => {
+describe.each(CONFIGS)('staging rings under stress, $name', (config) => {
+  let down: DownloadRing;
+  let up: UploadRing;
+  beforeAll(async () => {
+    // Chunks of 256 KiB and 4 slots: multi-MiB transfers split into many chunks and queue behind each other.
+    const common = { chunkBytes: 256 << 10, slots: 4, copyThreads: 3 };
+    down = await DownloadRing.create(gpu(), { ...common, label: 'stress-down', hostCopy: config.down });
+    up = await UploadRing.create(gpu(), { ...common, label: 'stress-up', hostCopy: config.up });
+  });
+  afterAll(async () => {
+    await down?.close();
+    await up?.close();
+  });
+
   it(`${LANES * OPS_PER_LANE} interleaved transfers of mixed sizes keep every byte where it belongs`, async () => {
     const g = gpu();
     let transfers = 0;

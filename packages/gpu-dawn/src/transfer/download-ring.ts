@@ -1,5 +1,6 @@
 // Device -> host through reused MAP_READ staging buffers: copyBufferToBuffer into a staging buffer,
-// mapAsync(READ), one copy from the mapped range straight into the caller's view, unmap, reuse.
+// mapAsync(READ), one copy from the mapped range straight into the caller's view (on native threads off
+// the main thread with hostCopy 'async'), unmap, reuse.
 import type { GpuRuntime } from '../runtime.js';
 import { StagingRing, type Chunk, type StagingRingOptions } from './staging-ring.js';
 import type { DeviceSide, HostView, Transfer } from './transfer.js';
@@ -45,6 +46,10 @@ export class DownloadRing extends StagingRing {
     return this.start(dst, src, options.srcOffsetBytes ?? 0, options.label);
   }
 
+  protected stage(): undefined {
+    return undefined; // nothing to prepare: the slot only receives the device copy
+  }
+
   protected record(slot: GPUBuffer, chunk: Chunk): void {
     const d = chunk.device;
     this.gpu.commandEncoder().copyBufferToBuffer(d.buffer, d.offset, slot, 0, d.copyBytes);
@@ -53,7 +58,8 @@ export class DownloadRing extends StagingRing {
   protected async complete(slot: GPUBuffer, chunk: Chunk): Promise<void> {
     await slot.mapAsync(GPUMapMode.READ, 0, chunk.device.copyBytes);
     try {
-      this.copyToHost(slot.getMappedRange(0, chunk.device.copyBytes), chunk);
+      // the mapped range stays mapped (and referenced) until an off-thread copy has finished
+      await this.copyToHost(slot.getMappedRange(0, chunk.device.copyBytes), chunk);
     } finally {
       slot.unmap();
     }

@@ -2,7 +2,15 @@
 // 'staging' in GpuMemory) and reused, a FIFO queue of chunks, and at most one chunk per staging buffer in
 // flight, so a transfer waits for a free buffer (back-pressure) instead of allocating more.
 import type { GpuRuntime } from '../runtime.js';
-import { copyHostBytes, HOST_COPY_METHODS, type HostCopyMethod } from './host-copy.js';
+import {
+  ASYNC_COPY_MIN_BYTES,
+  copyHostBytes,
+  DEFAULT_COPY_THREADS,
+  HOST_COPY_METHODS,
+  NATIVE_HOST_COPY_METHODS,
+  type HostCopyMethod,
+} from './host-copy.js';
+import { nativeHostCopy, requireNativeHostCopy } from './native-copy.js';
 import {
   deviceRange,
   hostBytes,
@@ -19,19 +27,21 @@ export interface StagingRingOptions {
   chunkBytes?: number;
   /** Staging buffers, i.e. chunks in flight at once (default 4). */
   slots?: number;
-  /** How bytes move between mapped ranges and host views (default 'fill'; see HOST_COPY_METHODS). */
+  /** How bytes move between mapped ranges and host views (default DEFAULT_HOST_COPY; see HOST_COPY_METHODS). */
   hostCopy?: HostCopyMethod;
+  /** Native threads per chunk copy for hostCopy 'threads' and 'async' (default DEFAULT_COPY_THREADS). */
+  copyThreads?: number;
   /** Names the staging buffers and errors. */
   label?: string;
 }
 
-// Defaults: 4 x 8 MiB per ring keeps several maps in flight while the main thread copies one chunk, and
-// bounds staging memory to 32 MiB per direction. 'fill' is a native memcpy (on llvmpipe's host, copying
-// out of mapped ranges into shared memory: 'fill' 9.8-11 GB/s, V8's set 3.5-8.7 GB/s); bench/transfer.mjs
-// sweeps every method, chunk size and slot count on the target machine.
+// Defaults: 4 x 8 MiB per ring keeps several maps in flight while chunks are copied, and bounds staging
+// memory to 32 MiB per direction. 'async' (where the native addon is built) copies each chunk on native
+// threads off the main thread; 'fill' (one libc memcpy on the main thread) otherwise. bench/transfer.mjs
+// sweeps every method, chunk size, slot count and thread count on the target machine.
 export const DEFAULT_CHUNK_BYTES = 8 << 20;
 export const DEFAULT_SLOTS = 4;
-export const DEFAULT_HOST_COPY: HostCopyMethod = 'fill';
+export const DEFAULT_HOST_COPY: HostCopyMethod = nativeHostCopy() ? 'async' : 'fill';
 
 export interface StagingRingStats {
   slots: number;
@@ -55,15 +65,35 @@ export interface Chunk {
   device: DeviceRange;
 }
 
+/** A chunk that holds a slot and waits for its staging (an upload's host copy) before its device copy. */
+interface Staged {
+  slot: GPUBuffer;
+  chunk: Chunk;
+  state: 'staging' | 'ready' | 'failed';
+  error?: unknown;
+}
+
+/** An asynchronous copy into host memory still running (later overlapping copies wait for it). */
+interface HostWrite {
+  buffer: ArrayBufferLike;
+  start: number;
+  end: number;
+  done: Promise<void>;
+}
+
 export abstract class StagingRing {
   readonly chunkBytes: number;
   readonly slotCount: number;
   readonly hostCopy: HostCopyMethod;
+  readonly copyThreads: number;
   readonly label: string;
   protected readonly slots: GPUBuffer[] = [];
   /** Slots ready for a new chunk (for uploads: mapped for writing). */
   protected readonly ready: GPUBuffer[] = [];
   private readonly queue: (Chunk | undefined)[] = [];
+  /** Chunks holding a slot whose device copy is not yet recorded, in call order. */
+  private readonly staged: Staged[] = [];
+  private readonly hostWrites: HostWrite[] = [];
   private queueHead = 0;
   private inFlight = 0;
   private maxInFlight = 0;
@@ -83,6 +113,7 @@ export abstract class StagingRing {
     this.chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
     this.slotCount = options.slots ?? DEFAULT_SLOTS;
     this.hostCopy = options.hostCopy ?? DEFAULT_HOST_COPY;
+    this.copyThreads = options.copyThreads ?? DEFAULT_COPY_THREADS;
     this.label = options.label ?? `${direction}-ring`;
     if (!Number.isInteger(this.chunkBytes) || this.chunkBytes < 4096 || this.chunkBytes % 256 !== 0) {
       throw new RangeError(
@@ -94,6 +125,18 @@ export abstract class StagingRing {
     }
     if (!HOST_COPY_METHODS.includes(this.hostCopy)) {
       throw new RangeError(`${this.label}: hostCopy must be one of ${HOST_COPY_METHODS.join(', ')}`);
+    }
+    if (NATIVE_HOST_COPY_METHODS.includes(this.hostCopy)) {
+      const native = requireNativeHostCopy(`${this.label}: hostCopy '${this.hostCopy}'`);
+      if (
+        !Number.isInteger(this.copyThreads) ||
+        this.copyThreads < 1 ||
+        this.copyThreads > native.maxThreads
+      ) {
+        throw new RangeError(
+          `${this.label}: copyThreads must be an integer in [1, ${native.maxThreads}]; got ${this.copyThreads}`,
+        );
+      }
     }
     try {
       for (let i = 0; i < this.slotCount; i++) {
@@ -118,7 +161,7 @@ export abstract class StagingRing {
     };
   }
 
-  /** Resolves once no chunk is queued or in flight. */
+  /** Resolves once no chunk is queued, being staged or in flight. */
   idle(): Promise<void> {
     if (this.isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
@@ -178,39 +221,76 @@ export abstract class StagingRing {
   }
 
   /**
-   * Give every free slot a queued chunk: `record` copies (for uploads, fills the slot and) records the
-   * device copy into the runtime's encoder; one submit carries the whole batch (and whatever GPU work was
-   * recorded before it, which the copies are therefore ordered after); then `complete` waits for each
-   * slot's map and finishes the chunk.
+   * Give every free slot a queued chunk: `stage` prepares it (an upload copies its host bytes into the
+   * slot, synchronously or on native threads); then `commit` records the device copies of the staged
+   * chunks at the head, in call order, into the runtime's encoder, and one submit carries them (and
+   * whatever GPU work was recorded before, which the copies are therefore ordered after); then `complete`
+   * waits for each slot's map and finishes the chunk.
    */
   protected pump(): void {
-    let batch: [GPUBuffer, Chunk][] | undefined;
     while (this.ready.length && this.queueHead < this.queue.length) {
       const chunk = this.queue[this.queueHead]!;
       this.queue[this.queueHead++] = undefined; // let the host views of started chunks be collected
       if (chunk.transfer.failed) continue;
-      const slot = this.ready.pop()!;
+      const entry: Staged = { slot: this.ready.pop()!, chunk, state: 'staging' };
+      this.staged.push(entry);
+      let staging: Promise<void> | undefined;
       try {
-        this.record(slot, chunk);
+        staging = this.stage(entry.slot, chunk);
       } catch (e) {
-        if (this.slotUsable(slot)) this.ready.push(slot);
-        this.fail(chunk.transfer, e);
+        Object.assign(entry, { state: 'failed', error: e });
         continue;
       }
-      (batch ??= []).push([slot, chunk]);
+      if (!staging) {
+        entry.state = 'ready';
+        continue;
+      }
+      staging.then(
+        () => {
+          entry.state = 'ready';
+          this.commit();
+        },
+        (e: unknown) => {
+          Object.assign(entry, { state: 'failed', error: e });
+          this.commit();
+        },
+      );
     }
     if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
       this.queue.splice(0, this.queueHead);
       this.queueHead = 0;
     }
-    if (!batch) return;
-    this.gpu.submit();
-    this.inFlight += batch.length;
-    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
-    for (const [slot, chunk] of batch) {
-      chunk.transfer.chunkEnqueued();
-      void this.finish(slot, chunk);
+    this.commit();
+  }
+
+  /** Record and submit the device copies of the staged chunks at the head of the FIFO. */
+  private commit(): void {
+    let batch: Staged[] | undefined;
+    while (this.staged.length && this.staged[0]!.state !== 'staging') {
+      const entry = this.staged.shift()!;
+      if (entry.state === 'ready') {
+        try {
+          this.record(entry.slot, entry.chunk);
+          (batch ??= []).push(entry);
+          continue;
+        } catch (e) {
+          entry.error = e;
+        }
+      }
+      // a slot whose staging or recording failed may hold a half-used mapping: it is not reused
+      if (entry.slot.mapState === 'mapped') entry.slot.unmap();
+      this.fail(entry.chunk.transfer, entry.error);
     }
+    if (batch) {
+      this.gpu.submit();
+      this.inFlight += batch.length;
+      this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+      for (const { slot, chunk } of batch) {
+        chunk.transfer.chunkEnqueued();
+        void this.finish(slot, chunk);
+      }
+    }
+    this.notifyIdle();
   }
 
   private async finish(slot: GPUBuffer, chunk: Chunk): Promise<void> {
@@ -225,8 +305,12 @@ export abstract class StagingRing {
       this.inFlight--;
       if (this.slotUsable(slot)) this.ready.push(slot);
       if (!this.closed) this.pump();
-      if (this.isIdle()) for (const w of this.idleWaiters.splice(0)) w();
+      this.notifyIdle();
     }
+  }
+
+  private notifyIdle(): void {
+    if (this.isIdle()) for (const w of this.idleWaiters.splice(0)) w();
   }
 
   private fail(transfer: Transfer, e: unknown): void {
@@ -245,18 +329,69 @@ export abstract class StagingRing {
   }
 
   private isIdle(): boolean {
-    return this.inFlight === 0 && this.queueHead >= this.queue.length;
+    return this.inFlight === 0 && this.staged.length === 0 && this.queueHead >= this.queue.length;
   }
 
-  /** Copy the host bytes between a mapped range and the chunk's host view. */
-  protected copyToHost(mapped: ArrayBuffer, chunk: Chunk): void {
-    copyHostBytes(this.hostCopy, chunk.host.buffer, chunk.host.byteOffset, mapped, 0, chunk.device.bytes);
+  /** Whether a chunk's host copy runs off the main thread: 'async', shared host memory, a large chunk. */
+  private copiesAsync(host: Uint8Array): boolean {
+    return (
+      this.hostCopy === 'async' &&
+      host.buffer instanceof SharedArrayBuffer &&
+      host.byteLength >= ASYNC_COPY_MIN_BYTES
+    );
   }
 
-  protected copyFromHost(mapped: ArrayBuffer, chunk: Chunk): void {
-    copyHostBytes(this.hostCopy, mapped, 0, chunk.host.buffer, chunk.host.byteOffset, chunk.device.bytes);
+  /**
+   * Copy a chunk's bytes from a mapped range into its host view; a Promise when the copy runs off the
+   * main thread or has to wait for an earlier copy into overlapping host bytes (so the later download's
+   * bytes land last, as they would one after the other).
+   */
+  protected copyToHost(mapped: ArrayBuffer, chunk: Chunk): Promise<void> | undefined {
+    const host = chunk.host;
+    const src = new Uint8Array(mapped, 0, chunk.device.bytes);
+    const start = host.byteOffset;
+    const end = start + host.byteLength;
+    const earlier = this.hostWrites
+      .filter((w) => w.buffer === host.buffer && w.start < end && start < w.end)
+      .map((w) => w.done);
+    const copy = (): Promise<void> | undefined => {
+      if (this.copiesAsync(host)) {
+        return requireNativeHostCopy(this.label).copyAsync(host, src, this.copyThreads);
+      }
+      copyHostBytes(this.hostCopy, host.buffer, start, mapped, 0, host.byteLength, this.copyThreads);
+      return undefined;
+    };
+    if (!earlier.length && !this.copiesAsync(host)) return copy();
+    const write: HostWrite = {
+      buffer: host.buffer,
+      start,
+      end,
+      done: Promise.all(earlier).then(copy),
+    };
+    this.hostWrites.push(write);
+    const forget = (): void => {
+      this.hostWrites.splice(this.hostWrites.indexOf(write), 1);
+    };
+    write.done.then(forget, forget);
+    return write.done;
   }
 
+  /** Copy a chunk's bytes from its host view into a mapped range; a Promise when off the main thread. */
+  protected copyFromHost(mapped: ArrayBuffer, chunk: Chunk): Promise<void> | undefined {
+    const host = chunk.host;
+    if (this.copiesAsync(host)) {
+      const dst = new Uint8Array(mapped, 0, host.byteLength);
+      return requireNativeHostCopy(this.label).copyAsync(dst, host, this.copyThreads);
+    }
+    copyHostBytes(this.hostCopy, mapped, 0, host.buffer, host.byteOffset, host.byteLength, this.copyThreads);
+    return undefined;
+  }
+
+  /**
+   * Prepare a chunk in its slot before its device copy is recorded (uploads: copy the host bytes in);
+   * undefined when done at once, else a Promise. Chunks are still recorded in call order.
+   */
+  protected abstract stage(slot: GPUBuffer, chunk: Chunk): Promise<void> | undefined;
   /** Record the chunk's device copy (synchronously, before the batch's submit). */
   protected abstract record(slot: GPUBuffer, chunk: Chunk): void;
   /** After the submit: wait until the slot is free again, moving the chunk's bytes on the way. */

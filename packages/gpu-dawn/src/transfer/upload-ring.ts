@@ -1,7 +1,8 @@
 // Host -> device through reused MAP_WRITE staging buffers, never queue.writeBuffer (which segfaults Node
-// 20's Dawn for SharedArrayBuffer views, PLATFORM.md): a free staging buffer is kept mapped; the host
-// bytes are copied into its mapped range, it is unmapped, copyBufferToBuffer moves them to the
-// destination, and mapAsync(WRITE) hands the buffer back once the GPU has read it.
+// 20's Dawn for SharedArrayBuffer views): a free staging buffer is kept mapped; the host bytes are copied
+// into its mapped range (on native threads off the main thread with hostCopy 'async'), it is unmapped,
+// copyBufferToBuffer moves them to the destination, and mapAsync(WRITE) hands the buffer back once the
+// GPU has read it.
 import type { GpuRuntime } from '../runtime.js';
 import { StagingRing, type Chunk, type StagingRingOptions } from './staging-ring.js';
 import type { DeviceSide, HostView, Transfer } from './transfer.js';
@@ -14,10 +15,11 @@ export interface UploadOptions {
 }
 
 /**
- * Ordering: chunks are copied in call order (FIFO). The host view is read, and the device copy recorded,
- * when a chunk gets a staging buffer: on return if `transfer.isEnqueued` (the ring had a free slot for
- * every chunk), else by `await transfer.enqueued`. GPU work recorded through the runtime after that point
- * sees the uploaded bytes; the host view may be overwritten from then on.
+ * Ordering: device copies are recorded in call order (FIFO). The host view is read when a chunk gets a
+ * staging buffer, and the device copy recorded once it has been read: on return if `transfer.isEnqueued`
+ * (the ring had a free slot for every chunk and copied them on the main thread), else by
+ * `await transfer.enqueued`. GPU work recorded through the runtime after that point sees the uploaded
+ * bytes; the host view may be overwritten from then on.
  */
 export class UploadRing extends StagingRing {
   private constructor(gpu: GpuRuntime, options: StagingRingOptions) {
@@ -46,12 +48,16 @@ export class UploadRing extends StagingRing {
     return this.start(src, dst, options.dstOffsetBytes ?? 0, options.label);
   }
 
-  protected record(slot: GPUBuffer, chunk: Chunk): void {
+  protected stage(slot: GPUBuffer, chunk: Chunk): Promise<void> | undefined {
     const d = chunk.device;
     const mapped = slot.getMappedRange(0, d.copyBytes);
-    this.copyFromHost(mapped, chunk);
     // A byte count that is not a multiple of 4 ends at a tensor's padding: write zeros there.
     if (d.copyBytes > d.bytes) new Uint8Array(mapped, d.bytes, d.copyBytes - d.bytes).fill(0);
+    return this.copyFromHost(mapped, chunk);
+  }
+
+  protected record(slot: GPUBuffer, chunk: Chunk): void {
+    const d = chunk.device;
     slot.unmap();
     this.gpu.commandEncoder().copyBufferToBuffer(slot, 0, d.buffer, d.offset, d.copyBytes);
   }
