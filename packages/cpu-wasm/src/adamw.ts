@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { MemorySet, type MemoryArena } from './arena.js';
 import { NonFiniteGradientError, OptimizerDestroyedError, type NonFiniteReport } from './errors.js';
 import { DEFAULT_HYPER_PARAMS, mergeHyperParams, writeStepScalars, type HyperParams } from './hyper.js';
+import { checkOptionNames, optionNames } from './options.js';
 import { concatBytes, type ByteSource } from './safetensors.js';
 import { CHECK_BLOCK, MIN_ELEMENTS_PER_WORKER, type Spread } from './plan.js';
 import { KernelPool } from './pool.js';
@@ -113,6 +114,28 @@ export interface TensorInfo {
 }
 
 const DEFAULT_CAP_BYTES = 2 ** 31;
+const HYPER_OPTIONS = optionNames<HyperParams>({ lr: true, betas: true, eps: true, weightDecay: true });
+const ADAMW_OPTIONS = optionNames<AdamWOptions>({
+  threads: true,
+  lr: true,
+  betas: true,
+  eps: true,
+  weightDecay: true,
+  groups: true,
+  lrSchedule: true,
+  maxGradNorm: true,
+  nonFinite: true,
+  memoryCapBytes: true,
+  minElementsPerThread: true,
+});
+const PARAM_OPTIONS = optionNames<ParamOptions>({ group: true, gradDtype: true, paramF16: true });
+const STEP_ONLY_OPTIONS = optionNames<StepOnlyOptions>({ group: true, gradDtype: true, outDtype: true });
+const STEP_OPTIONS = optionNames<StepOptions>({
+  names: true,
+  gradScale: true,
+  threads: true,
+  nonFinite: true,
+});
 const POLICIES: readonly NonFinitePolicy[] = ['throw', 'skip', 'propagate'];
 
 export class AdamW {
@@ -133,6 +156,9 @@ export class AdamW {
   private readonly mainKernels = new Map<number, KernelExports>();
 
   constructor(options: AdamWOptions = {}) {
+    checkOptionNames(options, ADAMW_OPTIONS, 'AdamW options');
+    for (const [g, patch] of Object.entries(options.groups ?? {}))
+      checkOptionNames(patch, HYPER_OPTIONS, `AdamW group "${g}"`);
     const threads = options.threads ?? availableParallelism();
     if (!Number.isInteger(threads) || threads < 1)
       throw new RangeError(`threads must be a positive integer, got ${threads}`);
@@ -183,6 +209,7 @@ export class AdamW {
    */
   addParam(name: string, init: ArrayLike<number>, options: ParamOptions = {}): void {
     this.assertIdle('addParam()');
+    checkOptionNames(options, PARAM_OPTIONS, `addParam("${name}")`);
     if (init === null || typeof init !== 'object' || typeof init.length !== 'number')
       throw new TypeError(`addParam("${name}"): init must be an array of numbers (e.g. a Float32Array)`);
     const r = this.register(name, 'param', init.length, options, 'f32');
@@ -197,6 +224,9 @@ export class AdamW {
   /** Register a step-only state (the LSP subspace case): m, v, gradient and step output, no params. */
   addStepOnly(name: string, length: number, options: StepOnlyOptions = {}): void {
     this.assertIdle('addStepOnly()');
+    checkOptionNames(options, STEP_ONLY_OPTIONS, `addStepOnly("${name}")`, {
+      paramF16: 'paramF16 is for param tensors (step-only ones have no params).',
+    });
     this.register(name, 'stepOnly', length, options, options.outDtype ?? 'f32');
   }
 
@@ -347,6 +377,7 @@ export class AdamW {
   /** Change one group's hyper-parameters from the next step on. */
   setHyperParams(group: string, patch: Partial<HyperParams>): void {
     this.assertIdle('setHyperParams()');
+    checkOptionNames(patch, HYPER_OPTIONS, `setHyperParams("${group}")`);
     const hp = this.groups.get(group);
     if (!hp) throw new RangeError(`unknown group "${group}" (groups: ${[...this.groups.keys()].join(', ')})`);
     this.groups.set(group, mergeHyperParams(hp, patch, `setHyperParams("${group}")`));
@@ -365,6 +396,7 @@ export class AdamW {
   step(options: StepOptions = {}): Promise<StepReport> {
     try {
       this.assertIdle('step()');
+      checkOptionNames(options, STEP_OPTIONS, 'step()');
       const records = this.registry.select(options.names);
       const gradScale = options.gradScale ?? 1;
       if (!Number.isFinite(gradScale)) throw new RangeError(`gradScale must be finite, got ${gradScale}`);

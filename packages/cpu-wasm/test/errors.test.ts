@@ -71,6 +71,50 @@ describe('registration and views', () => {
   });
 });
 
+describe('unknown option names are errors naming the option and the closest valid one', () => {
+  const opt = fresh();
+  afterAll(() => opt.destroy());
+  type Any = Record<string, unknown>;
+
+  it('at the top level and per group, before any worker starts', () => {
+    expect(() => new AdamW({ threads: 1, weight_decay: 0 } as Any)).toThrow(
+      /AdamW options: unknown option "weight_decay": did you mean "weightDecay"\? Valid options: threads, lr, /,
+    );
+    expect(() => new AdamW({ threads: 1, maxGradnorm: 1 } as Any)).toThrow(
+      /"maxGradnorm": did you mean "maxGradNorm"/,
+    );
+    expect(() => new AdamW({ thread: 2 } as Any)).toThrow(/unknown option "thread": did you mean "threads"/);
+    expect(() => new AdamW({ threads: 1, groups: { noDecay: { weightdecay: 0 } } } as Any)).toThrow(
+      /AdamW group "noDecay": unknown option "weightdecay": did you mean "weightDecay"\? Valid options: lr, betas, eps, weightDecay\./,
+    );
+    expect(() => new AdamW({ threads: 1, groups: { g: { beta: [0.9, 0.99] } } } as Any)).toThrow(
+      /group "g": unknown option "beta": did you mean "betas"/,
+    );
+    expect(() => new AdamW('fast' as Any)).toThrow(/AdamW options: options must be an object, got string/);
+  });
+
+  it('in registration, setHyperParams and step(), changing nothing', async () => {
+    const before = snapshot(opt, ALL);
+    expect(() => opt.addParam('b', [1], { grad_dtype: 'f16' } as Any)).toThrow(
+      /addParam\("b"\): unknown option "grad_dtype": did you mean "gradDtype"/,
+    );
+    expect(() => opt.addStepOnly('c', 4, { outDType: 'f16' } as Any)).toThrow(
+      /addStepOnly\("c"\): unknown option "outDType": did you mean "outDtype"/,
+    );
+    expect(() => opt.setHyperParams('default', { learningRate: 1 } as Any)).toThrow(
+      /setHyperParams\("default"\): unknown option "learningRate"/,
+    );
+    await expect(opt.step({ grad_scale: 2 } as Any)).rejects.toThrow(
+      /step\(\): unknown option "grad_scale": did you mean "gradScale"\? Valid options: names, gradScale, threads, nonFinite\./,
+    );
+    await expect(opt.step({ nonfinite: 'skip' } as Any)).rejects.toThrow(/did you mean "nonFinite"/);
+    expect(opt.names()).toEqual(ALL);
+    expect(opt.hyperParams().lr).toBe(1e-3);
+    expect(snapshotsEqual(before, snapshot(opt, ALL))).toEqual([]);
+    expect(opt.stepCount).toBe(0);
+  });
+});
+
 describe('step() with bad input changes nothing', () => {
   const opt = fresh();
   afterAll(() => opt.destroy());
