@@ -90,7 +90,9 @@ describe('unknown option names are errors naming the option and the closest vali
     expect(() => new AdamW({ threads: 1, groups: { g: { beta: [0.9, 0.99] } } } as Any)).toThrow(
       /group "g": unknown option "beta": did you mean "betas"/,
     );
-    expect(() => new AdamW('fast' as Any)).toThrow(/AdamW options: options must be an object, got string/);
+    expect(() => new AdamW('fast' as unknown as Any)).toThrow(
+      /AdamW options: options must be an object, got string/,
+    );
   });
 
   it('in registration, setHyperParams and step(), changing nothing', async () => {
