@@ -6,6 +6,7 @@ Measures torch.optim.AdamW(fused=True) on fp32 CPU tensors (one tensor of n elem
 Prints a short table last and writes <outDir>/torch-adamw-bench.json.
 
 Usage: python3 packages/cpu-wasm/bench/torch_adamw.py <outDir> [--sizes 1M,16M,64M] [--threads 1,2,4,8,16]
+                                                     [--min-ms 400]
 """
 import argparse
 import datetime
@@ -26,6 +27,17 @@ def parse_count(s):
     return int(float(s.rstrip("mMkK")) * mult)
 
 
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def median_time(fn, min_reps=3, min_s=0.4):
     fn()
     times = []
@@ -43,7 +55,9 @@ def main():
     ap.add_argument("out_dir")
     ap.add_argument("--sizes", default="1M,16M,64M")
     ap.add_argument("--threads", default=None)
+    ap.add_argument("--min-ms", type=float, default=400)
     a = ap.parse_args()
+    min_s = a.min_ms / 1000
     sizes = [parse_count(s) for s in a.sizes.split(",")]
     if a.threads:
         threads = [int(t) for t in a.threads.split(",")]
@@ -59,8 +73,8 @@ def main():
         dst = torch.empty_like(src)
         for t in threads:
             torch.set_num_threads(t)
-            adamw_s = median_time(opt.step)
-            copy_s = median_time(lambda: dst.copy_(src))
+            adamw_s = median_time(opt.step, min_s=min_s)
+            copy_s = median_time(lambda: dst.copy_(src), min_s=min_s)
             rows.append({
                 "elements": n,
                 "threads": t,
@@ -74,7 +88,7 @@ def main():
         del opt, p, src, dst
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": cores,
+        "machine": {"cpu": cpu_model(), "cores": cores,
                     "torch": torch.__version__, "python": platform.python_version()},
         "bytesPerElement": BYTES_PER_ELEMENT,
         "rows": rows,
@@ -84,7 +98,7 @@ def main():
     with open(path, "w") as f:
         json.dump(result, f, indent=2)
     print("wrote %s" % path)
-    print("torch %s fused CPU AdamW, %s, %d cores" % (torch.__version__, result["date"][:10], cores))
+    print("torch %s fused CPU AdamW, %s, %s, %d cores" % (torch.__version__, result["date"][:10], cpu_model(), cores))
     print("elements  threads  fused Gel/s  fused GB/s  copy GB/s  % of copy")
     for r in rows:
         print("%8d %8d %11.3f %11.1f %10.1f %10.0f" % (

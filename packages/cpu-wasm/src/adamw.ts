@@ -8,8 +8,8 @@ import { checkOptionNames, optionNames } from './options.js';
 import { concatBytes, type ByteSource } from './safetensors.js';
 import { CHECK_BLOCK, MIN_ELEMENTS_PER_WORKER, type Spread } from './plan.js';
 import { KernelPool } from './pool.js';
-import { HYPER_GRAD_SCALE, HYPER_STRIDE } from './protocol.js';
-import { gradientSumOfSquares, nonFiniteGradients, update } from './step-passes.js';
+import { clipCoefficient, HYPER_STRIDE } from './protocol.js';
+import { checkedUpdate, nonFiniteGradients, update } from './step-passes.js';
 import { decodeState, encodeState } from './state.js';
 import { TensorRegistry, f32View, type Dtype, type TensorKind, type TensorRecord } from './tensors.js';
 import {
@@ -451,23 +451,27 @@ export class AdamW {
       clipCoef: 1,
       nonFinite: [],
     };
-    if (policy !== 'propagate' || this.maxGradNorm !== undefined) {
-      const total = await gradientSumOfSquares(this.pool, records, spread);
-      report.gradNorm = Math.sqrt(total) * Math.abs(gradScale);
-      if (!Number.isFinite(total) && policy !== 'propagate') {
-        report.nonFinite = await nonFiniteGradients(this.pool, records, spread);
-        if (policy === 'throw') throw new NonFiniteGradientError(report.nonFinite);
-        return report;
-      }
-      if (this.maxGradNorm !== undefined) {
-        report.clipCoef = Math.min(1, this.maxGradNorm / (report.gradNorm + 1e-6));
-        const scale = Math.fround(gradScale * report.clipCoef);
-        for (let row = 0; row < records.length; row++) hypers[row * HYPER_STRIDE + HYPER_GRAD_SCALE] = scale;
-      }
-    }
+    const checked = policy !== 'propagate' || this.maxGradNorm !== undefined;
     try {
-      await update(this.pool, records, spread, hypers);
+      if (checked) {
+        // one dispatch: every worker adds up its gradient blocks, they meet, then update (or all skip)
+        const clip =
+          this.maxGradNorm !== undefined ? { maxGradNorm: this.maxGradNorm, gradScale } : undefined;
+        const group = await checkedUpdate(this.pool, records, spread, {
+          hypers,
+          skipNonFinite: policy !== 'propagate',
+          clip,
+        });
+        report.gradNorm = Math.sqrt(group.sumOfSquares) * Math.abs(gradScale);
+        if (clip) report.clipCoef = clipCoefficient(group.sumOfSquares, gradScale, clip.maxGradNorm);
+        if (!group.applied) {
+          report.nonFinite = await nonFiniteGradients(this.pool, records, spread);
+          if (policy === 'throw') throw new NonFiniteGradientError(report.nonFinite);
+          return report;
+        }
+      } else await update(this.pool, records, spread, hypers);
     } catch (e) {
+      if (e instanceof NonFiniteGradientError) throw e;
       // Some ranges may have been updated: refuse to continue from an unknown state.
       this.broken = e as Error;
       throw new Error(

@@ -2,6 +2,7 @@
 // checks finiteness (and gives the clipping norm) before anything is written, and the counting pass
 // that names the offending tensors.
 import { partition, splitBlocks, type Piece } from './partition.js';
+import type { GroupTask } from './pool.js';
 import { OP, PieceWriter, type Op } from './protocol.js';
 import { DTYPE_BYTES, type Segment, type TensorRecord } from './tensors.js';
 
@@ -109,6 +110,20 @@ function gradientPass(
 /** Sum of squares per fixed block; results concatenated in task order are in one fixed global order. */
 export function sumSquaresPass(records: readonly TensorRecord[], spread: Spread): GradientPass {
   return gradientPass(records, spread, { f32: OP.SUM_SQUARES_F32, f16: OP.SUM_SQUARES_F16 });
+}
+
+/**
+ * A checked step as one group: task i adds up share i of the gradient blocks (sumSquaresPass) and, after
+ * the barrier, runs share i of the update (updateTasks); either list may be empty for some tasks.
+ */
+export function checkedUpdateTasks(records: readonly TensorRecord[], spread: Spread): GroupTask[] {
+  const checks = sumSquaresPass(records, spread).tasks;
+  const updates = updateTasks(records, spread);
+  const empty = new Float64Array(0);
+  return Array.from({ length: Math.max(1, checks.length, updates.length) }, (_, i) => ({
+    checks: checks[i] ?? empty,
+    pieces: updates[i] ?? empty,
+  }));
 }
 
 export function countNonFinitePass(records: readonly TensorRecord[], spread: Spread): GradientPass {

@@ -1,20 +1,47 @@
-// A persistent Piscina pool whose workers run kernels over shared memories (zero copy): each worker
-// instantiates the module once per memory it is sent, with its own stack slot in that memory.
+// A persistent pool of worker threads that run kernels over shared memories (zero copy): each worker
+// instantiates the module once per memory it is sent, with its own stack slot in that memory. Tasks go
+// through shared mailboxes and Atomics instead of messages (protocol.ts says why); a group runs tasks
+// on distinct workers at once, meeting at a barrier between a gradient check and the update, so a
+// checked step costs one dispatch instead of two.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Piscina } from 'piscina';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { reservedBytes } from './layout.js';
-import { PIECE_STRIDE, type KernelResult, type KernelTask, type WorkerInit } from './protocol.js';
+import {
+  BARRIER_ABORT,
+  BARRIER_ARRIVED,
+  BARRIER_WORDS,
+  BOX_CHECK_PIECES,
+  BOX_FLAGS,
+  BOX_GRAD_SCALE,
+  BOX_HEADER,
+  BOX_HYPERS,
+  BOX_MAX_GRAD_NORM,
+  BOX_PARTIES,
+  BOX_PIECES,
+  BOX_SUMS_OFFSET,
+  BOX_SUMS_TOTAL,
+  CTRL_BELL,
+  CTRL_DONE,
+  CTRL_STATUS,
+  CTRL_STRIDE,
+  FLAG_CLIP,
+  FLAG_SKIP_NONFINITE,
+  GROUP_APPLIED,
+  PIECE_STRIDE,
+  TASK_CRASHED,
+  TASK_FAILED,
+  type KernelResult,
+  type WorkerInit,
+  type WorkerMessage,
+} from './protocol.js';
 import { compileModule, heapBase } from './wasm.js';
 
-/**
- * The compiled worker entry (tests run the TS sources; workers always run the built JS). A CommonJS shim
- * that imports worker.js: see worker-entry.cts for why.
- */
+/** The compiled worker (tests run the TS sources; workers always run the built JS). */
 function workerFile(): string {
-  const built = fileURLToPath(new URL('./worker-entry.cjs', import.meta.url));
+  const built = fileURLToPath(new URL('./worker.js', import.meta.url));
   if (existsSync(built)) return built;
-  const fromSrc = fileURLToPath(new URL('../dist/worker-entry.cjs', import.meta.url));
+  const fromSrc = fileURLToPath(new URL('../dist/worker.js', import.meta.url));
   if (existsSync(fromSrc)) return fromSrc;
   throw new Error(
     `cpu-wasm worker script not found at ${built}: build the package first (npx nx run @lsp-offload/cpu-wasm:build)`,
@@ -33,14 +60,74 @@ export interface PoolTask {
   hypers?: Float64Array;
 }
 
+/** One task of a group: sum-of-squares pieces (phase 1), then the pieces to run after the barrier. */
+export interface GroupTask {
+  checks: Float64Array;
+  pieces: Float64Array;
+}
+
+export interface GroupOptions {
+  /** Scalar rows of the pieces (every task gets all of them). */
+  hypers: Float64Array;
+  /** Run no phase-2 piece when the total sum of squares is not finite. */
+  skipNonFinite: boolean;
+  /** Scale every row's gradient scale by the clipping factor of the total norm (clipCoefficient). */
+  clip?: { maxGradNorm: number; gradScale: number };
+}
+
+export interface GroupResult {
+  /** False when phase 2 was skipped (non-finite gradients under skipNonFinite). */
+  applied: boolean;
+  /** Sum of the check pieces' values, added in task order, block order (the same on every thread). */
+  sumOfSquares: number;
+}
+
+interface Job {
+  checks: Float64Array;
+  pieces: Float64Array;
+  hypers: Float64Array;
+  group?: { parties: number; sumsOffset: number; sumsTotal: number; flags: number; clip: [number, number] };
+}
+
+interface Slot {
+  index: number;
+  worker: Worker;
+  port: MessagePort;
+  box: Float64Array;
+  busy: boolean;
+}
+
+const NO_PIECES = new Float64Array(0);
+
+/** Atomics.waitAsync (Node >= 16; ES2024 in TypeScript's lib, newer than this project's target). */
+const waitAsync = (
+  Atomics as unknown as {
+    waitAsync(a: Int32Array, i: number, v: number): { async: boolean; value: Promise<string> | string };
+  }
+).waitAsync;
+const MIN_BOX_VALUES = 8192;
+
+function sharedF64(values: number): Float64Array {
+  return new Float64Array(new SharedArrayBuffer(values * 8));
+}
+
 export class KernelPool {
   readonly threads: number;
   /** First byte of every attached memory that callers may use (below: module data and worker stacks). */
   readonly firstFreeByte: number;
-  private readonly pool: Piscina<KernelTask, KernelResult>;
+  private readonly slots: Slot[] = [];
+  private readonly ctrl: Int32Array;
   private readonly memories = new Map<number, WebAssembly.Memory>();
+  private readonly queue: { job: Job; resolve: (r: KernelResult) => void; reject: (e: unknown) => void }[] =
+    [];
+  private idleWaiters: (() => void)[] = [];
+  private grouping = false;
+  /** Groups run one after another. */
+  private groupChain: Promise<unknown> = Promise.resolve();
+  private sums = sharedF64(1024);
+  private readonly barrier = new Int32Array(new SharedArrayBuffer(BARRIER_WORDS * 4));
   private destroyed = false;
-  /** A worker error outside any task (e.g. at start-up): reported by the next call instead of crashing. */
+  /** A worker died: reported by every later call instead of hanging. */
   private failure: Error | null = null;
 
   constructor(options: KernelPoolOptions) {
@@ -51,25 +138,23 @@ export class KernelPool {
     const base = heapBase(module);
     this.threads = threads;
     this.firstFreeByte = reservedBytes(base, threads);
-    const init: WorkerInit = {
-      module,
-      heapBase: base,
-      maxSlots: threads,
-      slotCounter: new Int32Array(new SharedArrayBuffer(4)),
-    };
-    this.pool = new Piscina<KernelTask, KernelResult>({
-      filename: workerFile(),
-      minThreads: threads,
-      maxThreads: threads,
-      // Compute-bound pool: keep threads alive between bursts, one task per thread at a time.
-      idleTimeout: Number.POSITIVE_INFINITY,
-      concurrentTasksPerWorker: 1,
-      recordTiming: false,
-      workerData: init,
-    });
-    this.pool.on('error', (e: unknown) => {
-      this.failure = e instanceof Error ? e : new Error(String(e));
-    });
+    this.ctrl = new Int32Array(new SharedArrayBuffer(threads * CTRL_STRIDE * 4));
+    const file = workerFile();
+    for (let index = 0; index < threads; index++) {
+      const { port1, port2 } = new MessageChannel();
+      const init: WorkerInit = { module, heapBase: base, slot: index, ctrl: this.ctrl, port: port2 };
+      const worker = new Worker(file, { workerData: init, transferList: [port2] });
+      const slot: Slot = { index, worker, port: port1, box: sharedF64(MIN_BOX_VALUES), busy: false };
+      port1.unref();
+      worker.unref(); // idle workers do not keep the process alive; busy ones are ref'd
+      worker.on('error', (e: unknown) => this.crash(slot, e instanceof Error ? e : new Error(String(e))));
+      worker.on('exit', (code) => {
+        if (!this.destroyed) this.crash(slot, new Error(`cpu-wasm worker ${index} exited (code ${code})`));
+      });
+      this.post(slot, { kind: 'box', box: slot.box });
+      this.post(slot, { kind: 'group', sums: this.sums, barrier: this.barrier });
+      this.slots.push(slot);
+    }
     if (options.memory) this.attach(options.memory);
   }
 
@@ -85,31 +170,193 @@ export class KernelPool {
       );
     const id = this.memories.size;
     this.memories.set(id, memory);
+    for (const slot of this.slots) this.post(slot, { kind: 'memory', id, memory });
     return id;
   }
 
   /** Run one task on one worker; resolves with one number per piece. */
   run(task: PoolTask): Promise<KernelResult> {
     this.assertUsable();
-    const ids = new Set<number>();
-    for (let at = 1; at < task.pieces.length; at += PIECE_STRIDE) ids.add(task.pieces[at]!);
-    const memories: Array<[number, WebAssembly.Memory]> = [];
-    for (const id of ids) {
-      const m = this.memories.get(id);
-      if (!m) throw new RangeError(`KernelPool: no attached memory with id ${id}`);
-      memories.push([id, m]);
+    this.checkMemories(task.pieces);
+    return new Promise((resolve, reject) => {
+      this.queue.push({
+        job: { checks: NO_PIECES, pieces: task.pieces, hypers: task.hypers ?? NO_PIECES },
+        resolve,
+        reject,
+      });
+      this.dispatch();
+    });
+  }
+
+  /**
+   * Run `tasks` at once, one per worker (at most `threads`, nothing else running): each adds up its
+   * check pieces into the group's sums, all meet at a barrier, each computes the same total, then runs
+   * its pieces unless `skipNonFinite` and the total is not finite (clipped by `clip` when given).
+   */
+  runGroup(tasks: readonly GroupTask[], options: GroupOptions): Promise<GroupResult> {
+    const run = this.groupChain.then(() => this.runGroupNow(tasks, options));
+    this.groupChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async runGroupNow(tasks: readonly GroupTask[], options: GroupOptions): Promise<GroupResult> {
+    this.assertUsable();
+    if (tasks.length < 1 || tasks.length > this.threads)
+      throw new RangeError(`a group needs 1 to ${this.threads} tasks, got ${tasks.length}`);
+    for (const t of tasks) {
+      this.checkMemories(t.checks);
+      this.checkMemories(t.pieces);
     }
-    return this.pool.run({ memories, pieces: task.pieces, hypers: task.hypers ?? new Float64Array(0) });
+    this.grouping = true;
+    try {
+      await this.allIdle();
+      const counts = tasks.map((t) => t.checks.length / PIECE_STRIDE);
+      const total = counts.reduce((a, b) => a + b, 0);
+      if (total > this.sums.length) {
+        this.sums = sharedF64(Math.max(total, 2 * this.sums.length));
+        for (const slot of this.slots)
+          this.post(slot, { kind: 'group', sums: this.sums, barrier: this.barrier });
+      }
+      Atomics.store(this.barrier, BARRIER_ARRIVED, 0);
+      Atomics.store(this.barrier, BARRIER_ABORT, 0);
+      const flags = (options.skipNonFinite ? FLAG_SKIP_NONFINITE : 0) | (options.clip ? FLAG_CLIP : 0);
+      const clip: [number, number] = options.clip
+        ? [options.clip.maxGradNorm, options.clip.gradScale]
+        : [0, 1];
+      let offset = 0;
+      const runs = tasks.map((t, i) => {
+        const group = { parties: tasks.length, sumsOffset: offset, sumsTotal: total, flags, clip };
+        offset += counts[i]!;
+        return this.execute(this.slots[i]!, {
+          checks: t.checks,
+          pieces: t.pieces,
+          hypers: options.hypers,
+          group,
+        });
+      });
+      // every worker must be out of the group (a failed one makes the others skip) before it ends
+      const settled = await Promise.allSettled(runs);
+      const failed = settled.find((s) => s.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+      let sumOfSquares = 0;
+      for (let i = 0; i < total; i++) sumOfSquares += this.sums[i]!;
+      const applied = settled.every(
+        (s) => (s as PromiseFulfilledResult<KernelResult>).value[0] === GROUP_APPLIED,
+      );
+      return { applied, sumOfSquares };
+    } finally {
+      this.grouping = false;
+      this.dispatch();
+    }
   }
 
   get isDestroyed(): boolean {
     return this.destroyed;
   }
 
+  /** Stop the workers (each finishes its current task first); queued tasks are rejected. */
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
-    await this.pool.destroy();
+    for (const q of this.queue.splice(0)) q.reject(new Error('KernelPool destroyed before the task ran'));
+    await Promise.all(
+      this.slots.map((slot) => {
+        const exited = new Promise<void>((resolve) => slot.worker.once('exit', () => resolve()));
+        slot.worker.ref(); // an awaited destroy must not let the process end before the workers do
+        this.post(slot, { kind: 'exit' });
+        this.ring(slot);
+        return exited;
+      }),
+    );
+  }
+
+  private checkMemories(pieces: Float64Array): void {
+    for (let at = 1; at < pieces.length; at += PIECE_STRIDE)
+      if (!this.memories.has(pieces[at]!))
+        throw new RangeError(`KernelPool: no attached memory with id ${pieces[at]}`);
+  }
+
+  /** Start queued tasks on idle workers (none while a group is waiting for or using the workers). */
+  private dispatch(): void {
+    for (const slot of this.slots) {
+      if (this.grouping || !this.queue.length) break;
+      if (slot.busy) continue;
+      const { job, resolve, reject } = this.queue.shift()!;
+      this.execute(slot, job).then((r) => resolve(r.subarray(1)), reject);
+    }
+    if (this.slots.every((s) => !s.busy)) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** Resolves when no worker is busy (queued tasks wait while a group holds the workers). */
+  private allIdle(): Promise<void> {
+    if (this.slots.every((s) => !s.busy)) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Write a job into a worker's mailbox, ring it, wait for it; resolves with [outcome, ...results]. */
+  private async execute(slot: Slot, job: Job): Promise<KernelResult> {
+    const count = job.pieces.length / PIECE_STRIDE;
+    const resultAt = BOX_HEADER + job.checks.length + job.pieces.length + job.hypers.length;
+    if (resultAt + 1 + count > slot.box.length) {
+      slot.box = sharedF64(Math.max(resultAt + 1 + count, 2 * slot.box.length));
+      this.post(slot, { kind: 'box', box: slot.box });
+    }
+    const box = slot.box;
+    box[BOX_PIECES] = count;
+    box[BOX_HYPERS] = job.hypers.length;
+    box[BOX_CHECK_PIECES] = job.checks.length / PIECE_STRIDE;
+    const g = job.group;
+    box[BOX_PARTIES] = g?.parties ?? 0;
+    box[BOX_SUMS_OFFSET] = g?.sumsOffset ?? 0;
+    box[BOX_SUMS_TOTAL] = g?.sumsTotal ?? 0;
+    box[BOX_FLAGS] = g?.flags ?? 0;
+    box[BOX_MAX_GRAD_NORM] = g?.clip[0] ?? 0;
+    box[BOX_GRAD_SCALE] = g?.clip[1] ?? 1;
+    box.set(job.checks, BOX_HEADER);
+    box.set(job.pieces, BOX_HEADER + job.checks.length);
+    box.set(job.hypers, BOX_HEADER + job.checks.length + job.pieces.length);
+    slot.busy = true;
+    slot.worker.ref();
+    const base = slot.index * CTRL_STRIDE;
+    try {
+      const before = Atomics.load(this.ctrl, base + CTRL_DONE);
+      this.ring(slot);
+      const wait = waitAsync(this.ctrl, base + CTRL_DONE, before);
+      if (wait.async) await wait.value;
+      const status = Atomics.load(this.ctrl, base + CTRL_STATUS);
+      if (status === TASK_FAILED) {
+        const message = receiveMessageOnPort(slot.port)?.message as string | undefined;
+        throw new Error(`cpu-wasm worker ${slot.index}: ${message ?? 'unknown error'}`);
+      }
+      if (status === TASK_CRASHED) throw this.failure ?? new Error(`cpu-wasm worker ${slot.index} died`);
+      return box.slice(resultAt, resultAt + 1 + count);
+    } finally {
+      slot.busy = false;
+      if (!this.destroyed) slot.worker.unref();
+      this.dispatch();
+    }
+  }
+
+  private post(slot: Slot, message: WorkerMessage): void {
+    slot.port.postMessage(message);
+  }
+
+  private ring(slot: Slot): void {
+    const bell = slot.index * CTRL_STRIDE + CTRL_BELL;
+    Atomics.add(this.ctrl, bell, 1);
+    Atomics.notify(this.ctrl, bell);
+  }
+
+  /** A worker died: fail its task (wake the waiter) and every later call. */
+  private crash(slot: Slot, error: Error): void {
+    this.failure ??= error;
+    const base = slot.index * CTRL_STRIDE;
+    if (slot.busy) {
+      Atomics.store(this.ctrl, base + CTRL_STATUS, TASK_CRASHED);
+      Atomics.add(this.ctrl, base + CTRL_DONE, 1);
+      Atomics.notify(this.ctrl, base + CTRL_DONE);
+    }
+    for (const q of this.queue.splice(0)) q.reject(error);
   }
 
   private assertUsable(): void {

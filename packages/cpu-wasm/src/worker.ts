@@ -1,49 +1,77 @@
-// Piscina worker: one kernels instance per shared memory (made the first time a task names it, each
-// with this worker's own stack slot), then kernel calls on raw offsets. Tensor data is never copied.
-import { workerData } from 'piscina';
+// KernelPool's worker: waits on its bell, reads a task from its shared mailbox, runs the kernel calls on
+// raw offsets in the shared memories (one kernels instance per memory, made the first time a task names
+// it, each with this worker's own stack slot), writes the results back and bumps its done counter.
+// Tensor data is never copied; see protocol.ts for the mailbox layout.
+import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { workerStackTop } from './layout.js';
 import {
+  BARRIER_ABORT,
+  BARRIER_ARRIVED,
+  BOX_CHECK_PIECES,
+  BOX_FLAGS,
+  BOX_GRAD_SCALE,
+  BOX_HEADER,
+  BOX_HYPERS,
+  BOX_MAX_GRAD_NORM,
+  BOX_PARTIES,
+  BOX_PIECES,
+  BOX_SUMS_OFFSET,
+  BOX_SUMS_TOTAL,
+  CTRL_BELL,
+  CTRL_DONE,
+  CTRL_STATUS,
+  CTRL_STRIDE,
+  FLAG_CLIP,
+  FLAG_SKIP_NONFINITE,
+  GROUP_APPLIED,
+  GROUP_SKIPPED,
+  HYPER_GRAD_SCALE,
   HYPER_STRIDE,
   OP,
   PIECE_STRIDE,
-  type KernelResult,
-  type KernelTask,
+  TASK_FAILED,
+  TASK_OK,
+  clipCoefficient,
   type WorkerInit,
+  type WorkerMessage,
 } from './protocol.js';
 import { instantiateKernels, type KernelExports } from './wasm.js';
 
-const init = workerData as WorkerInit;
-const slot = Atomics.add(init.slotCounter, 0, 1);
-if (slot >= init.maxSlots) throw new Error(`cpu-wasm worker stack slot ${slot} >= ${init.maxSlots}`);
-const instances = new Map<number, KernelExports>();
+/** A group's barrier gives up after this long (a party that never came: a crashed worker). */
+const BARRIER_TIMEOUT_MS = 120_000;
 
-function kernelsFor(task: KernelTask, id: number): KernelExports {
+const init = workerData as WorkerInit;
+const memories = new Map<number, WebAssembly.Memory>();
+const instances = new Map<number, KernelExports>();
+let box: Float64Array = new Float64Array(0);
+let sums: Float64Array = new Float64Array(0);
+let barrier: Int32Array = new Int32Array(0);
+
+function kernelsFor(id: number): KernelExports {
   let k = instances.get(id);
   if (!k) {
-    const entry = task.memories.find(([i]) => i === id);
-    if (!entry) throw new Error(`cpu-wasm task refers to memory ${id} but does not carry it`);
-    k = instantiateKernels(entry[1], workerStackTop(init.heapBase, slot), init.module);
+    const memory = memories.get(id);
+    if (!memory) throw new Error(`cpu-wasm task refers to memory ${id}, which was never attached`);
+    k = instantiateKernels(memory, workerStackTop(init.heapBase, init.slot), init.module);
     instances.set(id, k);
   }
   return k;
 }
 
-export default function run(task: KernelTask): KernelResult {
-  const { pieces, hypers } = task;
-  const count = pieces.length / PIECE_STRIDE;
-  const out = new Float64Array(count);
+/** Run `count` pieces from box[at...], scalars from box[hyperAt...]; piece i's value goes to out[i]. */
+function runPieces(at: number, count: number, hyperAt: number, out: (i: number, v: number) => void): void {
   for (let i = 0; i < count; i++) {
-    const at = i * PIECE_STRIDE;
-    const op = pieces[at]!;
-    const k = kernelsFor(task, pieces[at + 1]!);
-    const n = pieces[at + 2]!;
-    const a = pieces[at + 3]!;
-    const b = pieces[at + 4]!;
-    const c = pieces[at + 5]!;
-    const d = pieces[at + 6]!;
-    const h = pieces[at + 7]! * HYPER_STRIDE;
-    const e = pieces[at + 8]!;
-    const hp = (j: number): number => hypers[j]!;
+    const p = at + i * PIECE_STRIDE;
+    const op = box[p]!;
+    const k = kernelsFor(box[p + 1]!);
+    const n = box[p + 2]!;
+    const a = box[p + 3]!;
+    const b = box[p + 4]!;
+    const c = box[p + 5]!;
+    const d = box[p + 6]!;
+    const h = hyperAt + box[p + 7]! * HYPER_STRIDE;
+    const e = box[p + 8]!;
+    const hp = (j: number): number => box[j]!;
     switch (op) {
       case OP.ADAMW_F32G:
       case OP.ADAMW_F16G: {
@@ -103,16 +131,16 @@ export default function run(task: KernelTask): KernelResult {
         break;
       }
       case OP.SUM_SQUARES_F32:
-        out[i] = k.sum_squares_f32(a, n);
+        out(i, k.sum_squares_f32(a, n));
         break;
       case OP.SUM_SQUARES_F16:
-        out[i] = k.sum_squares_f16(a, n);
+        out(i, k.sum_squares_f16(a, n));
         break;
       case OP.COUNT_NONFINITE_F32:
-        out[i] = k.count_nonfinite_f32(a, n) >>> 0;
+        out(i, k.count_nonfinite_f32(a, n) >>> 0);
         break;
       case OP.COUNT_NONFINITE_F16:
-        out[i] = k.count_nonfinite_f16(a, n) >>> 0;
+        out(i, k.count_nonfinite_f16(a, n) >>> 0);
         break;
       case OP.COPY_F32:
         k.copy_f32(a, b, n);
@@ -130,5 +158,103 @@ export default function run(task: KernelTask): KernelResult {
         throw new Error(`cpu-wasm worker: unknown opcode ${op}`);
     }
   }
-  return out;
 }
+
+/** Wait until `parties` workers have arrived (the group's phase 1 is done everywhere). */
+function meet(parties: number): void {
+  if (Atomics.add(barrier, BARRIER_ARRIVED, 1) + 1 === parties) {
+    Atomics.notify(barrier, BARRIER_ARRIVED);
+    return;
+  }
+  const deadline = Date.now() + BARRIER_TIMEOUT_MS;
+  for (;;) {
+    const arrived = Atomics.load(barrier, BARRIER_ARRIVED);
+    if (arrived >= parties) return;
+    if (Date.now() > deadline)
+      throw new Error(
+        `cpu-wasm group barrier: ${arrived} of ${parties} workers arrived within ${BARRIER_TIMEOUT_MS} ms`,
+      );
+    Atomics.wait(barrier, BARRIER_ARRIVED, arrived, 1000);
+  }
+}
+
+/** The task in the mailbox; results after its inputs: [outcome, one value per piece]. */
+function runTask(): void {
+  const count = box[BOX_PIECES]!;
+  const checks = box[BOX_CHECK_PIECES]!;
+  const checksAt = BOX_HEADER;
+  const piecesAt = checksAt + checks * PIECE_STRIDE;
+  const hyperAt = piecesAt + count * PIECE_STRIDE;
+  const resultAt = hyperAt + box[BOX_HYPERS]!;
+  box[resultAt] = GROUP_APPLIED;
+  const parties = box[BOX_PARTIES]!;
+  if (parties > 0) {
+    // phase 1: this task's block sums of squares, then the barrier, then the same total on every worker
+    const offset = box[BOX_SUMS_OFFSET]!;
+    try {
+      runPieces(checksAt, checks, hyperAt, (i, v) => (sums[offset + i] = v));
+    } catch (e) {
+      Atomics.store(barrier, BARRIER_ABORT, 1); // the others must not update on a partial norm
+      meet(parties);
+      throw e;
+    }
+    meet(parties);
+    if (Atomics.load(barrier, BARRIER_ABORT)) {
+      box[resultAt] = GROUP_SKIPPED; // another worker failed and reports it
+      return;
+    }
+    let total = 0;
+    const blocks = box[BOX_SUMS_TOTAL]!;
+    for (let i = 0; i < blocks; i++) total += sums[i]!;
+    const flags = box[BOX_FLAGS]!;
+    if (!Number.isFinite(total) && flags & FLAG_SKIP_NONFINITE) {
+      box[resultAt] = GROUP_SKIPPED;
+      return;
+    }
+    if (flags & FLAG_CLIP) {
+      const gradScale = box[BOX_GRAD_SCALE]!;
+      const scale = Math.fround(gradScale * clipCoefficient(total, gradScale, box[BOX_MAX_GRAD_NORM]!));
+      for (let j = hyperAt + HYPER_GRAD_SCALE; j < resultAt; j += HYPER_STRIDE) box[j] = scale;
+    }
+  }
+  runPieces(piecesAt, count, hyperAt, (i, v) => (box[resultAt + 1 + i] = v));
+}
+
+function receive(message: WorkerMessage): boolean {
+  switch (message.kind) {
+    case 'memory':
+      memories.set(message.id, message.memory);
+      return true;
+    case 'box':
+      box = message.box;
+      return true;
+    case 'group':
+      sums = message.sums;
+      barrier = message.barrier;
+      return true;
+    case 'exit':
+      return false;
+  }
+}
+
+const ctrl = init.ctrl;
+const base = init.slot * CTRL_STRIDE;
+let rung = 0;
+let running = true;
+while (running) {
+  Atomics.wait(ctrl, base + CTRL_BELL, rung);
+  rung = Atomics.load(ctrl, base + CTRL_BELL);
+  for (let m = receiveMessageOnPort(init.port); m; m = receiveMessageOnPort(init.port))
+    running &&= receive(m.message as WorkerMessage);
+  if (!running) break;
+  try {
+    runTask();
+    ctrl[base + CTRL_STATUS] = TASK_OK;
+  } catch (e) {
+    ctrl[base + CTRL_STATUS] = TASK_FAILED;
+    init.port.postMessage(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+  }
+  Atomics.add(ctrl, base + CTRL_DONE, 1);
+  Atomics.notify(ctrl, base + CTRL_DONE);
+}
+init.port.close();
