@@ -5,6 +5,7 @@ import { gradsCommand, type GradsCommandOptions } from './grads.js';
 import { trainCommand, type TrainCommandOptions } from './train.js';
 import { planCommand, type PlanCommandOptions } from './plan.js';
 import { benchCommand, type BenchCommandOptions } from './bench.js';
+import { generateCommand } from './generate.js';
 
 export function buildProgram(): Command {
   const program = new Command('lsp-offload')
@@ -169,5 +170,6 @@ export function buildProgram(): Command {
     .action(async (opts: GradsCommandOptions) => {
       console.log(await gradsCommand(opts));
     });
+  program.addCommand(generateCommand());
   return program;
 }

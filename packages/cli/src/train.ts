@@ -54,19 +54,19 @@ export function trainDefaults(model: string): {
     : { rank: '256', steps: '1000', batch: '4', seq: '512', lr: '1e-5', evalEvery: '100' };
 }
 
-function int(name: string, v: string, min = 1): number {
+export function int(name: string, v: string, min = 1): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${v}'`);
   return n;
 }
 
-function num(name: string, v: string): number {
+export function num(name: string, v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got '${v}'`);
   return n;
 }
 
-function oneOf<T extends string>(name: string, v: string, allowed: readonly T[]): T {
+export function oneOf<T extends string>(name: string, v: string, allowed: readonly T[]): T {
   if (!(allowed as readonly string[]).includes(v))
     throw new Error(`--${name} must be one of ${allowed.join(', ')}, got '${v}'`);
   return v as T;
