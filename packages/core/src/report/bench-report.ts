@@ -9,6 +9,8 @@ const MiB = 2 ** 20;
 export interface BenchReportInput {
   model: string;
   device: string;
+  /** The run's settings (model, modes, batch, seq, dtype, d, r, the machine...), shown first. */
+  settings?: Readonly<Record<string, string | number>>;
   results: readonly {
     mode: string;
     budgetBytes?: number;
@@ -82,6 +84,7 @@ export function renderBenchReport(b: BenchReportInput, title = `lsp-offload benc
   return htmlPage(
     title,
     `<h2>${escapeHtml(title)}</h2><p>${escapeHtml(b.device)}</p>` +
+      (b.settings ? htmlTable([Object.keys(b.settings), Object.values(b.settings).map(String)]) : '') +
       htmlTable([['mode', 'step', 'tokens/s', 'live peak', 'planned peak'], ...rows]) +
       `<div>${charts.join('')}</div>`,
   );

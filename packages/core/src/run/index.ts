@@ -5,3 +5,6 @@ export type { BenchOptions, BenchModeSpec, BenchModeResult } from './bench-run.j
 export { MODEL_PRESETS, presetConfig } from './presets.js';
 export { defaultWeightDtype, resolveWeightDtype } from './weight-dtype.js';
 export type { WeightDtypeFlag } from './weight-dtype.js';
+export { runSettings } from './run-settings.js';
+export type { RunSettings } from './run-settings.js';
+export { resolveModelConfig } from './model-source.js';
