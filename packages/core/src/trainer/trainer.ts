@@ -757,7 +757,7 @@ export class Trainer {
         cast(gpu, w, 'f32', copy);
         applyDelta(gpu, w, copy, {
           alpha: -scheduledLr(o, step) * o.weightDecay,
-          seed: seed ^ 0x9e3779b9,
+          seed: (seed ^ 0x9e3779b9) >>> 0,
           step,
         });
         copy.release();
