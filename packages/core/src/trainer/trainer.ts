@@ -315,13 +315,15 @@ export class Trainer {
       },
       afterBlockBackward: async (layer) => {
         if (this.options.mode !== 'native' && this.options.pipelined) await this.afterBlockBackward(layer);
-        this.segment(`record backward L${layer - 1}`);
+        this.segment(layer > 0 ? `record backward L${layer - 1}` : 'record embedding backward');
+      },
+      // the head's forward, the loss and the head's backward run before the top block's backward
+      beforeHeadForward: async () => {
+        if (this.options.mode !== 'native') await this.applyBefore(HEAD_UNIT);
+        this.segment(`record head, loss, backward L${this.weights.config.numLayers - 1}`);
       },
     };
-    if (this.options.mode !== 'native') {
-      hooks.beforeForward = () => this.applyBefore(OUTER_UNIT);
-      hooks.beforeHeadForward = () => this.applyBefore(HEAD_UNIT);
-    }
+    if (this.options.mode !== 'native') hooks.beforeForward = () => this.applyBefore(OUTER_UNIT);
     // gradient accumulation: the micro-batches before the last only add into the sink's gradients
     const losses: Tensor[] = [];
     const accumulating = this.sink as { accumulate: boolean };
