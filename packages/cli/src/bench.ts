@@ -6,6 +6,7 @@ import { cpus } from 'node:os';
 import { GpuContext, resolveModelConfig, resolveWeightDtype } from '@lsp-offload/core';
 import {
   formatBenchTable,
+  formatKernelProfiles,
   renderBenchReport,
   runBenchmark,
   type BenchModeSpec,
@@ -30,6 +31,7 @@ export interface BenchCommandOptions {
   robustness: boolean;
   out?: string;
   traceDir?: string;
+  profileKernels?: boolean;
 }
 
 /** "lsp:4GiB,zero:4GiB,native" -> mode specs. */
@@ -65,6 +67,7 @@ export async function benchCommand(o: BenchCommandOptions): Promise<void> {
     steps: Math.max(1, int('steps', o.steps)),
     robustness: o.robustness,
     ...(o.traceDir !== undefined && { traceDir: o.traceDir }),
+    profileKernels: o.profileKernels ?? false,
     trainer: {
       rank: int('rank', o.rank),
       nnz: int('nnz', o.nnz),
@@ -89,7 +92,8 @@ export async function benchCommand(o: BenchCommandOptions): Promise<void> {
         2,
       ),
     );
-    await writeFile(join(o.out, 'bench.txt'), `${table}\n`);
+    const kernels = formatKernelProfiles(results);
+    await writeFile(join(o.out, 'bench.txt'), `${table}\n${kernels ? `\n${kernels}\n` : ''}`);
     const settings = {
       model: o.model,
       modes: o.modes,
@@ -110,4 +114,6 @@ export async function benchCommand(o: BenchCommandOptions): Promise<void> {
   };
   const results = await runBenchmark(options, (line) => process.stderr.write(`${line}\n`), save);
   console.log(formatBenchTable(o.model, options, results, `GPU ${device}, CPU ${cpu}`));
+  const kernels = formatKernelProfiles(results);
+  if (kernels) console.log(`\n${kernels}`);
 }

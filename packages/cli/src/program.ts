@@ -122,6 +122,10 @@ export function buildProgram(): Command {
     .option('--no-robustness', "turn off Dawn's bounds clamping in shaders (faster)")
     .option('--out <dir>', 'write bench.json, bench.txt and bench.html there')
     .option('--trace-dir <dir>', "write a Chrome/Perfetto trace of each mode's last step there")
+    .option(
+      '--profile-kernels',
+      'after the measured steps, time every dispatch of one more step: GPU time by kernel family (shares)',
+    )
     .action(async (opts: BenchCommandOptions) => {
       await benchCommand(opts);
     });

@@ -83,6 +83,7 @@ describe('commands as documented', () => {
     expect(cli(['plan', '--model', dir, '--rank', '8']).stdout).toMatch(
       /llama-gqa: llama, 0\.0M parameters, 2 layers/,
     );
+    const benchOut = join(base, 'bench');
     const bench = cli([
       'bench',
       '--model',
@@ -99,9 +100,19 @@ describe('commands as documented', () => {
       '8',
       '--rank',
       '8',
+      '--profile-kernels',
+      '--out',
+      benchOut,
     ]);
     expect(bench.stderr).not.toMatch(/lsp-offload:/);
     expect(bench.stdout).toMatch(/on GPU .+, CPU .+ \(\d+ cores\)/);
+    // the per-kernel-family table, in the text and the HTML
+    expect(readFileSync(join(benchOut, 'bench.txt'), 'utf8')).toMatch(
+      /GPU time by kernel family, native \(one timed pass per dispatch: shares, not step time\)\n\s+kernel family\s+dispatches\s+GPU ms\s+share\n[\s\S]*matmul\.tiled\s+\d+/,
+    );
+    const html = readFileSync(join(benchOut, 'bench.html'), 'utf8');
+    expect(html).toContain('<th>kernel family</th>');
+    expect(html).toMatch(/<th>CPU<\/th><th>GPU<\/th>/);
     const wrong = cli(['bench', '--model', 'no-such-thing']);
     expect(wrong.stderr).toMatch(
       /--model 'no-such-thing' is neither a preset \(demo, llama-tiny, .*\) nor a model directory/,
