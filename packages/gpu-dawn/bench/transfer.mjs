@@ -7,6 +7,7 @@
 /* global GPUBufferUsage, GPUMapMode */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { sig } from './format.mjs';
 import {
   DEFAULT_CHUNK_BYTES,
   DEFAULT_HOST_COPY,
@@ -125,7 +126,7 @@ if (outDir) {
     JSON.stringify({ date, adapter, node: process.version, quick, rows, best, ceilings, torch }, null, 2),
   );
 }
-const f = (x) => (x === undefined ? '-' : x.toFixed(1));
+const f = (x) => sig(x);
 console.log(`transfers on ${adapter}, ${date} (host side: shared WebAssembly.Memory; GB/s, median of runs)`);
 console.log(
   'dir  size MiB   ours  config (chunk MiB/slots/copy)   map-only  js-copy  torch-pinned  torch-pageable',
