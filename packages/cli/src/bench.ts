@@ -18,7 +18,7 @@ export interface BenchCommandOptions {
   model: string;
   modes: string;
   batch: string;
-  seq: string;
+  seq?: string;
   dtype: string;
   rank: string;
   nnz: string;
@@ -61,7 +61,7 @@ export async function benchCommand(o: BenchCommandOptions): Promise<void> {
     config,
     modes: parseModes(o.modes),
     batch: int('batch', o.batch),
-    seqLen: int('seq', o.seq),
+    seqLen: int('seq', o.seq ?? String(Math.min(128, config.maxPositions))),
     dtype,
     warmupSteps: int('warmup', o.warmup),
     steps: Math.max(1, int('steps', o.steps)),

@@ -101,7 +101,7 @@ export function buildProgram(): Command {
       'lsp,zero,native',
     )
     .option('--batch <n>', 'sequences per step', '2')
-    .option('--seq <n>', 'tokens per sequence', '128')
+    .option('--seq <n>', "tokens per sequence (default 128, or the model's positions if fewer)")
     .option('--dtype <auto|f16|f32>', 'weight storage (auto: f16 where the adapter has it)', 'auto')
     .option('--rank <d>', 'projector subspace size d', '64')
     .option('--nnz <r>', 'non-zeros per projector row', '4')
