@@ -27,6 +27,16 @@ function cli(args: string[]): { status: number | null; stdout: string; stderr: s
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** A one-step lsp run of the small f16 model on `dataFile`. */
+const smallRun = (dataFile: string): string[] => [
+  'train',
+  '--model',
+  f16Model,
+  '--data',
+  dataFile,
+  ...'--steps 1 --batch 2 --seq 16 --rank 16 --eval-batches 1'.split(' '),
+];
+
 let base: string;
 /** A random LLaMA saved in f16 with the llama-style tokenizer, and a small jsonl data set for it. */
 let f16Model: string;
@@ -217,27 +227,7 @@ describe('commands as documented', () => {
 
   it('--export-dtype overrides the input dtype', async () => {
     const out = join(base, 'run32');
-    const r = cli([
-      'train',
-      '--model',
-      f16Model,
-      '--data',
-      data,
-      '--steps',
-      '1',
-      '--batch',
-      '2',
-      '--seq',
-      '16',
-      '--rank',
-      '16',
-      '--eval-batches',
-      '1',
-      '--export',
-      join(out, 'export'),
-      '--export-dtype',
-      'f32',
-    ]);
+    const r = cli([...smallRun(data), '--export', join(out, 'export'), '--export-dtype', 'f32']);
     expect(r.stderr).not.toMatch(/lsp-offload:/);
     const file = await SafetensorsFile.open(join(out, 'export', 'model.safetensors'));
     try {
@@ -264,23 +254,7 @@ describe('commands as documented', () => {
     );
     const bad = join(base, 'bad.jsonl');
     writeFileSync(bad, `${readFileSync(data, 'utf8')}{"prompt": 3}\n`);
-    const args = [
-      'train',
-      '--model',
-      f16Model,
-      '--data',
-      bad,
-      '--steps',
-      '1',
-      '--batch',
-      '2',
-      '--seq',
-      '16',
-      '--rank',
-      '16',
-      '--eval-batches',
-      '1',
-    ];
+    const args = smallRun(bad);
     const stopped = cli(args);
     expect(stopped.stderr).toMatch(/use --invalid-lines skip/);
     expect(cli(['train', '--help']).stdout).toMatch(/--invalid-lines <error\|skip>/);

@@ -76,17 +76,8 @@ function cli(args: string[]): { status: number | null; stdout: string; stderr: s
 
 describe('lsp-offload generate', () => {
   it('streams the greedy continuation of a text prompt: the library API gives the same tokens', async () => {
-    const json = cli([
-      '--model',
-      dir,
-      '--prompt',
-      'hello world',
-      '--max-new-tokens',
-      '12',
-      '--dtype',
-      'f32',
-      '--json',
-    ]);
+    const hello = ['--model', dir, '--prompt', 'hello world', '--max-new-tokens', '12', '--dtype', 'f32'];
+    const json = cli([...hello, '--json']);
     expect(json.stderr).not.toMatch(/lsp-offload:/);
     const out = JSON.parse(json.stdout.trim().split('\n').pop()!);
     const tokenizer = await HfTokenizer.load(dir);
@@ -104,16 +95,7 @@ describe('lsp-offload generate', () => {
       generator.release();
     }
 
-    const streamed = cli([
-      '--model',
-      dir,
-      '--prompt',
-      'hello world',
-      '--max-new-tokens',
-      '12',
-      '--dtype',
-      'f32',
-    ]);
+    const streamed = cli(hello);
     expect(streamed.stdout).toBe(`${out.text}\n`);
     expect(streamed.stderr).toMatch(
       /\d+ new tokens after a \d+-token prompt \(stopped by [a-z ]+\); prefill \d+ ms, [\d.-]+ tokens\/s; f32 weights/,

@@ -15,6 +15,7 @@ import {
   type TokenBatch,
   type TrainerOptions,
 } from '../../src/index.js';
+import { maxRelDiff } from './helpers.js';
 
 let gpu: GpuRuntime;
 beforeAll(async () => {
@@ -73,17 +74,6 @@ async function train(
     await trainer.destroy();
     weights.release();
   }
-}
-
-function maxRelDiff(a: Map<string, Float32Array>, b: Map<string, Float32Array>): number {
-  let worst = 0;
-  for (const [name, x] of a) {
-    const y = b.get(name)!;
-    let scale = 1e-6;
-    for (const v of y) scale = Math.max(scale, Math.abs(v));
-    for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i]! - y[i]!) / scale);
-  }
-  return worst;
 }
 
 describe('learning-rate schedule', () => {
