@@ -2,10 +2,11 @@
 // one process, and print step times, tokens/s and the lsp/native and zero/lsp ratios (JSON to --out).
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GpuContext } from '@lsp-offload/core';
+import { cpus } from 'node:os';
+import { GpuContext, resolveModelConfig, resolveWeightDtype } from '@lsp-offload/core';
 import {
   formatBenchTable,
-  presetConfig,
+  formatKernelProfiles,
   renderBenchReport,
   runBenchmark,
   type BenchModeSpec,
@@ -17,7 +18,7 @@ export interface BenchCommandOptions {
   model: string;
   modes: string;
   batch: string;
-  seq: string;
+  seq?: string;
   dtype: string;
   rank: string;
   nnz: string;
@@ -30,6 +31,7 @@ export interface BenchCommandOptions {
   robustness: boolean;
   out?: string;
   traceDir?: string;
+  profileKernels?: boolean;
 }
 
 /** "lsp:4GiB,zero:4GiB,native" -> mode specs. */
@@ -43,28 +45,29 @@ export function parseModes(text: string): BenchModeSpec[] {
 }
 
 export async function benchCommand(o: BenchCommandOptions): Promise<void> {
-  const config = presetConfig(o.model);
+  const config = await resolveModelConfig(o.model);
   const int = (name: string, v: string) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 0)
       throw new Error(`--${name} must be a non-negative integer, got '${v}'`);
     return n;
   };
-  if (o.dtype !== 'f16' && o.dtype !== 'f32') throw new Error(`--dtype must be f16 or f32, got '${o.dtype}'`);
-  const dtype: 'f16' | 'f32' = o.dtype;
   const ctx = await GpuContext.create();
   const device = ctx.report.description || ctx.report.device;
+  const dtype = resolveWeightDtype(o.dtype, ctx.has('shader-f16'));
   ctx.destroy();
+  const cpu = `${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores)`;
   const options = {
     config,
     modes: parseModes(o.modes),
     batch: int('batch', o.batch),
-    seqLen: int('seq', o.seq),
+    seqLen: int('seq', o.seq ?? String(Math.min(128, config.maxPositions))),
     dtype,
     warmupSteps: int('warmup', o.warmup),
     steps: Math.max(1, int('steps', o.steps)),
     robustness: o.robustness,
     ...(o.traceDir !== undefined && { traceDir: o.traceDir }),
+    profileKernels: o.profileKernels ?? false,
     trainer: {
       rank: int('rank', o.rank),
       nnz: int('nnz', o.nnz),
@@ -79,19 +82,38 @@ export async function benchCommand(o: BenchCommandOptions): Promise<void> {
   // results are written after every mode, so a run cut short still leaves what it measured
   const save = async (results: Awaited<ReturnType<typeof runBenchmark>>) => {
     if (!o.out) return;
-    const table = formatBenchTable(o.model, options, results, device);
+    const table = formatBenchTable(o.model, options, results, `GPU ${device}, CPU ${cpu}`);
     await mkdir(o.out, { recursive: true });
     await writeFile(
       join(o.out, 'bench.json'),
       JSON.stringify(
-        { model: o.model, device, options: { ...options, config: undefined }, results },
+        { model: o.model, device, cpu, options: { ...options, config: undefined }, results },
         null,
         2,
       ),
     );
-    await writeFile(join(o.out, 'bench.txt'), `${table}\n`);
-    await writeFile(join(o.out, 'bench.html'), renderBenchReport({ model: o.model, device, results }));
+    const kernels = formatKernelProfiles(results);
+    await writeFile(join(o.out, 'bench.txt'), `${table}\n${kernels ? `\n${kernels}\n` : ''}`);
+    const settings = {
+      model: o.model,
+      modes: o.modes,
+      batch: options.batch,
+      seq: options.seqLen,
+      dtype,
+      d: options.trainer.rank,
+      r: options.trainer.nnz,
+      steps: options.steps,
+      warmup: options.warmupSteps,
+      CPU: cpu,
+      GPU: device,
+    };
+    await writeFile(
+      join(o.out, 'bench.html'),
+      renderBenchReport({ model: o.model, device, settings, results }),
+    );
   };
   const results = await runBenchmark(options, (line) => process.stderr.write(`${line}\n`), save);
-  console.log(formatBenchTable(o.model, options, results, device));
+  console.log(formatBenchTable(o.model, options, results, `GPU ${device}, CPU ${cpu}`));
+  const kernels = formatKernelProfiles(results);
+  if (kernels) console.log(`\n${kernels}`);
 }

@@ -2,10 +2,13 @@
 // the run's flags before anything is loaded, with the total against a --gpu-memory budget and, when it
 // does not fit, changes that would. The flags and their defaults are those of `lsp-offload train`.
 import {
-  DEMO_MODEL_CONFIG,
+  GpuContext,
   formatMemorySize,
-  loadModelConfig,
   parameterCount,
+  rankNote,
+  rankProblem,
+  resolveModelConfig,
+  resolveWeightDtype,
   planMemory,
   suggestChanges,
   type CategoryBytes,
@@ -45,8 +48,8 @@ function oneOf<T extends string>(flag: string, v: string, allowed: readonly T[])
 }
 
 /** The plan input for the flags (unset ones take `train`'s defaults for this model). */
-export function planInputFromFlags(opts: PlanCommandOptions): PlanInput {
-  const defaults = trainDefaults(opts.model);
+export function planInputFromFlags(opts: PlanCommandOptions, positions?: number): PlanInput {
+  const defaults = trainDefaults(opts.model, positions);
   return {
     batch: int('batch', opts.batch ?? defaults.batch),
     seqLen: int('seq', opts.seq ?? defaults.seq),
@@ -60,8 +63,13 @@ export function planInputFromFlags(opts: PlanCommandOptions): PlanInput {
   };
 }
 
-async function modelConfig(model: string): Promise<ModelConfig> {
-  return model === 'demo' ? DEMO_MODEL_CONFIG : loadModelConfig(model);
+/** --dtype auto is f16 where this machine's adapter has it (as train decides); f32 without an adapter. */
+async function planDtype(flag: string): Promise<string> {
+  if (flag !== 'auto') return flag;
+  const ctx = await GpuContext.create().catch(() => undefined);
+  const hasF16 = ctx?.has('shader-f16') ?? false;
+  ctx?.destroy();
+  return resolveWeightDtype(flag, hasF16);
 }
 
 function describeRun(model: string, plan: MemoryPlan): string {
@@ -121,9 +129,13 @@ export function renderPlan(model: string, plan: MemoryPlan, budgetBytes?: number
 
 /** Prints the plan; the exit status is 1 when a budget is given and the run does not fit. */
 export async function planCommand(opts: PlanCommandOptions): Promise<number> {
-  const input = planInputFromFlags(opts);
+  const config: ModelConfig = await resolveModelConfig(opts.model);
+  const input = planInputFromFlags({ ...opts, dtype: await planDtype(opts.dtype) }, config.maxPositions);
+  // the trainer refuses such a rank: the plan says so instead of predicting a run that cannot start
+  const tooLarge = input.mode === 'lsp' ? rankProblem(config, input.rank!) : undefined;
+  if (tooLarge) throw new Error(tooLarge);
   const budgetBytes = opts.gpuMemory === undefined ? undefined : parseSize(opts.gpuMemory);
-  const plan = planMemory(await modelConfig(opts.model), {
+  const plan = planMemory(config, {
     ...input,
     ...(budgetBytes !== undefined && { budgetBytes }),
   });
@@ -135,7 +147,8 @@ export async function planCommand(opts: PlanCommandOptions): Promise<number> {
       JSON.stringify({ model: opts.model, config, ...rest, budgetBytes, fits, suggestions }, null, 2),
     );
   } else {
-    console.log(renderPlan(opts.model, plan, budgetBytes));
+    const note = input.mode === 'lsp' ? rankNote(config, input.rank!) : undefined;
+    console.log(renderPlan(opts.model, plan, budgetBytes) + (note ? `\n\n${note}` : ''));
   }
   return fits ? 0 : 1;
 }

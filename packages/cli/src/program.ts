@@ -5,6 +5,9 @@ import { gradsCommand, type GradsCommandOptions } from './grads.js';
 import { trainCommand, type TrainCommandOptions } from './train.js';
 import { planCommand, type PlanCommandOptions } from './plan.js';
 import { benchCommand, type BenchCommandOptions } from './bench.js';
+import { generateCommand } from './generate.js';
+import { addFineTuneFlags, type FineTuneFlags } from './finetune-flags.js';
+import { withVersionAndUnknownCommands } from './program-checks.js';
 
 export function buildProgram(): Command {
   const program = new Command('lsp-offload')
@@ -19,8 +22,7 @@ export function buildProgram(): Command {
     .action(async (opts: { json?: boolean }) => {
       process.exitCode = await infoCommand(opts);
     });
-  program
-    .command('train')
+  addFineTuneFlags(program.command('train'))
     .description('fine-tune a Hugging Face checkpoint; with no arguments, the built-in demo model and task')
     .option('--model <dir|demo>', 'Hugging Face model directory, or demo', 'demo')
     .option('--data <files...>', '.jsonl ({"prompt","response"}, alpaca, {"text"}) or .txt files')
@@ -34,10 +36,17 @@ export function buildProgram(): Command {
     .option('--nnz <r>', 'non-zeros per projector row r', '4')
     .option('--steps <n>', 'optimizer steps (demo: 60, else 1000)')
     .option('--batch <n>', 'sequences per step (demo: 8, else 4)')
-    .option('--seq <n>', 'tokens per sequence (demo: 64, else 512)')
+    .option('--seq <n>', "tokens per sequence (demo: 64, else 512 or the model's positions if fewer)")
     .option('--lr <x>', 'learning rate (demo: 3e-3, else 1e-5)')
-    .option('--dtype <f32|f16>', 'weight storage on the GPU', 'f32')
-    .option('--eval-every <n>', 'evaluate on held-out data every n steps (demo: 20, else 100)')
+    .option(
+      '--dtype <auto|f16|f32>',
+      'weight storage on the GPU (auto: f16 where the adapter has it)',
+      'auto',
+    )
+    .option(
+      '--eval-every <n>',
+      'evaluate on held-out data every n steps (demo: 20, else 100; at most steps / 3)',
+    )
     .option('--eval-batches <n>', 'held-out batches per evaluation', '4')
     .option('--no-checkpointing', 'keep all activations instead of recomputing blocks in the backward')
     .option(
@@ -75,7 +84,7 @@ export function buildProgram(): Command {
     .option('--refit-every <n>', 'lsp: check the projectors every n steps and refit those above --alpha')
     .option('--alpha <e>', 'lsp refits: relative reconstruction error above which a pair is refitted', '0.3')
     .option('--sharing <type|layer>', 'lsp refits: one projector pair per layer type or per layer', 'type')
-    .action(async (opts: TrainCommandOptions) => {
+    .action(async (opts: TrainCommandOptions & FineTuneFlags) => {
       await trainCommand(opts);
     });
   program
@@ -83,7 +92,7 @@ export function buildProgram(): Command {
     .description('train one random-initialised model in several modes in one process and compare step times')
     .option(
       '--model <preset>',
-      'model shape: demo, llama-tiny, deepseek-coder-1.3b, tinyllama-1.1b, deepseek-coder-6.7b',
+      'model shape: a preset (demo, llama-tiny, deepseek-coder-1.3b, tinyllama-1.1b, deepseek-coder-6.7b) or a Hugging Face model directory (its config.json; random weights)',
       'llama-tiny',
     )
     .option(
@@ -92,8 +101,8 @@ export function buildProgram(): Command {
       'lsp,zero,native',
     )
     .option('--batch <n>', 'sequences per step', '2')
-    .option('--seq <n>', 'tokens per sequence', '128')
-    .option('--dtype <f16|f32>', 'weight storage', 'f16')
+    .option('--seq <n>', "tokens per sequence (default 128, or the model's positions if fewer)")
+    .option('--dtype <auto|f16|f32>', 'weight storage (auto: f16 where the adapter has it)', 'auto')
     .option('--rank <d>', 'projector subspace size d', '64')
     .option('--nnz <r>', 'non-zeros per projector row', '4')
     .option('--steps <n>', 'measured steps per mode', '3')
@@ -113,6 +122,10 @@ export function buildProgram(): Command {
     .option('--no-robustness', "turn off Dawn's bounds clamping in shaders (faster)")
     .option('--out <dir>', 'write bench.json, bench.txt and bench.html there')
     .option('--trace-dir <dir>', "write a Chrome/Perfetto trace of each mode's last step there")
+    .option(
+      '--profile-kernels',
+      'after the measured steps, time every dispatch of one more step: GPU time by kernel family (shares)',
+    )
     .action(async (opts: BenchCommandOptions) => {
       await benchCommand(opts);
     });
@@ -121,13 +134,21 @@ export function buildProgram(): Command {
     .description(
       'predict the GPU memory of a training run (by category, vs a budget) and the host memory, before loading anything',
     )
-    .option('--model <dir|demo>', 'Hugging Face model directory (only config.json is read), or demo', 'demo')
+    .option(
+      '--model <dir|preset>',
+      'Hugging Face model directory (only config.json is read), or a preset (demo, llama-tiny, ...)',
+      'demo',
+    )
     .option('--mode <lsp|zero|native>', 'training mode', 'lsp')
     .option('--batch <n>', 'sequences per step (demo: 8, else 4)')
-    .option('--seq <n>', 'tokens per sequence (demo: 64, else 512)')
+    .option('--seq <n>', "tokens per sequence (demo: 64, else 512 or the model's positions if fewer)")
     .option('--rank <d>', 'projector subspace size d (demo: 64, else 256)')
     .option('--nnz <r>', 'non-zeros per projector row r', '4')
-    .option('--dtype <f32|f16>', 'weight storage on the GPU', 'f32')
+    .option(
+      '--dtype <auto|f16|f32>',
+      'weight storage on the GPU (auto: f16 where the adapter has it)',
+      'auto',
+    )
     .option('--no-checkpointing', 'keep all activations instead of recomputing blocks in the backward')
     .option(
       '--non-projected <frozen|adamw>',
@@ -169,5 +190,6 @@ export function buildProgram(): Command {
     .action(async (opts: GradsCommandOptions) => {
       console.log(await gradsCommand(opts));
     });
-  return program;
+  program.addCommand(generateCommand());
+  return withVersionAndUnknownCommands(program);
 }

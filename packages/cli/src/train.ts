@@ -1,8 +1,9 @@
 // `lsp-offload train`: fine-tune a Hugging Face checkpoint (or, with no arguments, the built-in demo)
 // with a progress bar (rate, ETA, loss), periodic evaluation and a final summary.
 import cliProgress from 'cli-progress';
-import { GpuRuntime } from '@lsp-offload/core';
+import { GpuRuntime, loadModelConfig, resolveWeightDtype } from '@lsp-offload/core';
 import { runTraining, type EvalMetrics, type TrainMode } from '@lsp-offload/core';
+import { exportDtypeOf, fineTuneOptions, type FineTuneFlags } from './finetune-flags.js';
 import { formatBytes } from './format.js';
 import { parseSize } from './size.js';
 
@@ -40,8 +41,15 @@ export interface TrainCommandOptions {
   sharing: string;
 }
 
-/** Defaults that depend on the model: the demo is tiny and learns fast; real fine-tunes are gentler. */
-export function trainDefaults(model: string): {
+/**
+ * Defaults that depend on the model: the demo is tiny and learns fast; real fine-tunes are gentler. With
+ * the model's positions, --seq is at most those; with the run's steps, evaluations come at least thrice.
+ */
+export function trainDefaults(
+  model: string,
+  positions?: number,
+  steps?: number,
+): {
   rank: string;
   steps: string;
   batch: string;
@@ -49,24 +57,29 @@ export function trainDefaults(model: string): {
   lr: string;
   evalEvery: string;
 } {
-  return model === 'demo'
-    ? { rank: '64', steps: '60', batch: '8', seq: '64', lr: '3e-3', evalEvery: '20' }
-    : { rank: '256', steps: '1000', batch: '4', seq: '512', lr: '1e-5', evalEvery: '100' };
+  const d =
+    model === 'demo'
+      ? { rank: '64', steps: '60', batch: '8', seq: '64', lr: '3e-3', evalEvery: '20' }
+      : { rank: '256', steps: '1000', batch: '4', seq: '512', lr: '1e-5', evalEvery: '100' };
+  if (positions !== undefined && model !== 'demo') d.seq = String(Math.min(512, positions));
+  const n = steps ?? Number(d.steps);
+  d.evalEvery = String(Math.max(1, Math.min(Number(d.evalEvery), Math.floor(n / 3))));
+  return d;
 }
 
-function int(name: string, v: string, min = 1): number {
+export function int(name: string, v: string, min = 1): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${v}'`);
   return n;
 }
 
-function num(name: string, v: string): number {
+export function num(name: string, v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got '${v}'`);
   return n;
 }
 
-function oneOf<T extends string>(name: string, v: string, allowed: readonly T[]): T {
+export function oneOf<T extends string>(name: string, v: string, allowed: readonly T[]): T {
   if (!(allowed as readonly string[]).includes(v))
     throw new Error(`--${name} must be one of ${allowed.join(', ')}, got '${v}'`);
   return v as T;
@@ -79,8 +92,14 @@ function describeEval(e: EvalMetrics): string {
   return `eval @ step ${e.step}: loss ${e.evalLoss.toFixed(4)}${acc}`;
 }
 
-export async function trainCommand(given: TrainCommandOptions): Promise<void> {
-  const defaults = trainDefaults(given.model);
+export async function trainCommand(given: TrainCommandOptions & FineTuneFlags): Promise<void> {
+  // (without --data the run stops with that message before the model matters)
+  const positions =
+    given.model === 'demo' || !given.data?.length
+      ? undefined
+      : (await loadModelConfig(given.model)).maxPositions;
+  const stepsGiven = given.steps === undefined ? undefined : int('steps', given.steps);
+  const defaults = trainDefaults(given.model, positions, stepsGiven);
   const opts = {
     ...given,
     rank: given.rank ?? defaults.rank,
@@ -92,19 +111,24 @@ export async function trainCommand(given: TrainCommandOptions): Promise<void> {
   };
   const mode = oneOf<TrainMode>('mode', opts.mode, ['lsp', 'zero', 'native']);
   const steps = int('steps', opts.steps);
+  const fineTune = fineTuneOptions(given, steps);
+  const exportDtype = exportDtypeOf(given);
+  const logEvery = int('log-every', given.logEvery);
   const budgetBytes = opts.gpuMemory ? parseSize(opts.gpuMemory) : undefined;
   const gpu = await GpuRuntime.create(budgetBytes === undefined ? {} : { budgetBytes });
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const bar = opts.progress
-    ? new cliProgress.SingleBar(
-        {
-          format: 'train [{bar}] {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta_formatted}',
-          hideCursor: true,
-          stream: process.stderr,
-        },
-        cliProgress.Presets.shades_classic,
-      )
-    : undefined;
+  // a bar only on a terminal: piped or redirected, the run prints plain step lines instead of nothing
+  const bar =
+    opts.progress && process.stderr.isTTY
+      ? new cliProgress.SingleBar(
+          {
+            format: 'train [{bar}] {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta_formatted}',
+            hideCursor: true,
+            stream: process.stderr,
+          },
+          cliProgress.Presets.shades_classic,
+        )
+      : undefined;
   try {
     log(
       `adapter: ${gpu.ctx.report.description || gpu.ctx.report.device}${budgetBytes ? `, GPU memory budget ${formatBytes(budgetBytes)}` : ''}`,
@@ -118,7 +142,9 @@ export async function trainCommand(given: TrainCommandOptions): Promise<void> {
         steps,
         batch: int('batch', opts.batch),
         seqLen: int('seq', opts.seq, 2),
-        dtype: oneOf('dtype', opts.dtype, ['f32', 'f16'] as const),
+        dtype: resolveWeightDtype(opts.dtype, gpu.has('shader-f16')),
+        ...(exportDtype && { exportDtype }),
+        invalidLines: oneOf('invalid-lines', given.invalidLines, ['error', 'skip'] as const),
         evalEvery: int('eval-every', opts.evalEvery),
         evalBatches: int('eval-batches', opts.evalBatches),
         ...(opts.metricsOut && { metricsOut: opts.metricsOut }),
@@ -130,6 +156,7 @@ export async function trainCommand(given: TrainCommandOptions): Promise<void> {
         ...(opts.trace && { tracePath: opts.trace }),
         ...(opts.traceStep && { traceStep: int('trace-step', opts.traceStep) }),
         trainer: {
+          ...fineTune,
           mode,
           rank: int('rank', opts.rank),
           nnz: int('nnz', opts.nnz),
@@ -157,8 +184,11 @@ export async function trainCommand(given: TrainCommandOptions): Promise<void> {
             started = true;
           }
           if (bar) bar.update(m.step, { loss: m.loss.toFixed(4), tps: m.tokensPerSecond.toFixed(0) });
-          else
-            log(`step ${m.step}/${steps}: loss ${m.loss.toFixed(4)}, ${m.tokensPerSecond.toFixed(0)} tok/s`);
+          else if (m.step % logEvery === 0 || m.step === steps)
+            log(
+              `step ${m.step}/${steps}: loss ${m.loss.toFixed(4)}, lr ${m.lr.toPrecision(3)}` +
+                `${m.gradNorm === null ? '' : `, grad norm ${m.gradNorm.toPrecision(4)}`}, ${m.tokensPerSecond.toFixed(0)} tok/s`,
+            );
         },
         onEval: (e) => {
           if (bar && started) bar.stop();

@@ -42,7 +42,9 @@ describe('lsp-offload train', () => {
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l));
-    expect(lines.map((l) => l.type)).toEqual(['eval', 'step', 'step', 'step', 'eval']);
+    expect(lines.map((l) => l.type)).toEqual(['settings', 'eval', 'step', 'step', 'step', 'eval']);
+    expect(lines[0]).toMatchObject({ model: 'demo', mode: 'lsp', rank: 64, batch: 4, steps: 3 });
+    lines.shift();
     for (const l of lines.filter((x) => x.type === 'step')) {
       expect(l.mode).toBe('lsp');
       expect(l.loss).toBeGreaterThan(0);

@@ -53,3 +53,4 @@ export * from './planner/index.js';
 export * from './report/index.js';
 // The GPU runtime, for callers of core (the CLI) that create one without depending on gpu-dawn.
 export { GpuRuntime, GpuContext } from '@lsp-offload/gpu-dawn';
+export * from './generate/index.js';

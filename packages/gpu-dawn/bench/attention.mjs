@@ -11,6 +11,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { sig } from './format.mjs';
 import {
   GpuRuntime,
   attentionBackward,
@@ -93,9 +94,10 @@ function maxRelError(got, want) {
 
 // ---- correctness of this adapter's default tiles --------------------------------------------------
 const checks = [];
-for (const headDim of [64, 128]) {
+// (small: the head sizes of the small shapes timed below)
+for (const headDim of small ? [16, 32] : [64, 128]) {
   for (const dtype of dtypes) {
-    const s = { batch: 1, seqLen: 77, nHeads: 6, nKvHeads: 2, headDim };
+    const s = { batch: 1, seqLen: small ? 37 : 77, nHeads: 6, nKvHeads: 2, headDim };
     const t = allocate(s, dtype);
     attentionForward(gpu, t);
     attentionBackward(gpu, t);
@@ -224,7 +226,7 @@ if (outDir) {
   );
 }
 
-const f = (x, w, d = 2) => (x === undefined ? '-' : x.toFixed(d)).padStart(w);
+const f = (x, w) => sig(x, w);
 if (sweepRows.length) {
   console.log('tile sweep (rows x keys x threadRows x threadCols, or keys x rows x threadKeys x threadCols)');
   for (const r of sweepRows)

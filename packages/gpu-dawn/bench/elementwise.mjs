@@ -4,6 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { sig } from './format.mjs';
 import {
   GpuRuntime,
   adamw,
@@ -117,7 +118,7 @@ console.log(
 console.log('kernel                  bytes/el        ms      GB/s');
 for (const r of results)
   console.log(
-    `${r.kernel.padEnd(22)} ${String(r.bytesPerElement).padStart(9)} ${r.ms.toFixed(3).padStart(9)} ${r.gbps.toFixed(1).padStart(9)}`,
+    `${r.kernel.padEnd(22)} ${String(r.bytesPerElement).padStart(9)} ${sig(r.ms, 9)} ${sig(r.gbps, 9)}`,
   );
 for (const x of tensors) x.release();
 gpu.destroy();

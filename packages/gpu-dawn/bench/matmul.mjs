@@ -13,6 +13,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { GpuRuntime, matmulStrided, subgroupMatrixSupport } from '../dist/index.js';
+import { sig } from './format.mjs';
 
 const args = process.argv.slice(2);
 const tune = args.includes('--tune');
@@ -102,6 +103,8 @@ async function time(shape, aType, bType, cType, choice) {
 
 const shapes = (quick ? SHAPES.slice(0, 1) : SHAPES).map((s) => ({
   ...s,
+  // the label names the features actually run (scaled down with --scale)
+  name: scale === 1 ? s.name : s.name.replace(/\d+/g, (d) => String(Math.round(Number(d) / scale))),
   m: Math.round(s.m / scale),
   n: Math.round(s.n / scale),
   k: Math.round(s.k / scale),
@@ -121,8 +124,8 @@ for (const shape of shapes) {
   row.f16f32 = await time(shape, 'f16', 'f16', 'f32', {});
   rows.push(row);
   console.log(
-    `${shape.name}: f32 ${row.f32.tflops?.toFixed(1)} (${row.f32.key ?? row.f32.error}), ` +
-      `f16 ${row.f16.tflops?.toFixed(1)} (${row.f16.key ?? row.f16.error}), f16->f32 ${row.f16f32.tflops?.toFixed(1)}`,
+    `${shape.name}: f32 ${sig(row.f32.tflops)} (${row.f32.key ?? row.f32.error}), ` +
+      `f16 ${sig(row.f16.tflops)} (${row.f16.key ?? row.f16.error}), f16->f32 ${sig(row.f16f32.tflops)}`,
   );
 }
 
@@ -173,7 +176,7 @@ if (outDir) {
     JSON.stringify({ date, adapter: report.description, robustness, support, rows, tuning, torch }, null, 2),
   );
 }
-const f = (x) => (x === undefined ? '-' : x.toFixed(1)).padStart(7);
+const f = (x) => sig(x, 7);
 console.log(
   `\nmatmul TFLOP/s on ${report.description} (${date}), robustness ${robustness ? 'on' : 'off'}; ` +
     `torch: ${torch?.device ?? 'not run'}`,

@@ -7,6 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { sig } from './format.mjs';
 import {
   GpuRuntime,
   createRopeTable,
@@ -150,7 +151,6 @@ if (outDir) {
 }
 console.log(`row kernels on ${adapter} (${date}), tokens ${T}, hidden ${C}, vocab ${V}`);
 console.log('kernel                          ms       GB/s');
-for (const r of rows)
-  console.log(`${r.kernel.padEnd(28)} ${r.ms.toFixed(3).padStart(9)} ${r.gbps.toFixed(1).padStart(9)}`);
+for (const r of rows) console.log(`${r.kernel.padEnd(28)} ${sig(r.ms, 9)} ${sig(r.gbps, 9)}`);
 gpu.destroy();
 process.exit(0);

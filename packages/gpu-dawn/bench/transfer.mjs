@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sig } from './format.mjs';
 import {
   DEFAULT_CHUNK_BYTES,
   DEFAULT_COPY_THREADS,
@@ -233,7 +234,7 @@ if (outDir) {
     ),
   );
 }
-const f = (x) => (x === undefined ? '-' : x.toFixed(1));
+const f = (x) => sig(x);
 const bad = rows.filter((r) => !r.contentOk).length;
 console.log(`transfers on ${adapter}, ${cpu}, ${date}; host side: shared WebAssembly.Memory; GB/s, median`);
 console.log(

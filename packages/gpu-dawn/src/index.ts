@@ -205,3 +205,5 @@ export type {
   SubgroupMatrixShape,
 } from './kernels/matmul.js';
 export { fillNormal } from './kernels/random.js';
+export { cachedAttention, appendToCache, cachedAttentionReference } from './kernels/cached-attention.js';
+export type { CachedAttentionArgs, CachedAttentionShape } from './kernels/cached-attention.js';

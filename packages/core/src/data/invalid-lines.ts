@@ -42,7 +42,7 @@ export class InvalidLineLog {
     const lines = this.listed.map((bad) => `  ${formatInvalidLine(bad)}`).join('\n');
     return new DataFormatError(
       `${count} invalid data line${this.total === 1 ? '' : 's'} (reading stopped; ` +
-        `use the 'skip' policy to leave them out and count them):\n${lines}`,
+        `use --invalid-lines skip, the 'skip' policy, to leave them out and count them):\n${lines}`,
       this.listed,
     );
   }

@@ -18,6 +18,15 @@ export interface BlockContext {
   tokens: number;
   /** LLaMA: the RoPE cos/sin table. */
   ropeTable?: Tensor;
+  /** Generation: attend against cached keys/values (batch 1) instead of within the batch. */
+  cache?: AttentionCache;
+}
+
+/** A key/value cache: the batch's rows sit at positions past, past + 1, ... after the cached ones. */
+export interface AttentionCache {
+  readonly past: number;
+  /** Store the rows' k and v ([rows, kv heads, head_dim]) for `layer` and write their attention into o. */
+  attend(layer: number, q: Tensor, k: Tensor, v: Tensor, o: Tensor): void;
 }
 
 /** Tensors allocated for one purpose, released together. */

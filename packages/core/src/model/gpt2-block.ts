@@ -90,7 +90,8 @@ export function gpt2BlockForward(
     copyColumns(gpu, { src: qkv, srcCol: i * C, dst: t.view([T, C]), dstCol: 0, width: C });
   const o = g.f32('o', heads);
   const lse = g.f32('lse', [shape.batch, c.numHeads, shape.seqLen]);
-  attentionForward(gpu, { q, k, v, o, lse });
+  if (ctx.cache) ctx.cache.attend(layer, q, k, v, o);
+  else attentionForward(gpu, { q, k, v, o, lse });
   const h = g.f32('h', [T, C]);
   linearForward(
     gpu,

@@ -104,11 +104,12 @@ export function llamaBlockForward(
     q: q.view([T, c.numHeads, c.headDim]),
     k: k.view([T, c.numKeyValueHeads, c.headDim]),
     table: ctx.ropeTable!,
-    positions: { offset: 0, sequenceLength: shape.seqLen },
+    positions: { offset: ctx.cache?.past ?? 0, sequenceLength: shape.seqLen },
   });
   const o = g.f32('o', [shape.batch, shape.seqLen, c.numHeads, c.headDim]);
   const lse = g.f32('lse', [shape.batch, c.numHeads, shape.seqLen]);
-  attentionForward(gpu, { q, k, v, o, lse });
+  if (ctx.cache) ctx.cache.attend(layer, q, k, v, o);
+  else attentionForward(gpu, { q, k, v, o, lse });
   const h = g.f32('h', [T, c.hiddenSize]);
   linearForward(
     gpu,

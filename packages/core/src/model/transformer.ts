@@ -17,7 +17,7 @@ import {
   type GpuRuntime,
 } from '@lsp-offload/gpu-dawn';
 import type { ModelConfig, ParameterSpec } from '../hf/index.js';
-import type { BlockContext, BatchShape } from './block-context.js';
+import type { AttentionCache, BlockContext, BatchShape } from './block-context.js';
 import { gpt2BlockBackward, gpt2BlockForward, type Gpt2Tape } from './gpt2-block.js';
 import type { GradientSink } from './gradient-sink.js';
 import { llamaBlockBackward, llamaBlockForward, type LlamaTape } from './llama-block.js';
@@ -148,6 +148,35 @@ export class Transformer {
     return logits;
   }
 
+  /**
+   * Generation: the tokens `ids` of one sequence, at the positions after those in `cache`, through every
+   * block with attention against the cache (which takes their keys and values); returns the logits of
+   * the last token, [1, vocab] f32 (the caller releases them).
+   */
+  async nextTokenLogits(ids: Int32Array, cache: AttentionCache): Promise<Tensor> {
+    const batch: TokenBatch = { batch: 1, seqLen: ids.length, inputIds: ids, labels: ids };
+    const ctx: BlockContext = { ...this.context(batch), cache };
+    const c = this.config;
+    const { ids: idsTensor, release } = this.uploadInputs(batch);
+    const final = (await this.blocksForward(ctx, this.embed(ctx, idsTensor), false, {})).final;
+    const xf = this.finalNorm(ctx, final);
+    const logits = this.gpu.tensor('logits.last', 'f32', [1, c.vocabSize], 'activations');
+    matmulStrided(this.gpu, {
+      m: 1,
+      n: c.vocabSize,
+      k: c.hiddenSize,
+      transB: true,
+      a: { tensor: xf.y, offset: (ids.length - 1) * c.hiddenSize },
+      b: { tensor: this.weights.get(this.names.lmHead) },
+      c: { tensor: logits },
+      label: 'lm_head forward (last token)',
+    });
+    xf.release();
+    final.release();
+    release();
+    return logits;
+  }
+
   release(): void {
     this.ropeTable?.release();
   }
@@ -198,7 +227,7 @@ export class Transformer {
       out: x,
       ...(n.positions && {
         positionTable: this.weights.get(n.positions),
-        positions: { offset: 0, sequenceLength: ctx.shape.seqLen },
+        positions: { offset: ctx.cache?.past ?? 0, sequenceLength: ctx.shape.seqLen },
       }),
     });
     return x;

@@ -9,6 +9,8 @@ const MiB = 2 ** 20;
 export interface BenchReportInput {
   model: string;
   device: string;
+  /** The run's settings (model, modes, batch, seq, dtype, d, r, the machine...), shown first. */
+  settings?: Readonly<Record<string, string | number>>;
   results: readonly {
     mode: string;
     budgetBytes?: number;
@@ -21,6 +23,9 @@ export interface BenchReportInput {
     workerBusyMsPerStep: number;
     waitForUpdatesMsPerStep: number;
     losses: readonly number[];
+    kernelProfile?: {
+      readonly families: readonly { family: string; dispatches: number; gpuMs: number; share: number }[];
+    };
     error?: string;
   }[];
 }
@@ -82,7 +87,29 @@ export function renderBenchReport(b: BenchReportInput, title = `lsp-offload benc
   return htmlPage(
     title,
     `<h2>${escapeHtml(title)}</h2><p>${escapeHtml(b.device)}</p>` +
+      (b.settings ? htmlTable([Object.keys(b.settings), Object.values(b.settings).map(String)]) : '') +
       htmlTable([['mode', 'step', 'tokens/s', 'live peak', 'planned peak'], ...rows]) +
+      kernelTables(b) +
       `<div>${charts.join('')}</div>`,
   );
+}
+
+/** --profile-kernels: GPU time by kernel family per mode (one timed pass per dispatch: shares). */
+function kernelTables(b: BenchReportInput): string {
+  return b.results
+    .filter((r) => r.kernelProfile)
+    .map(
+      (r) =>
+        `<h3>GPU time by kernel family: ${escapeHtml(r.mode)} (one timed pass per dispatch: shares, not step time)</h3>` +
+        htmlTable([
+          ['kernel family', 'dispatches', 'GPU ms', 'share'],
+          ...r.kernelProfile!.families.map((f) => [
+            f.family,
+            String(f.dispatches),
+            f.gpuMs.toPrecision(4),
+            `${(100 * f.share).toFixed(1)} %`,
+          ]),
+        ]),
+    )
+    .join('');
 }

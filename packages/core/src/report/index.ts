@@ -4,6 +4,7 @@ export {
   lineChart,
   barChart,
   niceTicks,
+  tickLabels,
   scale,
   type Series,
   type Bar,

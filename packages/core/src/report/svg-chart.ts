@@ -41,10 +41,22 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   return out;
 }
 
-function formatTick(v: number): string {
+function formatTick(v: number, digits = 4): string {
   const a = Math.abs(v);
-  if (a !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(1);
-  return String(+v.toPrecision(4));
+  if (a !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(digits - 3);
+  return String(+v.toPrecision(digits));
+}
+
+/**
+ * Labels of axis ticks with as few digits as tell them apart (a loss varying in its fourth digit gets
+ * more than "10.8, 10.8, 10.8").
+ */
+export function tickLabels(ticks: readonly number[]): string[] {
+  for (let digits = 4; digits < 15; digits++) {
+    const labels = ticks.map((t) => formatTick(t, digits));
+    if (new Set(labels).size === labels.length) return labels;
+  }
+  return ticks.map((t) => String(t));
 }
 
 /** The linear map of [d0, d1] onto [r0, r1] (a constant domain maps to the middle). */
@@ -85,16 +97,20 @@ export function lineChart(series: readonly Series[], o: ChartOptions): string {
   const sx = scale(x0, x1, CHART_MARGIN.left, w - CHART_MARGIN.right);
   const sy = scale(y0, y1, h - CHART_MARGIN.bottom, CHART_MARGIN.top);
   let body = '';
-  for (const t of niceTicks(y0, y1)) {
+  const yTicks = niceTicks(y0, y1);
+  const yLabels = tickLabels(yTicks);
+  yTicks.forEach((t, i) => {
     const y = sy(t).toFixed(1);
     body +=
       `<line x1="${CHART_MARGIN.left}" x2="${w - CHART_MARGIN.right}" y1="${y}" y2="${y}" stroke="#ddd"/>` +
-      `<text x="${CHART_MARGIN.left - 4}" y="${y}" dy="3" text-anchor="end">${formatTick(t)}</text>`;
-  }
-  for (const t of niceTicks(x0, x1).filter((v) => !o.xIntegers || Number.isInteger(v))) {
+      `<text x="${CHART_MARGIN.left - 4}" y="${y}" dy="3" text-anchor="end">${yLabels[i]}</text>`;
+  });
+  const xTicks = niceTicks(x0, x1).filter((v) => !o.xIntegers || Number.isInteger(v));
+  const xLabels = tickLabels(xTicks);
+  xTicks.forEach((t, i) => {
     const x = sx(t).toFixed(1);
-    body += `<text x="${x}" y="${h - CHART_MARGIN.bottom + 14}" text-anchor="middle">${formatTick(t)}</text>`;
-  }
+    body += `<text x="${x}" y="${h - CHART_MARGIN.bottom + 14}" text-anchor="middle">${xLabels[i]}</text>`;
+  });
   series.forEach((s, i) => {
     const color = PALETTE[i % PALETTE.length];
     const p = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
@@ -132,12 +148,14 @@ export function barChart(bars: readonly Bar[], o: ChartOptions): string {
   const max = Math.max(0, ...bars.map(total));
   const sx = scale(0, max, left, w - CHART_MARGIN.right);
   let body = '';
-  for (const t of niceTicks(0, max)) {
+  const ticks = niceTicks(0, max);
+  const labels = tickLabels(ticks);
+  ticks.forEach((t, i) => {
     const x = sx(t).toFixed(1);
     body +=
       `<line x1="${x}" x2="${x}" y1="${CHART_MARGIN.top}" y2="${h - CHART_MARGIN.bottom}" stroke="#ddd"/>` +
-      `<text x="${x}" y="${h - CHART_MARGIN.bottom + 14}" text-anchor="middle">${formatTick(t)}</text>`;
-  }
+      `<text x="${x}" y="${h - CHART_MARGIN.bottom + 14}" text-anchor="middle">${labels[i]}</text>`;
+  });
   bars.forEach((b, row) => {
     const y = CHART_MARGIN.top + row * rowH;
     body += `<text x="${left - 6}" y="${y + rowH / 2 + 4}" text-anchor="end">${escapeHtml(b.label)}</text>`;

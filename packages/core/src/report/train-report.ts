@@ -21,6 +21,11 @@ interface StepRecord {
   peakGpuBytes: number;
 }
 
+interface SettingsRecord {
+  type: 'settings';
+  [key: string]: unknown;
+}
+
 interface EvalRecord {
   type: 'eval';
   step: number;
@@ -41,6 +46,7 @@ export function renderTrainReport(records: readonly object[], title = 'lsp-offlo
   const steps = records.filter((r): r is StepRecord => (r as StepRecord).type === 'step');
   const evals = records.filter((r): r is EvalRecord => (r as EvalRecord).type === 'eval');
   const refits = records.filter((r): r is RefitRecord => (r as RefitRecord).type === 'refit');
+  const settings = records.find((r): r is SettingsRecord => (r as SettingsRecord).type === 'settings');
   const charts: string[] = [];
   const loss: Series[] = [{ name: 'train loss', points: steps.map((s) => [s.step, s.loss]) }];
   if (evals.length)
@@ -133,5 +139,15 @@ export function renderTrainReport(records: readonly object[], title = 'lsp-offlo
       steps.length ? `${(Math.max(...steps.map((s) => s.peakGpuBytes)) / MiB).toFixed(1)} MiB` : '-',
     ],
   ]);
-  return htmlPage(title, `<h2>${escapeHtml(title)}</h2>${summary}<div>${charts.join('')}</div>`);
+  return htmlPage(
+    title,
+    `<h2>${escapeHtml(title)}</h2>${settings ? settingsTable(settings) : ''}${summary}<div>${charts.join('')}</div>`,
+  );
+}
+
+/** The run's settings as one two-row table (name, value), in the record's order. */
+function settingsTable(settings: SettingsRecord): string {
+  const entries = Object.entries(settings).filter(([k, v]) => k !== 'type' && v !== null && v !== undefined);
+  const show = (v: unknown) => (Array.isArray(v) ? v.join(', ') : String(v));
+  return htmlTable([entries.map(([k]) => k), entries.map(([, v]) => show(v))]);
 }

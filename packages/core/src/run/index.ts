@@ -1,5 +1,12 @@
 export { runTraining } from './train-run.js';
 export type { TrainRunOptions, TrainRunEvents, TrainSummary, EvalMetrics } from './train-run.js';
-export { runBenchmark, formatBenchTable } from './bench-run.js';
+export { runBenchmark, formatBenchTable, formatKernelProfiles } from './bench-run.js';
 export type { BenchOptions, BenchModeSpec, BenchModeResult } from './bench-run.js';
 export { MODEL_PRESETS, presetConfig } from './presets.js';
+export { defaultWeightDtype, resolveWeightDtype } from './weight-dtype.js';
+export type { WeightDtypeFlag } from './weight-dtype.js';
+export { runSettings } from './run-settings.js';
+export type { RunSettings } from './run-settings.js';
+export { resolveModelConfig } from './model-source.js';
+export { KernelProfiler, formatKernelProfile, kernelFamily } from './kernel-profile.js';
+export type { KernelProfile, KernelFamilyTime } from './kernel-profile.js';

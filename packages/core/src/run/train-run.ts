@@ -16,6 +16,7 @@ import {
   type DemoTask,
   type PackedRows,
 } from '../data/index.js';
+import type { InvalidLinePolicy } from '../data/invalid-lines.js';
 import { HfTokenizer, openHfModel, type ModelConfig } from '../hf/index.js';
 import { DEMO_MODEL_CONFIG } from '../model/demo-config.js';
 import { ModelWeights, type WeightDtype } from '../model/weights.js';
@@ -26,17 +27,22 @@ import { renderTrainReport } from '../report/train-report.js';
 import type { TrainerOptions } from '../trainer/options.js';
 import { Trainer, type StepMetrics } from '../trainer/trainer.js';
 import {
+  TORCH_DTYPE_NAMES,
   exportHfModel,
   loadCheckpoint,
   resumeTraining,
   saveCheckpoint,
+  type SavedWeightDtype,
 } from '../trainer/checkpoint/index.js';
+import { runSettings } from './run-settings.js';
 
 export interface TrainRunOptions {
   /** A Hugging Face model directory, or 'demo' for the built-in model and task. */
   model: string;
   /** .jsonl / .txt files (required unless model is 'demo'). */
   data?: readonly string[];
+  /** Invalid data lines stop the run ('error', default) or are left out and counted ('skip'). */
+  invalidLines?: InvalidLinePolicy;
   steps: number;
   batch: number;
   seqLen: number;
@@ -55,6 +61,8 @@ export interface TrainRunOptions {
   resume?: string;
   /** Write the fine-tuned model here as a plain Hugging Face directory at the end. */
   exportDir?: string;
+  /** The export's dtype; default the input checkpoint's (the GPU weights' for the demo). */
+  exportDtype?: SavedWeightDtype;
   /** lsp refits (TrainerOptions.refit): held-out batches the projectors are measured on (default 2). */
   refitBatches?: number;
   /** Write a Chrome/Perfetto trace of step `traceStep` (default: the third step) to this file. */
@@ -119,7 +127,13 @@ async function prepare(gpu: GpuRuntime, o: TrainRunOptions, events: TrainRunEven
   const hf = await openHfModel(o.model);
   try {
     const tokenizer = await HfTokenizer.load(o.model);
-    const data = await prepareDataset({ files: o.data, tokenizer, seqLen: o.seqLen, seed });
+    const data = await prepareDataset({
+      files: o.data,
+      tokenizer,
+      seqLen: o.seqLen,
+      seed,
+      ...(o.invalidLines && { invalidLines: o.invalidLines }),
+    });
     events.onSetup?.(describeDataset(data.report));
     const configJson: unknown = JSON.parse(await readFile(join(o.model, 'config.json'), 'utf8'));
     return {
@@ -169,6 +183,8 @@ export async function runTraining(
     try {
       trainer = await Trainer.create(gpu, weights, {
         seed: o.trainer.seed ?? 0,
+        // the schedule spans the run unless told otherwise
+        totalSteps: o.steps,
         ...o.trainer,
         plannedBatch: { batch: o.batch, seqLen: o.seqLen },
       });
@@ -188,6 +204,8 @@ export async function runTraining(
     if (o.metricsOut) await appendFile(o.metricsOut, `${JSON.stringify(record)}\n`);
   };
   const loader = new BatchLoader(p.train, { batchSize: o.batch, seed: o.trainer.seed ?? 0 }, loaderState);
+  // what the run was asked to do, first in the records (a resumed run keeps the one it started with)
+  if (!o.resume) await write(runSettings(o, trainer.options, weights.dtype));
   const save = async () => {
     if (!o.checkpointDir) return;
     await saveCheckpoint(o.checkpointDir, {
@@ -224,7 +242,7 @@ export async function runTraining(
   try {
     if (!o.resume) await evaluate(0);
     for (let s = startStep + 1; s <= o.steps; s++) {
-      const batch: DataBatch = loader.next();
+      const batch: DataBatch[] = Array.from({ length: trainer.options.gradAccum }, () => loader.next());
       const traceThis = o.tracePath !== undefined && s === (o.traceStep ?? Math.min(startStep + 3, o.steps));
       if (traceThis) trainer.traceNextStep();
       const m = await trainer.trainStep(batch);
@@ -271,6 +289,7 @@ export async function runTraining(
     await save();
     if (o.exportDir) {
       await exportHfModel(o.exportDir, trainer, {
+        dtype: o.exportDtype ?? inputDtype(p.config.savedDtype) ?? weights.dtype,
         ...(p.configJson !== undefined && { configJson: p.configJson }),
         ...(o.model !== 'demo' && { sourceDir: o.model }),
       });
@@ -301,6 +320,12 @@ export async function runTraining(
     plannedPeakBytes: plan.peakBytes,
     totalMs: performance.now() - t0,
   };
+}
+
+/** The saved dtype a config.json names ("float16", ...), when it is one an export can write. */
+function inputDtype(savedDtype: string | undefined): SavedWeightDtype | undefined {
+  const entry = Object.entries(TORCH_DTYPE_NAMES).find(([, torch]) => torch === savedDtype);
+  return entry?.[0] as SavedWeightDtype | undefined;
 }
 
 function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {

@@ -1,4 +1,6 @@
 // What a training run is configured by. One object shared by the trainer, the planner and the CLI.
+import type { LrScheduleKind } from './lr-schedule.js';
+
 export type TrainMode = 'lsp' | 'zero' | 'native';
 
 export interface OptimizerHyperParams {
@@ -10,6 +12,18 @@ export interface OptimizerHyperParams {
 
 export interface TrainerOptions extends OptimizerHyperParams {
   mode: TrainMode;
+  /** Learning rate per step: warmup, then constant, linear or cosine decay to 0 at totalSteps (lr-schedule.ts). */
+  lrSchedule: LrScheduleKind;
+  warmupSteps: number;
+  totalSteps: number;
+  /**
+   * Global gradient-norm clipping (0: off), of the mean gradient over the micro-batches. lsp clips the
+   * norm of what it steps: the compressed gradients S of the projected layers and the dense gradients of
+   * the others. The offloading modes then start their CPU steps only once the whole backward is done.
+   */
+  maxGradNorm: number;
+  /** Micro-batches per optimizer step (gradient accumulation): the step uses their mean gradient. */
+  gradAccum: number;
   /** Subspace size d of the projectors (lsp). */
   rank: number;
   /** Non-zeros per projector row r (lsp). */
@@ -57,6 +71,11 @@ export interface TrainerOptions extends OptimizerHyperParams {
 
 export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
   mode: 'lsp',
+  lrSchedule: 'constant',
+  warmupSteps: 0,
+  totalSteps: 0,
+  maxGradNorm: 0,
+  gradAccum: 1,
   lr: 1e-4,
   betas: [0.9, 0.999],
   eps: 1e-8,

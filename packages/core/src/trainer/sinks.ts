@@ -40,6 +40,11 @@ export function unitOf(spec: ParameterSpec): number {
 abstract class CollectingSink implements GradientSink {
   protected readonly units = new Map<number, UnitGradients>();
   private readonly denseByName = new Map<string, DenseGradient>();
+  /**
+   * Gradient accumulation: add this micro-batch's gradients into those the earlier ones left (not yet
+   * taken) instead of starting new ones.
+   */
+  accumulate = false;
 
   constructor(protected readonly gpu: GpuRuntime) {}
 
@@ -52,8 +57,14 @@ abstract class CollectingSink implements GradientSink {
       d = { spec, grad: this.gpu.tensor(`grad.${spec.name}`, 'f32', spec.shape, 'gradients') };
       this.denseByName.set(spec.name, d);
       this.unit(unitOf(spec)).dense.push(d);
+      return { tensor: d.grad, accumulate: false };
     }
-    return { tensor: d.grad, accumulate: false };
+    return { tensor: d.grad, accumulate: this.accumulate };
+  }
+
+  /** The gradient an earlier micro-batch left for `spec`, when accumulating. */
+  protected accumulated(spec: ParameterSpec): Tensor | undefined {
+    return this.accumulate ? this.denseByName.get(spec.name)?.grad : undefined;
   }
 
   gradReady(): void {}
@@ -104,11 +115,17 @@ export class LspSink extends CollectingSink {
     const b = this.gpu.tensor(`B.${spec.name}`, 'f32', [tokens, layer.d], 'workspace');
     gatherColumns(this.gpu, rowsAct.view([tokens, layer.rows]), layer.leftGpu, a);
     gatherColumns(this.gpu, colsAct.view([tokens, layer.cols]), layer.rightGpu, b);
-    const s = this.gpu.tensor(`S.${spec.name}`, 'f32', [layer.d, layer.d], 'gradients');
-    matmul(this.gpu, a, b, s, { transA: true, label: `${spec.name} compress` });
+    const unit = this.unit(unitOf(spec));
+    const earlier = this.accumulate ? unit.compressed.find((c) => c.layer === layer) : undefined;
+    const s = earlier?.s ?? this.gpu.tensor(`S.${spec.name}`, 'f32', [layer.d, layer.d], 'gradients');
+    matmul(this.gpu, a, b, s, {
+      transA: true,
+      accumulate: earlier !== undefined,
+      label: `${spec.name} compress`,
+    });
     a.release();
     b.release();
-    this.unit(unitOf(spec)).compressed.push({ layer, s });
+    if (!earlier) unit.compressed.push({ layer, s });
   }
 }
 
@@ -126,9 +143,10 @@ export class ZeroSink extends CollectingSink {
   }
 
   linear(spec: LinearWeightSpec, x: Tensor, dy: Tensor): void {
-    // straight out of the matmul (f32 accumulation inside)
-    const g = this.gpu.tensor(`grad.${spec.name}`, this.gradDtype, spec.shape, 'gradients');
-    linearWeightGradient(this.gpu, spec, x, dy, g, false);
-    this.addDense(spec, g);
+    // straight out of the matmul (f32 accumulation inside; across micro-batches in the gradient's dtype)
+    const earlier = this.accumulated(spec);
+    const g = earlier ?? this.gpu.tensor(`grad.${spec.name}`, this.gradDtype, spec.shape, 'gradients');
+    linearWeightGradient(this.gpu, spec, x, dy, g, earlier !== undefined);
+    if (!earlier) this.addDense(spec, g);
   }
 }

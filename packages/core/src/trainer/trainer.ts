@@ -18,6 +18,7 @@ import {
   cast,
   createAdamWState,
   expandRows,
+  globalNorm,
   type GpuRuntime,
   type Tensor,
   type TraceEvent,
@@ -32,6 +33,9 @@ import type { ModelWeights } from '../model/weights.js';
 import { checkBudget } from '../planner/budget.js';
 import { planTrainerMemory } from '../planner/trainer-plan.js';
 import { DEFAULT_TRAINER_OPTIONS, type TrainerOptions } from './options.js';
+import { StepGradScale } from './grad-scale.js';
+import { checkLrSchedule, scheduledLr } from './lr-schedule.js';
+import { rankProblem } from './rank-check.js';
 import {
   createProjectedLayers,
   refitterProjectedLayers,
@@ -51,7 +55,14 @@ import { StepTrace, TRACE_PID, TRACE_THREADS } from './trace.js';
 
 export interface StepMetrics {
   step: number;
+  /** Mean loss over the step's micro-batches. */
   loss: number;
+  /** The learning rate this step used (the schedule's). */
+  lr: number;
+  /** Global norm of the (mean) gradient before clipping; null unless --max-grad-norm is set. */
+  gradNorm: number | null;
+  /** Micro-batches (gradient accumulation). */
+  microBatches: number;
   tokens: number;
   wallMs: number;
   tokensPerSecond: number;
@@ -103,10 +114,10 @@ class CpuStepQueue {
 
   constructor(private readonly opt: CpuAdamW) {}
 
-  step(names: string[], trace?: StepTrace, label = 'AdamW'): Promise<void> {
+  step(names: string[], trace?: StepTrace, label = 'AdamW', gradScale = 1): Promise<void> {
     const run = this.tail.then(async () => {
       const t0 = performance.now();
-      const report = await this.opt.step({ names, nonFinite: 'skip' });
+      const report = await this.opt.step({ names, nonFinite: 'skip', gradScale });
       const t1 = performance.now();
       this.busyMs += t1 - t0;
       trace?.add(label, TRACE_THREADS.optimizer, t0, t1, { tensors: names.length });
@@ -152,6 +163,8 @@ export class Trainer {
   private lastTrace: { trace: StepTrace; startMs: number } | undefined;
   private segmentName: string | undefined;
   private segmentStart = 0;
+  /** This step's gradient factor (1 / micro-batches, times the clipping coefficient). */
+  private gradScale: StepGradScale | undefined;
   leadBlocks = 2;
 
   private constructor(
@@ -198,6 +211,13 @@ export class Trainer {
     if (!(['lsp', 'zero', 'native'] as const).includes(o.mode)) {
       throw new Error(`unknown training mode '${o.mode}': use lsp, zero or native`);
     }
+    checkLrSchedule(o);
+    const tooLarge = o.mode === 'lsp' && !o.exactProjectors ? rankProblem(weights.config, o.rank) : undefined;
+    if (tooLarge) throw new Error(tooLarge);
+    if (!(Number.isInteger(o.gradAccum) && o.gradAccum >= 1))
+      throw new RangeError(`gradient accumulation must be an integer >= 1, got ${o.gradAccum}`);
+    if (!(Number.isFinite(o.maxGradNorm) && o.maxGradNorm >= 0))
+      throw new RangeError(`max gradient norm must be a number >= 0 (0: no clipping), got ${o.maxGradNorm}`);
     // refuse a run that cannot fit before projectors, staging, activations or optimizer state exist; the
     // plan also sizes the staging rings (for leadBlocks + 1 blocks in flight, within the budget)
     const plan = planTrainerMemory(weights.config, weights.dtype, o, gpu.memory.budgetBytes);
@@ -252,8 +272,33 @@ export class Trainer {
     }
   }
 
-  /** One optimizer step on `batch`. */
-  async trainStep(batch: TokenBatch): Promise<StepMetrics> {
+  /** One optimizer step on `batch`, or on the mean gradient of gradAccum micro-batches. */
+  async trainStep(batch: TokenBatch | readonly TokenBatch[]): Promise<StepMetrics> {
+    const batches: readonly TokenBatch[] = Array.isArray(batch) ? batch : [batch as TokenBatch];
+    if (batches.length !== this.options.gradAccum)
+      throw new Error(
+        `trainStep got ${batches.length} micro-batches; gradient accumulation is set to ${this.options.gradAccum}`,
+      );
+    const gradScale = new StepGradScale(
+      this.gpu,
+      batches.length,
+      // native clips on the GPU inside its AdamW; the offloading modes measure the norm unit by unit
+      this.options.mode === 'native' ? 0 : this.options.maxGradNorm,
+      this.weights.config.numLayers + 2,
+    );
+    this.gradScale = gradScale;
+    try {
+      return await this.optimizerStep(batches, gradScale);
+    } catch (e) {
+      gradScale.fail(e);
+      throw e;
+    }
+  }
+
+  private async optimizerStep(
+    batches: readonly TokenBatch[],
+    gradScale: StepGradScale,
+  ): Promise<StepMetrics> {
     const t0 = performance.now();
     this.metrics = this.freshMetrics();
     this.stepCount++;
@@ -270,17 +315,33 @@ export class Trainer {
       },
       afterBlockBackward: async (layer) => {
         if (this.options.mode !== 'native' && this.options.pipelined) await this.afterBlockBackward(layer);
-        this.segment(`record backward L${layer - 1}`);
+        this.segment(layer > 0 ? `record backward L${layer - 1}` : 'record embedding backward');
+      },
+      // the head's forward, the loss and the head's backward run before the top block's backward
+      beforeHeadForward: async () => {
+        if (this.options.mode !== 'native') await this.applyBefore(HEAD_UNIT);
+        this.segment(`record head, loss, backward L${this.weights.config.numLayers - 1}`);
       },
     };
-    if (this.options.mode !== 'native') {
-      hooks.beforeForward = () => this.applyBefore(OUTER_UNIT);
-      hooks.beforeHeadForward = () => this.applyBefore(HEAD_UNIT);
+    if (this.options.mode !== 'native') hooks.beforeForward = () => this.applyBefore(OUTER_UNIT);
+    // gradient accumulation: the micro-batches before the last only add into the sink's gradients
+    const losses: Tensor[] = [];
+    const accumulating = this.sink as { accumulate: boolean };
+    for (const [i, micro] of batches.entries()) {
+      const last = i === batches.length - 1;
+      accumulating.accumulate = i > 0;
+      const { loss } = await this.model.trainStep(
+        micro,
+        this.sink,
+        last ? hooks : { ...hooks, afterBlockBackward: undefined },
+      );
+      losses.push(loss);
     }
-    const { loss } = await this.model.trainStep(batch, this.sink, hooks);
+    accumulating.accumulate = false;
     this.segment('after backward');
+    let nativeNorm: Tensor | undefined;
     if (this.options.mode === 'native') {
-      this.nativeUpdate();
+      nativeNorm = this.nativeUpdate(batches.length);
     } else if (this.options.pipelined) {
       this.gpu.submit();
       // the next forward needs the embeddings first and the head last: the embeddings' update goes
@@ -288,21 +349,32 @@ export class Trainer {
       // large gradient would hold up the blocks' transfers in the staging ring.)
       this.startUpdate(OUTER_UNIT);
       this.startUpdate(HEAD_UNIT);
+      await this.waiting('gradient norm', () => gradScale.finish());
     } else {
       // reference order: every unit's update completes and is applied before the next step
       this.startUpdate(HEAD_UNIT);
       for (let layer = this.weights.config.numLayers - 1; layer >= 0; layer--) this.startUpdate(layer);
       this.startUpdate(OUTER_UNIT);
+      await this.waiting('gradient norm', () => gradScale.finish());
       await this.flush();
     }
     this.timer?.end('step');
-    const lossValue = await this.waiting('read loss', async () => (await this.gpu.read(loss))[0]!);
-    loss.release();
+    let lossSum = 0;
+    for (const loss of losses) {
+      lossSum += await this.waiting('read loss', async () => (await this.gpu.read(loss))[0]!);
+      loss.release();
+    }
+    const lossValue = lossSum / losses.length;
+    let gradNorm = gradScale.norm;
+    if (nativeNorm) {
+      gradNorm = (await this.gpu.read(nativeNorm))[0]! / batches.length;
+      nativeNorm.release();
+    }
     this.segment(undefined);
     const wallMs = performance.now() - t0;
     await this.timer?.settle();
     const gpuBusyMs = this.timer ? this.gpuStepMs() - gpuBefore : null;
-    const tokens = batch.batch * batch.seqLen;
+    const tokens = batches.reduce((n, b) => n + b.batch * b.seqLen, 0);
     const m = this.metrics;
     if (this.trace) this.lastTrace = { trace: this.trace, startMs: t0 };
     this.trace = undefined;
@@ -310,6 +382,9 @@ export class Trainer {
       ...m,
       step: this.stepCount,
       loss: lossValue,
+      lr: scheduledLr(this.options, this.stepCount),
+      gradNorm,
+      microBatches: batches.length,
       tokens,
       wallMs,
       tokensPerSecond: (tokens / wallMs) * 1000,
@@ -487,6 +562,8 @@ export class Trainer {
       eps: o.eps,
       weightDecay: o.weightDecay,
       nonFinite: 'skip',
+      // each tensor steps once per optimizer step: its count of completed steps is the step before
+      lrSchedule: ({ step }) => scheduledLr(o, step + 1),
     });
     this.cpuQueue = new CpuStepQueue(this.cpu);
     for (const layer of this.layers.values()) {
@@ -558,6 +635,8 @@ export class Trainer {
     const sink = this.sink as LspSink | ZeroSink;
     const grads: UnitGradients = sink.take(unit);
     if (!grads.compressed.length && !grads.dense.length) return;
+    const gradScale = this.gradScale!;
+    gradScale.addUnit([...grads.compressed.map((c) => c.s), ...grads.dense.map((d) => d.grad)]);
     const cpu = this.cpu!;
     const down = this.down!;
     // Pieces of the update, each downloaded, stepped on the CPU and uploaded as soon as it can be: the
@@ -640,7 +719,8 @@ export class Trainer {
       await Promise.all(piece.downloads.map((t) => t.done));
       const tag = pieces.length > 1 ? `${label} (${i + 1}/${pieces.length})` : label;
       trace?.add(`download ${tag}`, TRACE_THREADS.transfers, downloadStart, performance.now());
-      await this.cpuQueue!.step(piece.names, trace, `AdamW ${tag}`);
+      const factor = await gradScale.factor;
+      await this.cpuQueue!.step(piece.names, trace, `AdamW ${tag}`, factor);
       const uploadStart = performance.now();
       const uploads = piece.uploads();
       await Promise.all(uploads.map((t) => t.enqueued));
@@ -678,8 +758,8 @@ export class Trainer {
         const copy = gpu.tensor(`wd.${layer.spec.name}`, 'f32', w.shape, 'workspace');
         cast(gpu, w, 'f32', copy);
         applyDelta(gpu, w, copy, {
-          alpha: -o.lr * o.weightDecay,
-          seed: seed ^ 0x9e3779b9,
+          alpha: -scheduledLr(o, step) * o.weightDecay,
+          seed: (seed ^ 0x9e3779b9) >>> 0,
           step,
         });
         copy.release();
@@ -697,7 +777,8 @@ export class Trainer {
 
   // ---- native ---------------------------------------------------------------------------------------
 
-  private nativeUpdate(): void {
+  /** GPU AdamW over the mean gradient of `microBatches`; returns the gradient-sum norm when clipping. */
+  private nativeUpdate(microBatches: number): Tensor | undefined {
     const sink = this.sink as DenseGradients;
     const o = this.options;
     const list = [];
@@ -712,14 +793,25 @@ export class Trainer {
       }
       list.push({ param, grad, ...state });
     }
+    // clipping: the coefficient comes from the norm on the GPU (no host sync before the step)
+    const norm =
+      o.maxGradNorm > 0
+        ? globalNorm(
+            this.gpu,
+            list.map((p) => p.grad),
+          )
+        : undefined;
     adamw(this.gpu, list, {
-      lr: o.lr,
+      lr: scheduledLr(o, this.stepCount),
       beta1: o.betas[0],
       beta2: o.betas[1],
       eps: o.eps,
       weightDecay: o.weightDecay,
       step: this.stepCount,
+      gradScale: 1 / microBatches,
+      ...(norm && { clip: { norm, maxNorm: o.maxGradNorm } }),
     });
+    return norm;
   }
 
   private freshMetrics(): {

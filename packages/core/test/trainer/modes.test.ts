@@ -13,6 +13,7 @@ import {
   type TokenBatch,
   type TrainerOptions,
 } from '../../src/index.js';
+import { maxRelDiff } from './helpers.js';
 
 let gpu: GpuRuntime;
 beforeAll(async () => {
@@ -64,17 +65,6 @@ async function run(
   await trainer.destroy();
   weights.release();
   return { losses, weights: out };
-}
-
-function maxRelDiff(a: Map<string, Float32Array>, b: Map<string, Float32Array>): number {
-  let worst = 0;
-  for (const [name, x] of a) {
-    const y = b.get(name)!;
-    let scale = 1e-6;
-    for (const v of y) scale = Math.max(scale, Math.abs(v));
-    for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i]! - y[i]!) / scale);
-  }
-  return worst;
 }
 
 describe('training modes', () => {

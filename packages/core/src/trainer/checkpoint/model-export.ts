@@ -34,6 +34,7 @@ export const AUXILIARY_MODEL_FILES: readonly string[] = [
   'tokenizer_config.json',
   'special_tokens_map.json',
   'generation_config.json',
+  'chat_template.jinja',
   'tokenizer.model',
   'vocab.json',
   'merges.txt',
