@@ -24,6 +24,7 @@ export function buildProgram(): Command {
     .description('fine-tune a Hugging Face checkpoint; with no arguments, the built-in demo model and task')
     .option('--model <dir|demo>', 'Hugging Face model directory, or demo', 'demo')
     .option('--data <files...>', '.jsonl ({"prompt","response"}, alpaca, {"text"}) or .txt files')
+    .option('--eval-data <files...>', 'evaluate on these files instead of a held-out split of --data')
     .option(
       '--mode <lsp|zero|native>',
       'lsp: learned sparse projectors; zero: ZeRO-Offload style; native: all on the GPU',

@@ -9,6 +9,7 @@ import { parseSize } from './size.js';
 export interface TrainCommandOptions {
   model: string;
   data?: string[];
+  evalData?: string[];
   mode: string;
   gpuMemory?: string;
   rank?: string;
@@ -115,6 +116,7 @@ export async function trainCommand(given: TrainCommandOptions): Promise<void> {
       {
         model: opts.model,
         ...(opts.data && { data: opts.data }),
+        ...(opts.evalData && { evalData: opts.evalData }),
         steps,
         batch: int('batch', opts.batch),
         seqLen: int('seq', opts.seq, 2),

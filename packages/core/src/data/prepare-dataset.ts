@@ -21,6 +21,11 @@ export interface PrepareDatasetOptions {
   readonly seed: number;
   /** Default DEFAULT_HELD_OUT (5 %, at most 1000 examples). */
   readonly heldOut?: HeldOutSize;
+  /**
+   * Hold out every example of these files instead of a split of `files` (which then all train): an
+   * evaluation set chosen by the caller, e.g. split by source file so no file feeds both sides.
+   */
+  readonly heldOutFiles?: readonly string[];
   /** Default 'greedy' (an example that fits a row is never split). */
   readonly layout?: PackingLayout;
   /** Default 'truncate'. */
@@ -58,25 +63,32 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
     options.eosTokenId === undefined ? {} : { eosTokenId: options.eosTokenId },
   );
   const invalid = new InvalidLineLog(options.invalidLines ?? 'error');
-  const examples = new TokenizedExamplesBuilder();
   const records: Record<RecordFormat, number> = { text: 0, 'prompt-response': 0, alpaca: 0 };
   const readOptions = { invalid, ...(options.textDocuments ? { textDocuments: options.textDocuments } : {}) };
-  for await (const { record, format, source } of readRecords(options.files, readOptions)) {
-    let example: TokenizedExample;
-    try {
-      example = encoder.encode(record);
-    } catch (e) {
-      // A text the tokenizer cannot encode (e.g. no unknown token) is a bad line like any other.
-      invalid.add({ ...source, problem: `cannot tokenize: ${(e as Error).message}` });
-      continue;
+  const readExamples = async (files: readonly string[]) => {
+    const examples = new TokenizedExamplesBuilder();
+    for await (const { record, format, source } of readRecords(files, readOptions)) {
+      let example: TokenizedExample;
+      try {
+        example = encoder.encode(record);
+      } catch (e) {
+        // A text the tokenizer cannot encode (e.g. no unknown token) is a bad line like any other.
+        invalid.add({ ...source, problem: `cannot tokenize: ${(e as Error).message}` });
+        continue;
+      }
+      examples.add(example);
+      records[format]++;
     }
-    examples.add(example);
-    records[format]++;
-  }
-  const all = examples.build();
-  if (all.count === 0) throw new DataFormatError(`no usable records in ${options.files.join(', ')}`);
-
-  const split = splitHeldOut(all.count, options.heldOut ?? DEFAULT_HELD_OUT, options.seed);
+    const read = examples.build();
+    if (read.count === 0) throw new DataFormatError(`no usable records in ${files.join(', ')}`);
+    return read;
+  };
+  const all = await readExamples(options.files);
+  const heldOutFiles = options.heldOutFiles ?? [];
+  const given = heldOutFiles.length ? await readExamples(heldOutFiles) : undefined;
+  const split = given
+    ? splitHeldOut(all.count, { count: 0 }, options.seed)
+    : splitHeldOut(all.count, options.heldOut ?? DEFAULT_HELD_OUT, options.seed);
   const packing = {
     seqLen: options.seqLen,
     padTokenId: options.padTokenId ?? encoder.eosTokenId,
@@ -84,12 +96,12 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
     ...(options.overlong ? { overlong: options.overlong } : {}),
   };
   const train = packExamples(all.select(split.train), packing);
-  const heldOut = packExamples(all.select(split.heldOut), packing);
+  const heldOut = packExamples(given ?? all.select(split.heldOut), packing);
   return {
     train,
     heldOut,
     report: {
-      files: [...options.files],
+      files: [...options.files, ...heldOutFiles],
       records,
       invalidLines: invalid.count,
       firstInvalidLines: invalid.first,

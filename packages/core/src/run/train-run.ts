@@ -37,6 +37,8 @@ export interface TrainRunOptions {
   model: string;
   /** .jsonl / .txt files (required unless model is 'demo'). */
   data?: readonly string[];
+  /** Evaluate on these files instead of a held-out split of `data` (e.g. a split by source file). */
+  evalData?: readonly string[];
   steps: number;
   batch: number;
   seqLen: number;
@@ -65,6 +67,12 @@ export interface TrainRunOptions {
 export interface EvalMetrics {
   step: number;
   evalLoss: number;
+  /**
+   * Wall time from the start of the loop to this evaluation (pending updates flushed first), and how
+   * much of it went to earlier evaluations: elapsedMs - evaluatingMs is the training time behind this loss.
+   */
+  elapsedMs: number;
+  evaluatingMs: number;
   /** Demo task: greedy-argmax accuracy of the answers. */
   accuracy?: AnswerAccuracyResult;
 }
@@ -119,7 +127,13 @@ async function prepare(gpu: GpuRuntime, o: TrainRunOptions, events: TrainRunEven
   const hf = await openHfModel(o.model);
   try {
     const tokenizer = await HfTokenizer.load(o.model);
-    const data = await prepareDataset({ files: o.data, tokenizer, seqLen: o.seqLen, seed });
+    const data = await prepareDataset({
+      files: o.data,
+      tokenizer,
+      seqLen: o.seqLen,
+      seed,
+      ...(o.evalData?.length ? { heldOutFiles: o.evalData } : {}),
+    });
     events.onSetup?.(describeDataset(data.report));
     const configJson: unknown = JSON.parse(await readFile(join(o.model, 'config.json'), 'utf8'));
     return {
@@ -204,10 +218,14 @@ export async function runTraining(
   let tokensPerSecondSum = 0;
   let peak = 0;
   let livePeakGpuBytes: number;
+  let clockStart = 0;
+  let evaluatingMs = 0;
   const evaluate = async (step: number) => {
+    await trainer.flush(); // the clock then covers every update of the steps before this evaluation
+    const evalStart = performance.now();
     const batches = [...evalBatches(p.heldOut, o.batch, { maxRows: o.batch * o.evalBatches })];
     const evalLoss = await trainer.evaluate(batches);
-    const m: EvalMetrics = { step, evalLoss };
+    const m: EvalMetrics = { step, evalLoss, elapsedMs: evalStart - clockStart, evaluatingMs };
     if (p.task) {
       const acc = p.task.accuracy(p.config.vocabSize);
       for (const b of batches) {
@@ -217,11 +235,13 @@ export async function runTraining(
       }
       m.accuracy = acc.result();
     }
+    evaluatingMs += performance.now() - evalStart;
     evals.push(m);
     events.onEval?.(m);
     await write({ type: 'eval', mode: trainer.options.mode, ...m });
   };
   try {
+    clockStart = performance.now();
     if (!o.resume) await evaluate(0);
     for (let s = startStep + 1; s <= o.steps; s++) {
       const batch: DataBatch = loader.next();

@@ -33,6 +33,27 @@ describe('prepareDataset', () => {
     expect(describeDataset(report)).toContain('train: 36 examples in');
   });
 
+  it('holds out every example of heldOutFiles, and none of files, when they are given', async () => {
+    const trainFile = dataFile('train.jsonl', jsonl(...Array.from({ length: 7 }, (_, i) => qa(i))));
+    const evalFile = dataFile('eval.jsonl', jsonl(qa(100), qa(101), qa(102)));
+    const options = { tokenizer: llamaStyleTokenizer(), seqLen: 16, seed: 3, layout: 'concat' as const };
+    const { train, heldOut, report } = await prepareDataset({
+      ...options,
+      files: [trainFile],
+      heldOutFiles: [evalFile],
+    });
+    expect([report.train.examples, report.heldOut.examples]).toEqual([7, 3]);
+    expect(report.files).toEqual([trainFile, evalFile]);
+    // The same rows as each file packed on its own with nothing held out.
+    const alone = async (file: string) =>
+      (await prepareDataset({ ...options, files: [file], heldOut: { count: 0 } })).train;
+    expect(Array.from(train.inputIds)).toEqual(Array.from((await alone(trainFile)).inputIds));
+    expect(Array.from(heldOut.inputIds)).toEqual(Array.from((await alone(evalFile)).inputIds));
+    await expect(
+      prepareDataset({ ...options, files: [trainFile], heldOutFiles: [dataFile('e.jsonl', '')] }),
+    ).rejects.toThrow(/no usable records in .*e\.jsonl/);
+  });
+
   it('mixes .txt and .jsonl files', async () => {
     const { train, report } = await prepareDataset({
       files: [dataFile('a.txt', 'one\n\ntwo\n\nthree'), dataFile('b.jsonl', jsonl(qa(1), { text: 'four' }))],
