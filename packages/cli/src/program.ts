@@ -5,6 +5,7 @@ import { gradsCommand, type GradsCommandOptions } from './grads.js';
 import { trainCommand, type TrainCommandOptions } from './train.js';
 import { planCommand, type PlanCommandOptions } from './plan.js';
 import { benchCommand, type BenchCommandOptions } from './bench.js';
+import { addCompareCommand } from './compare.js';
 
 export function buildProgram(): Command {
   const program = new Command('lsp-offload')
@@ -117,6 +118,7 @@ export function buildProgram(): Command {
     .action(async (opts: BenchCommandOptions) => {
       await benchCommand(opts);
     });
+  addCompareCommand(program);
   program
     .command('plan')
     .description(
