@@ -290,7 +290,7 @@ function timeGoal(lsp: RunSummary, zero: RunSummary | null): GoalResult {
   return {
     ...base,
     status: saving >= TIME_GOAL ? 'met' : 'missed',
-    detail: `${lsp.crossing.seconds.toFixed(1)} s vs ${zero.crossing.seconds.toFixed(1)} s (${(100 * saving).toFixed(1)} % less)`,
+    detail: `${lsp.crossing.seconds.toFixed(1)} s vs ${zero.crossing.seconds.toFixed(1)} s (${(100 * Math.abs(saving)).toFixed(1)} % ${saving >= 0 ? 'less' : 'more'})`,
   };
 }
 

@@ -108,6 +108,13 @@ describe('convergence comparison', () => {
     // zero reaches 1.88 at 80 + 0.4 * 20 s, lsp at 55 s: 37.5 % less
     expect(given.runs[2]!.crossing!.seconds).toBeCloseTo(88, 9);
     expect(given.goals[1]!.detail).toBe('55.0 s vs 88.0 s (37.5 % less)');
+    // an lsp run slower than zero: native's curve at 30 s per 10 steps reaches 1.9 at 120 s, zero at 80 s
+    const slow = compareConvergence([
+      runs[0]!,
+      runs[2]!,
+      curve('lsp', metricsFile('lsp', NATIVE, seconds(30))),
+    ]);
+    expect(slow.goals[1]).toMatchObject({ status: 'missed', detail: '120.0 s vs 80.0 s (50.0 % more)' });
   });
 
   it("when zero never reaches the target, bounds lsp's saving by zero's whole run", () => {
