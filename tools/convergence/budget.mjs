@@ -29,7 +29,8 @@ const { values, positionals } = parseArgs({
 });
 const int = (name) => {
   const n = Number(values[name]);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got '${values[name]}'`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`--${name} must be a positive integer, got '${values[name]}'`);
   return n;
 };
 if (positionals.length !== 1) throw new Error('give one model directory');
@@ -59,7 +60,10 @@ while (hi - lo > 1) {
 }
 const budgetMiB = Math.ceil(hi * (1 + Number(values.margin)));
 const described = modes
-  .map((m) => `${m} ${(unbudgeted[m] / MiB).toFixed(0)} MiB unbudgeted, ${(planMemory(config, input(m, budgetMiB * MiB)).peakBytes / MiB).toFixed(0)} MiB under it`)
+  .map(
+    (m) =>
+      `${m} ${(unbudgeted[m] / MiB).toFixed(0)} MiB unbudgeted, ${(planMemory(config, input(m, budgetMiB * MiB)).peakBytes / MiB).toFixed(0)} MiB under it`,
+  )
   .join('; ');
 process.stderr.write(
   `budget: ${budgetMiB} MiB = the smallest that fits ${modes.join(' and ')} (${hi} MiB) + ${100 * Number(values.margin)} %; ${described}\n`,

@@ -47,6 +47,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -54,6 +55,9 @@ import tokenizers  # noqa: E402
 import transformers  # noqa: E402
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
+
+transformers.utils.logging.set_verbosity_error()
+transformers.utils.logging.disable_progress_bar()
 
 EOS = "<|endoftext|>"
 SKIPPED_DIRS = {"site-packages", "dist-packages", "__pycache__"}
@@ -178,18 +182,27 @@ def parameter_groups(model, weight_decay):
 
 
 def check_reload(out, model, tok, sample_ids, sample_text, device):
-    """Reload the saved directory with transformers; compare logits and tokenizer ids with memory."""
-    reloaded = LlamaForCausalLM.from_pretrained(str(out), dtype=torch.float32).to(device)
+    """Reload the saved directory; compare logits and tokenizer ids with the ones in memory."""
+    reloaded = LlamaForCausalLM.from_pretrained(str(out)).to(device).float()  # saved in fp32
     reloaded.eval()
     model.eval()
     with torch.no_grad():
         x = sample_ids[None, :].to(device)
         diff = (reloaded(input_ids=x).logits - model(input_ids=x).logits).abs().max().item()
-    from transformers import AutoTokenizer
+    same_ids = Tokenizer.from_file(str(out / "tokenizer.json")).encode(sample_text).ids == tok.encode(sample_text).ids
+    check = {"reloaded_logits_max_abs_diff": diff, "tokenizer_ids_match": bool(same_ids)}
+    try:  # how transformers reads the tokenizer directory: recorded, not required (we read tokenizer.json)
+        from transformers import AutoTokenizer
 
-    hf_tok = AutoTokenizer.from_pretrained(str(out))
-    same_ids = hf_tok(sample_text, add_special_tokens=False)["input_ids"] == tok.encode(sample_text).ids
-    return {"reloaded_logits_max_abs_diff": diff, "tokenizer_ids_match": bool(same_ids), "eos_id": hf_tok.eos_token_id}
+        hf_tok = AutoTokenizer.from_pretrained(str(out))
+        check["transformers_tokenizer"] = {
+            "class": type(hf_tok).__name__,
+            "ids_match": hf_tok(sample_text, add_special_tokens=False)["input_ids"] == tok.encode(sample_text).ids,
+            "eos_token_id": hf_tok.eos_token_id,
+        }
+    except Exception as e:
+        check["transformers_tokenizer"] = {"error": f"{type(e).__name__}: {e}"}
+    return check
 
 
 def main():

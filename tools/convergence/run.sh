@@ -13,7 +13,7 @@
 #   --base-flags "..."   more make_base_model.py options (e.g. "--hidden 512 --layers 6")
 #   --task-package P     installed package whose sources are the task [torch]
 #   --task-source DIR    a directory of *.py files instead of --task-package
-#   --train-examples N   cap on training examples (whole files) [8000; quick 1500]
+#   --train-examples N   cap on training examples (whole files; 0: all) [4000; quick 1500]
 #   --steps N            fine-tuning steps per run [200; quick 40]
 #   --batch N --seq N    [8, 512]
 #   --lr X               peak learning rate [2e-4]
@@ -75,7 +75,7 @@ if [ "$QUICK" = 1 ]; then
   : "${BASE_MINUTES:=0.5}" "${STEPS:=40}" "${EVAL_BATCHES:=4}" "${TRAIN_EXAMPLES:=1500}" "${REFIT_EVERY:=20}"
   BASE_FLAGS="--max-corpus-mb 8 --eval-windows 32 $BASE_FLAGS"
 else
-  : "${BASE_MINUTES:=2.5}" "${STEPS:=200}" "${EVAL_BATCHES:=10}" "${TRAIN_EXAMPLES:=8000}" "${REFIT_EVERY:=100}"
+  : "${BASE_MINUTES:=2.5}" "${STEPS:=200}" "${EVAL_BATCHES:=10}" "${TRAIN_EXAMPLES:=4000}" "${REFIT_EVERY:=100}"
 fi
 : "${EVAL_EVERY:=$(( STEPS / 10 > 0 ? STEPS / 10 : 1 ))}" "${WARMUP:=$(( STEPS / 20 ))}"
 
@@ -89,7 +89,7 @@ CLI=("$NODE" "$ROOT/packages/cli/dist/bin.js")
 main() {
 say "convergence experiment into $OUT$([ "$QUICK" = 1 ] && echo ' (quick)')"
 say "settings: steps $STEPS, batch $BATCH x seq $SEQ, lr $LR, eval every $EVAL_EVERY steps on $EVAL_BATCHES batches," \
-  "lsp d $RANK r $NNZ refit every $REFIT_EVERY alpha $ALPHA ${LSP_FLAGS:+($LSP_FLAGS)}, $DTYPE weights, seed $SEED, modes $MODES"
+  "lsp d $RANK r $NNZ refit every $REFIT_EVERY alpha $ALPHA${LSP_FLAGS:+ ($LSP_FLAGS)}, $DTYPE weights, seed $SEED, modes $MODES"
 
 # 1. the base model
 if [ -n "$BASE_MODEL" ]; then
@@ -107,6 +107,7 @@ fi
 say "2/5 task: signature + docstring -> body from ${TASK_SOURCE:-the package $TASK_PACKAGE} (log: logs/task.log)"
 TASK_FROM=(--package "$TASK_PACKAGE")
 [ -z "$TASK_SOURCE" ] || TASK_FROM=(--source-dir "$TASK_SOURCE")
+TASK_NAME="$(basename "${TASK_SOURCE:-$TASK_PACKAGE}")"
 "$PYTHON" "$HERE/make_task.py" "$OUT/task" "${TASK_FROM[@]}" --max-train-examples "$TRAIN_EXAMPLES" \
   --seed "$SEED" 2>&1 | tee "$OUT/logs/task.log"
 
@@ -160,7 +161,7 @@ done
 STATUS=0
 say "5/5 compare: ${#COMPARE[@]} runs"
 if [ "${#COMPARE[@]}" -gt 0 ] && "${CLI[@]}" compare "${COMPARE[@]}" --out "$OUT/convergence.html" \
-  --json "$OUT/convergence.json" --title "lsp-offload convergence: $(basename "$MODEL") fine-tuned on $TASK_PACKAGE" \
+  --json "$OUT/convergence.json" --title "lsp-offload convergence: $(basename "$MODEL") fine-tuned on $TASK_NAME" \
   >"$OUT/convergence.txt" 2>&1; then
   :
 else

@@ -44,7 +44,7 @@ export async function compareCommand(files: string[], opts: CompareCommandOption
     try {
       text = await readFile(path, 'utf8');
     } catch (e) {
-      throw new Error(`cannot read the metrics file ${path}: ${(e as Error).message}`);
+      throw new Error(`cannot read the metrics file ${path}: ${(e as Error).message}`, { cause: e });
     }
     runs.push(runCurve(label, parseMetricsJsonl(text, path), path));
   }
