@@ -37,6 +37,11 @@ function finite(flag: string, v: string): number {
 }
 
 export async function compareCommand(files: string[], opts: CompareCommandOptions): Promise<string> {
+  const options: ConvergenceOptions = {
+    targetFraction: finite('target-fraction', opts.targetFraction),
+    ...(opts.target !== undefined && { target: finite('target', opts.target) }),
+    ...(opts.reference !== undefined && { reference: opts.reference }),
+  };
   const runs: RunCurve[] = [];
   for (const arg of files) {
     const { label, path } = parseRunArgument(arg);
@@ -48,11 +53,6 @@ export async function compareCommand(files: string[], opts: CompareCommandOption
     }
     runs.push(runCurve(label, parseMetricsJsonl(text, path), path));
   }
-  const options: ConvergenceOptions = {
-    targetFraction: finite('target-fraction', opts.targetFraction),
-    ...(opts.target !== undefined && { target: finite('target', opts.target) }),
-    ...(opts.reference !== undefined && { reference: opts.reference }),
-  };
   const summary = compareConvergence(runs, options);
   const written: string[] = [];
   if (opts.out) {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { listParameters, parseModelConfig, Rng, writeSafetensors } from '@lsp-offload/core';
+import { parseRunArgument } from '../src/compare.js';
 
 const repo = fileURLToPath(new URL('../../..', import.meta.url));
 const tokenizerFixture = join(repo, 'packages/core/fixtures/hf/tokenizers/gpt2-style');
@@ -225,4 +226,21 @@ describe('convergence pipeline (tools/convergence/run.sh) at toy size', () => {
       expect(html.match(new RegExp(`<polyline data-series="${label}"`, 'g'))).toHaveLength(2);
     expect(existsSync(join(out, 'results.tar.gz'))).toBe(true);
   }, 300_000);
+
+  it('compare labels runs by label=file or the file name, and names what it cannot read', () => {
+    expect(parseRunArgument('lsp@1GiB=/a/b=c.jsonl')).toEqual({ label: 'lsp@1GiB', path: '/a/b=c.jsonl' });
+    expect(parseRunArgument('/runs/zero-budget.jsonl')).toEqual({
+      label: 'zero-budget',
+      path: '/runs/zero-budget.jsonl',
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'compare-'));
+    const old = join(dir, 'old.jsonl');
+    writeFileSync(old, '{"type":"eval","mode":"native","step":0,"evalLoss":2}\n');
+    const bin = join(repo, 'packages/cli/dist/bin.js');
+    const run = (...args: string[]) =>
+      execFileSync(process.execPath, [bin, 'compare', ...args], { stdio: 'pipe' });
+    expect(() => run(join(dir, 'missing.jsonl'))).toThrow(/cannot read the metrics file .*missing\.jsonl/);
+    expect(() => run(old)).toThrow(/old\.jsonl: the evaluation at step 0 has no elapsedMs/);
+    expect(() => run(old, '--target', 'low')).toThrow(/--target must be a number, got 'low'/);
+  });
 });
