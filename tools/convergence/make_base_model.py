@@ -9,8 +9,9 @@ installation (sysconfig's `stdlib` directory, site-packages left out) is the pre
 
 1. Corpus: every *.py file under the standard library, sorted by path. About 2 % of the files, chosen
    by a hash of their relative path (independent of listing order), are held out.
-2. Tokenizer: a byte-level BPE (GPT-2 style, `tokenizers` library) with --vocab ids, trained on the
-   training files only; `<|endoftext|>` (id 0) is BOS, EOS and the file separator.
+2. Tokenizer: a byte-level BPE (GPT-2 style, `tokenizers` library) with --vocab ids, trained on up to
+   --tokenizer-mb of the training files (in path-hash order; the held-out files never);
+   `<|endoftext|>` (id 0) is BOS, EOS and the file separator.
 3. Model: transformers' LlamaForCausalLM, by default hidden 768, 8 layers, 6 heads of 128 (the head
    size of DeepSeek-Coder-1.3B, which our GPU kernels are measured on), SwiGLU 2048, untied embeddings,
    vocabulary 16384: 82 M parameters. fp32 weights, bf16 autocast on CUDA, SDPA attention.
@@ -135,6 +136,18 @@ def train_tokenizer(texts, vocab_size):
     return tok
 
 
+def tokenizer_sample(texts, mb):
+    """Texts in a fixed pseudo-random order (by content hash) up to `mb` million characters."""
+    order = sorted(texts, key=lambda t: hashlib.sha256(t.encode("utf-8")).digest())
+    out, total = [], 0
+    for t in order:
+        if out and total + len(t) > mb * 1e6:
+            break
+        out.append(t)
+        total += len(t)
+    return out
+
+
 def token_stream(tok, texts, batch=256):
     """All texts encoded and concatenated, each followed by EOS, as one int64 tensor."""
     eos = tok.token_to_id(EOS)
@@ -214,6 +227,7 @@ def main():
     p.add_argument("--held-out-fraction", type=float, default=0.02)
     p.add_argument("--max-corpus-mb", type=float, default=0, help="cap the corpus (0: all files)")
     p.add_argument("--vocab", type=int, default=16384)
+    p.add_argument("--tokenizer-mb", type=float, default=12, help="train the tokenizer on this much text")
     p.add_argument("--hidden", type=int, default=768)
     p.add_argument("--layers", type=int, default=8)
     p.add_argument("--heads", type=int, default=6)
@@ -250,7 +264,8 @@ def main():
     )
 
     t = time.time()
-    tok = train_tokenizer(train_texts, a.vocab)
+    sample = tokenizer_sample(train_texts, a.tokenizer_mb)
+    tok = train_tokenizer(sample, a.vocab)
     tok.save(str(a.out_dir / "tokenizer.json"))
     vocab_size = tok.get_vocab_size(with_added_tokens=True)
     tokenizer_config = {
@@ -380,7 +395,12 @@ def main():
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
         "corpus": {**corpus, "tokens_train": len(train_stream), "tokens_held_out": len(held_stream)},
-        "tokenizer": {"type": "byte-level BPE", "vocab_size": vocab_size, "eos": EOS},
+        "tokenizer": {
+            "type": "byte-level BPE",
+            "vocab_size": vocab_size,
+            "eos": EOS,
+            "trained_on_chars": sum(len(t) for t in sample),
+        },
         "model": {"parameters": n_params, "config": json.loads(config.to_json_string())},
         "training": {
             "steps": step,

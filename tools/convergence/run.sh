@@ -8,19 +8,19 @@
 #   tools/convergence/run.sh OUT_DIR [--quick] [options]      (run from anywhere; needs python3 with
 #                                                              torch, transformers, tokenizers; node)
 # Options (defaults in brackets; --quick: a ~2-minute smoke test of every stage):
-#   --base-minutes M     pretraining time budget [2.5; quick 0.5]
+#   --base-minutes M     pretraining time budget [2.5; quick 0.3]
 #   --base-model DIR     use this Hugging Face directory instead of pretraining one
 #   --base-flags "..."   more make_base_model.py options (e.g. "--hidden 512 --layers 6")
 #   --task-package P     installed package whose sources are the task [torch]
 #   --task-source DIR    a directory of *.py files instead of --task-package
-#   --train-examples N   cap on training examples (whole files; 0: all) [4000; quick 1500]
-#   --steps N            fine-tuning steps per run [200; quick 40]
+#   --train-examples N   cap on training examples (whole files; 0: all) [4000; quick 1000]
+#   --steps N            fine-tuning steps per run [200; quick 30]
 #   --batch N --seq N    [8, 512]
 #   --lr X               peak learning rate [2e-4]
 #   --warmup N           warmup steps when the trainer has --lr-schedule [5 % of --steps]
-#   --eval-every N       [--steps / 10]   --eval-batches N  [10; quick 4]
+#   --eval-every N       [--steps / 10; quick 10]   --eval-batches N  [10; quick 3]
 #   --rank D --nnz R     lsp subspace size and non-zeros per projector row [512, 4]
-#   --refit-every N      steps between lsp projector checks (0: none) [100, the paper's; quick 20]
+#   --refit-every N      steps between lsp projector checks (0: none) [100, the paper's; quick 15]
 #   --alpha A            refit a projector pair above this reconstruction error [0.3]
 #   --lsp-flags "..."    more flags for the lsp runs (e.g. "--non-projected frozen")
 #   --dtype f16|f32      weight storage on the GPU [f16]
@@ -72,12 +72,13 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$OUT" ] || { usage >&2; exit 2; }
 if [ "$QUICK" = 1 ]; then
-  : "${BASE_MINUTES:=0.5}" "${STEPS:=40}" "${EVAL_BATCHES:=4}" "${TRAIN_EXAMPLES:=1500}" "${REFIT_EVERY:=20}"
+  : "${BASE_MINUTES:=0.3}" "${STEPS:=30}" "${EVAL_EVERY:=10}" "${EVAL_BATCHES:=3}" "${TRAIN_EXAMPLES:=1000}"
+  : "${REFIT_EVERY:=15}"
   BASE_FLAGS="--max-corpus-mb 8 --eval-windows 32 $BASE_FLAGS"
 else
   : "${BASE_MINUTES:=2.5}" "${STEPS:=200}" "${EVAL_BATCHES:=10}" "${TRAIN_EXAMPLES:=4000}" "${REFIT_EVERY:=100}"
 fi
-: "${EVAL_EVERY:=$(( STEPS / 10 > 0 ? STEPS / 10 : 1 ))}" "${WARMUP:=$(( STEPS / 20 ))}"
+: "${EVAL_EVERY:=$(( STEPS / 10 > 0 ? STEPS / 10 : 1 ))}" "${WARMUP:=$(( STEPS / 20 > 0 ? STEPS / 20 : 1 ))}"
 
 mkdir -p "$OUT/logs" "$OUT/runs"
 OUT="$(cd "$OUT" && pwd)"
@@ -115,7 +116,7 @@ TASK_NAME="$(basename "${TASK_SOURCE:-$TASK_PACKAGE}")"
 BUDGET=""
 if [[ ",$MODES," == *"@budget,"* ]]; then
   BUDGET="$("$NODE" "$HERE/budget.mjs" "$MODEL" --batch "$BATCH" --seq "$SEQ" --rank "$RANK" --nnz "$NNZ" \
-    --dtype "$DTYPE" 2>"$OUT/logs/budget.log")"
+    --dtype "$DTYPE" --refit-batches "$([ "$REFIT_EVERY" = 0 ] && echo 0 || echo 2)" 2>"$OUT/logs/budget.log")"
   cat "$OUT/logs/budget.log"
 fi
 HELP="$("${CLI[@]}" train --help)"

@@ -144,7 +144,7 @@ describe('convergence pipeline (tools/convergence/run.sh) at toy size', () => {
       ],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 },
     );
-    expect(printed).toMatch(/3\/5 learning rate: (constant 3e-3|1 warmup steps, then cosine)/);
+    expect(printed).toMatch(/3\/5 learning rate: (constant 3e-3|\d+ warmup steps, then cosine)/);
 
     // the task: functions with a docstring and a non-trivial body, files on one side only
     const task = JSON.parse(readFileSync(join(out, 'task', 'task.json'), 'utf8'));
