@@ -28,6 +28,8 @@ files). Deterministic: the same source files give byte-identical output.
 
 import argparse
 import ast
+import concurrent.futures
+import functools
 import hashlib
 import importlib.util
 import json
@@ -129,6 +131,15 @@ def examples_of(rel_path, source, a):
     return [e for _, e in sorted(out, key=lambda x: x[0])]
 
 
+def file_examples(file, a):
+    """examples_of for (relative path, path); None when the file does not read or parse."""
+    rel, path = file
+    try:
+        return examples_of(rel, path.read_text(encoding="utf-8"), a)
+    except (SyntaxError, UnicodeDecodeError, ValueError, OSError, RecursionError):
+        return None
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("out_dir", type=Path)
@@ -142,6 +153,7 @@ def main():
     p.add_argument("--max-body-lines", type=int, default=40)
     p.add_argument("--max-chars", type=int, default=1500, help="longest prompt + response kept")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="processes parsing the files (0: one per core)")
     a = p.parse_args()
 
     root = a.source_dir if a.source_dir else package_dir(a.package)
@@ -156,10 +168,10 @@ def main():
     log(f"source: {len(files)} *.py files under {root}")
 
     train_files, eval_files, unparsed = [], [], 0
-    for rel, path in files:
-        try:
-            examples = examples_of(rel, path.read_text(encoding="utf-8"), a)
-        except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
+    with concurrent.futures.ProcessPoolExecutor(max_workers=a.workers or None) as pool:
+        parsed = list(pool.map(functools.partial(file_examples, a=a), files, chunksize=16))
+    for (rel, _), examples in zip(files, parsed):
+        if examples is None:
             unparsed += 1
             continue
         if not examples:

@@ -7,8 +7,10 @@
 #
 #   tools/convergence/run.sh OUT_DIR [--quick] [options]      (run from anywhere; needs python3 with
 #                                                              torch, transformers, tokenizers; node)
+# The comparison (convergence.txt/.json/.html) and results.tar.gz are redone after every run, so a
+# driver stopped early still leaves the runs it finished compared.
 # Options (defaults in brackets; --quick: a ~2-minute smoke test of every stage):
-#   --base-minutes M     pretraining time budget [2.5; quick 0.3]
+#   --base-minutes M     pretraining time budget [2; quick 0.3]
 #   --base-model DIR     use this Hugging Face directory instead of pretraining one
 #   --base-flags "..."   more make_base_model.py options (e.g. "--hidden 512 --layers 6")
 #   --task-package P     installed package whose sources are the task [torch]
@@ -76,7 +78,7 @@ if [ "$QUICK" = 1 ]; then
   : "${REFIT_EVERY:=15}"
   BASE_FLAGS="--max-corpus-mb 8 --eval-windows 32 $BASE_FLAGS"
 else
-  : "${BASE_MINUTES:=2.5}" "${STEPS:=200}" "${EVAL_BATCHES:=10}" "${TRAIN_EXAMPLES:=4000}" "${REFIT_EVERY:=100}"
+  : "${BASE_MINUTES:=2}" "${STEPS:=200}" "${EVAL_BATCHES:=10}" "${TRAIN_EXAMPLES:=4000}" "${REFIT_EVERY:=100}"
 fi
 : "${EVAL_EVERY:=$(( STEPS / 10 > 0 ? STEPS / 10 : 1 ))}" "${WARMUP:=$(( STEPS / 20 > 0 ? STEPS / 20 : 1 ))}"
 
@@ -128,6 +130,20 @@ else
   say "3/5 learning rate: constant $LR (this lsp-offload train has no --warmup-steps/--lr-schedule)${BUDGET:+; GPU budget $BUDGET}"
 fi
 
+# the comparison of the runs so far and the archive, redone after every run: a run cut short leaves them
+compare_so_far() {
+  [ "${#COMPARE[@]}" -gt 0 ] || return 1
+  "${CLI[@]}" compare "${COMPARE[@]}" --out "$OUT/convergence.html" --json "$OUT/convergence.json" \
+    --title "lsp-offload convergence: $(basename "$MODEL") fine-tuned on $TASK_NAME" >"$OUT/convergence.txt" 2>&1
+}
+pack() {
+  # (driver.log is still being written: tar's status 1, "file changed as we read it", is expected)
+  tar czf "$OUT/results.tar.gz.part" -C "$OUT" --exclude=./results.tar.gz --exclude=./results.tar.gz.part \
+    --exclude=./base-model/model.safetensors --exclude=./task/train.jsonl --exclude=./task/eval.jsonl \
+    --warning=no-file-changed . || [ $? = 1 ] || { say "could not pack results.tar.gz"; return 0; }
+  mv "$OUT/results.tar.gz.part" "$OUT/results.tar.gz"
+}
+
 # 4. the fine-tuning runs, one after another on the same data, seed and schedule
 COMPARE=() FAILED=()
 i=0
@@ -152,6 +168,8 @@ for spec in "${SPECS[@]}"; do
     { grep --line-buffered -E '^(eval @|done:|data:|train:|held out:|truncated|adapter|projector check)|rror' || true; } |
     sed -u "s/^/    [$label] /"; then
     COMPARE+=("$label=$OUT/runs/$name.jsonl")
+    compare_so_far || true
+    pack
   else
     FAILED+=("$label")
     say "run $label FAILED (see logs/train-$name.log); the comparison leaves it out"
@@ -161,18 +179,7 @@ done
 # 5. the comparison
 STATUS=0
 say "5/5 compare: ${#COMPARE[@]} runs"
-if [ "${#COMPARE[@]}" -gt 0 ] && "${CLI[@]}" compare "${COMPARE[@]}" --out "$OUT/convergence.html" \
-  --json "$OUT/convergence.json" --title "lsp-offload convergence: $(basename "$MODEL") fine-tuned on $TASK_NAME" \
-  >"$OUT/convergence.txt" 2>&1; then
-  :
-else
-  STATUS=1
-  say "compare FAILED"
-fi
-# (driver.log is still being written: tar's status 1, "file changed as we read it", is expected)
-tar czf "$OUT/results.tar.gz" -C "$OUT" --exclude=./results.tar.gz --exclude=./base-model/model.safetensors \
-  --exclude=./task/train.jsonl --exclude=./task/eval.jsonl --warning=no-file-changed . ||
-  [ $? = 1 ] || say "could not pack results.tar.gz"
+compare_so_far || { STATUS=1; say "compare FAILED"; }
 if [ -f "$MODEL/pretraining.json" ]; then
   "$NODE" -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
     console.log(`base model: ${(r.model.parameters / 1e6).toFixed(1)} M parameters, ${r.training.steps} steps ` +
@@ -182,6 +189,7 @@ fi
 [ ! -f "$OUT/convergence.txt" ] || cat "$OUT/convergence.txt"
 [ "${#FAILED[@]}" -eq 0 ] || { STATUS=1; say "failed runs: ${FAILED[*]}"; }
 say "done: $OUT/convergence.html, convergence.json, runs/, logs/; everything but the weights and the task data in results.tar.gz"
+pack
 return "$STATUS"
 }
 
