@@ -55,7 +55,7 @@ import torch.nn.functional as F  # noqa: E402
 import tokenizers  # noqa: E402
 import transformers  # noqa: E402
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers  # noqa: E402
-from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
+from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM  # noqa: E402
 
 transformers.utils.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
@@ -369,11 +369,11 @@ def main():
     train_loss, _ = windows_loss(model, train_stream, a.seq, a.eval_windows, device)
     log(f"held-out loss {held_loss:.4f} over {held_tokens} tokens (training windows: {train_loss:.4f})")
 
-    model.generation_config.bos_token_id = 0
-    model.generation_config.eos_token_id = 0
+    generation_config = GenerationConfig(bos_token_id=0, eos_token_id=0)
+    model.generation_config = generation_config
     model.save_pretrained(str(a.out_dir))
     if not (a.out_dir / "generation_config.json").exists():
-        model.generation_config.save_pretrained(str(a.out_dir))
+        generation_config.save_pretrained(str(a.out_dir))
     for f in ("config.json", "model.safetensors", "generation_config.json", "tokenizer.json", "tokenizer_config.json"):
         if not (a.out_dir / f).exists():
             fail(f"{a.out_dir / f} was not written")

@@ -9,7 +9,7 @@
 #                                                              torch, transformers, tokenizers; node)
 # The comparison (convergence.txt/.json/.html) and results.tar.gz are redone after every run, so a
 # driver stopped early still leaves the runs it finished compared.
-# Options (defaults in brackets; --quick: a ~2-minute smoke test of every stage):
+# Options (defaults in brackets; --quick: a smoke test of every stage in a few minutes):
 #   --base-minutes M     pretraining time budget [2; quick 0.3]
 #   --base-model DIR     use this Hugging Face directory instead of pretraining one
 #   --base-flags "..."   more make_base_model.py options (e.g. "--hidden 512 --layers 6")
@@ -117,9 +117,14 @@ TASK_NAME="$(basename "${TASK_SOURCE:-$TASK_PACKAGE}")"
 # 3. the GPU budget of the ratio setting, and the learning-rate schedule the trainer offers
 BUDGET=""
 if [[ ",$MODES," == *"@budget,"* ]]; then
-  BUDGET="$("$NODE" "$HERE/budget.mjs" "$MODEL" --batch "$BATCH" --seq "$SEQ" --rank "$RANK" --nnz "$NNZ" \
-    --dtype "$DTYPE" --refit-batches "$([ "$REFIT_EVERY" = 0 ] && echo 0 || echo 2)" 2>"$OUT/logs/budget.log")"
-  cat "$OUT/logs/budget.log"
+  if BUDGET="$("$NODE" "$HERE/budget.mjs" "$MODEL" --batch "$BATCH" --seq "$SEQ" --rank "$RANK" --nnz "$NNZ" \
+    --dtype "$DTYPE" --refit-batches "$([ "$REFIT_EVERY" = 0 ] && echo 0 || echo 2)" 2>"$OUT/logs/budget.log")"; then
+    cat "$OUT/logs/budget.log"
+  else
+    cat "$OUT/logs/budget.log"
+    BUDGET=""
+    say "no GPU budget (see above): the @budget runs are left out"
+  fi
 fi
 HELP="$("${CLI[@]}" train --help)"
 SCHEDULE=()
@@ -152,6 +157,7 @@ for spec in "${SPECS[@]}"; do
   i=$(( i + 1 ))
   mode="${spec%@*}" label="$spec" name="$spec" extra=()
   if [[ "$spec" == *@budget ]]; then
+    [ -n "$BUDGET" ] || continue
     label="$mode@$BUDGET" name="$mode-budget" extra=(--gpu-memory "$BUDGET")
   elif [[ "$spec" == *@* ]]; then
     label="$spec" name="$mode-${spec#*@}" extra=(--gpu-memory "${spec#*@}")
@@ -165,7 +171,7 @@ for spec in "${SPECS[@]}"; do
     --dtype "$DTYPE" --eval-every "$EVAL_EVERY" --eval-batches "$EVAL_BATCHES" --seed "$SEED" --no-progress \
     --metrics-out "$OUT/runs/$name.jsonl" --report "$OUT/runs/$name.html" "${SCHEDULE[@]}" "${extra[@]}" \
     2>&1 | tee "$OUT/logs/train-$name.log" |
-    { grep --line-buffered -E '^(eval @|done:|data:|train:|held out:|truncated|adapter|projector check)|rror' || true; } |
+    { grep --line-buffered -E '^(eval @|done:|data:|train:|held out:|evaluation|truncated|adapter|projector check)|rror' || true; } |
     sed -u "s/^/    [$label] /"; then
     COMPARE+=("$label=$OUT/runs/$name.jsonl")
     compare_so_far || true

@@ -22,10 +22,11 @@ export interface PrepareDatasetOptions {
   /** Default DEFAULT_HELD_OUT (5 %, at most 1000 examples). */
   readonly heldOut?: HeldOutSize;
   /**
-   * Hold out every example of these files instead of a split of `files` (which then all train): an
-   * evaluation set chosen by the caller, e.g. split by source file so no file feeds both sides.
+   * Evaluate on every example of these files (an evaluation set chosen by the caller, e.g. split by
+   * source file so no file feeds both sides); the held-out split of `files` then serves projector refits
+   * only, so the projectors are never fitted on the evaluation set.
    */
-  readonly heldOutFiles?: readonly string[];
+  readonly evalFiles?: readonly string[];
   /** Default 'greedy' (an example that fits a row is never split). */
   readonly layout?: PackingLayout;
   /** Default 'truncate'. */
@@ -49,11 +50,16 @@ export interface DatasetReport {
   readonly firstInvalidLines: readonly InvalidLine[];
   readonly train: PackingStats;
   readonly heldOut: PackingStats;
+  /** Only with evalFiles. */
+  readonly evaluation?: PackingStats;
 }
 
 export interface PreparedDataset {
   readonly train: PackedRows;
+  /** Held out of `files` by the seed: evaluations (unless evalFiles are given) and projector refits. */
   readonly heldOut: PackedRows;
+  /** What evaluations run on: the evalFiles' examples, else `heldOut`. */
+  readonly evaluation: PackedRows;
   readonly report: DatasetReport;
 }
 
@@ -84,11 +90,9 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
     return read;
   };
   const all = await readExamples(options.files);
-  const heldOutFiles = options.heldOutFiles ?? [];
-  const given = heldOutFiles.length ? await readExamples(heldOutFiles) : undefined;
-  const split = given
-    ? splitHeldOut(all.count, { count: 0 }, options.seed)
-    : splitHeldOut(all.count, options.heldOut ?? DEFAULT_HELD_OUT, options.seed);
+  const evalFiles = options.evalFiles ?? [];
+  const evalExamples = evalFiles.length ? await readExamples(evalFiles) : undefined;
+  const split = splitHeldOut(all.count, options.heldOut ?? DEFAULT_HELD_OUT, options.seed);
   const packing = {
     seqLen: options.seqLen,
     padTokenId: options.padTokenId ?? encoder.eosTokenId,
@@ -96,17 +100,20 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
     ...(options.overlong ? { overlong: options.overlong } : {}),
   };
   const train = packExamples(all.select(split.train), packing);
-  const heldOut = packExamples(given ?? all.select(split.heldOut), packing);
+  const heldOut = packExamples(all.select(split.heldOut), packing);
+  const evaluation = evalExamples ? packExamples(evalExamples, packing) : heldOut;
   return {
     train,
     heldOut,
+    evaluation,
     report: {
-      files: [...options.files, ...heldOutFiles],
+      files: [...options.files, ...evalFiles],
       records,
       invalidLines: invalid.count,
       firstInvalidLines: invalid.first,
       train: train.stats,
       heldOut: heldOut.stats,
+      ...(evalExamples && { evaluation: evaluation.stats }),
     },
   };
 }
@@ -125,16 +132,23 @@ export function describeDataset(report: DatasetReport): string {
     `train: ${train.examples} examples in ${train.rows} rows, ${train.labelTokens} loss tokens${fill(train)}`,
     `held out: ${heldOut.examples} examples in ${heldOut.rows} rows, ${heldOut.labelTokens} loss tokens${fill(heldOut)}`,
   ];
+  const evaluation = report.evaluation;
+  if (evaluation)
+    lines.push(
+      `evaluation (own files): ${evaluation.examples} examples in ${evaluation.rows} rows, ${evaluation.labelTokens} loss tokens${fill(evaluation)}`,
+    );
   if (report.invalidLines > 0)
     lines.push(
       `skipped ${report.invalidLines} invalid line(s), first: ` +
         report.firstInvalidLines.map((b) => `${b.file}:${b.line} (${b.problem})`).join('; '),
     );
-  const truncated = train.truncatedExamples + heldOut.truncatedExamples;
+  const parts = evaluation ? [train, heldOut, evaluation] : [train, heldOut];
+  const sum = (f: (s: PackingStats) => number) => parts.reduce((n, s) => n + f(s), 0);
+  const truncated = sum((s) => s.truncatedExamples);
   if (truncated > 0)
     lines.push(
       `truncated ${truncated} example(s) longer than the sequence length, dropping ` +
-        `${train.truncatedLabelTokens + heldOut.truncatedLabelTokens} loss tokens`,
+        `${sum((s) => s.truncatedLabelTokens)} loss tokens`,
     );
   return lines.join('\n');
 }

@@ -37,7 +37,10 @@ export interface TrainRunOptions {
   model: string;
   /** .jsonl / .txt files (required unless model is 'demo'). */
   data?: readonly string[];
-  /** Evaluate on these files instead of a held-out split of `data` (e.g. a split by source file). */
+  /**
+   * Evaluate on these files instead of the held-out split of `data` (e.g. a split by source file); the
+   * held-out split then serves projector refits only.
+   */
   evalData?: readonly string[];
   steps: number;
   batch: number;
@@ -104,7 +107,10 @@ interface Prepared {
   /** Loads (or creates) the initial weights; not called when resuming from a checkpoint. */
   loadWeights: () => Promise<ModelWeights>;
   train: PackedRows;
+  /** Projector refits measure on these rows. */
   heldOut: PackedRows;
+  /** Evaluations run on these rows (heldOut unless --eval-data gives files of their own). */
+  evaluation: PackedRows;
   task?: DemoTask;
   close(): Promise<void>;
 }
@@ -119,6 +125,7 @@ async function prepare(gpu: GpuRuntime, o: TrainRunOptions, events: TrainRunEven
       loadWeights: async () => ModelWeights.random(gpu, DEMO_MODEL_CONFIG, o.dtype, new Rng(seed, 7)),
       train: task.train,
       heldOut: task.heldOut,
+      evaluation: task.heldOut,
       task,
       close: async () => {},
     };
@@ -132,7 +139,7 @@ async function prepare(gpu: GpuRuntime, o: TrainRunOptions, events: TrainRunEven
       tokenizer,
       seqLen: o.seqLen,
       seed,
-      ...(o.evalData?.length ? { heldOutFiles: o.evalData } : {}),
+      ...(o.evalData?.length ? { evalFiles: o.evalData } : {}),
     });
     events.onSetup?.(describeDataset(data.report));
     const configJson: unknown = JSON.parse(await readFile(join(o.model, 'config.json'), 'utf8'));
@@ -145,6 +152,7 @@ async function prepare(gpu: GpuRuntime, o: TrainRunOptions, events: TrainRunEven
         ),
       train: data.train,
       heldOut: data.heldOut,
+      evaluation: data.evaluation,
       close: () => hf.close(),
     };
   } catch (e) {
@@ -223,7 +231,7 @@ export async function runTraining(
   const evaluate = async (step: number) => {
     await trainer.flush(); // the clock then covers every update of the steps before this evaluation
     const evalStart = performance.now();
-    const batches = [...evalBatches(p.heldOut, o.batch, { maxRows: o.batch * o.evalBatches })];
+    const batches = [...evalBatches(p.evaluation, o.batch, { maxRows: o.batch * o.evalBatches })];
     const evalLoss = await trainer.evaluate(batches);
     const m: EvalMetrics = { step, evalLoss, elapsedMs: evalStart - clockStart, evaluatingMs };
     if (p.task) {
