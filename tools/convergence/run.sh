@@ -28,6 +28,9 @@
 #   --dtype f16|f32      weight storage on the GPU [f16]
 #   --modes LIST         runs, in order [native,lsp,zero,lsp@budget,zero@budget]; "@budget" runs under
 #                        the smallest GPU memory budget that both lsp and zero fit, plus 10 %
+#   --no-warm-up         skip the unmeasured 2-step run of each mode before the measured ones (it
+#                        fills the GPU driver's shader cache, so no measured run pays for compiling
+#                        pipelines that an earlier one compiled for it)
 #   --seed N             [0]
 #   --python BIN --node BIN   [python3, node]
 set -euo pipefail
@@ -39,7 +42,7 @@ usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0
 OUT="" QUICK=0 BASE_MINUTES="" BASE_MODEL="" BASE_FLAGS="" TASK_PACKAGE=torch TASK_SOURCE=""
 TRAIN_EXAMPLES="" STEPS="" BATCH=8 SEQ=512 LR=2e-4 WARMUP="" EVAL_EVERY="" EVAL_BATCHES="" RANK=512
 NNZ=4 REFIT_EVERY="" ALPHA=0.3 LSP_FLAGS="" DTYPE=f16 MODES="native,lsp,zero,lsp@budget,zero@budget"
-SEED=0 PYTHON=python3 NODE=node
+SEED=0 PYTHON=python3 NODE=node WARM_UP=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -64,6 +67,7 @@ while [ $# -gt 0 ]; do
     --dtype) DTYPE=$2; shift ;;
     --modes) MODES=$2; shift ;;
     --seed) SEED=$2; shift ;;
+    --no-warm-up) WARM_UP=0 ;;
     --python) PYTHON=$2; shift ;;
     --node) NODE=$2; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -150,6 +154,22 @@ pack() {
 }
 
 # 4. the fine-tuning runs, one after another on the same data, seed and schedule
+COMMON=(--model "$MODEL" --rank "$RANK" --nnz "$NNZ" --batch "$BATCH" --seq "$SEQ" --lr "$LR" --dtype "$DTYPE"
+  --seed "$SEED" --no-progress)
+if [ "$WARM_UP" = 1 ]; then
+  head -n 64 "$OUT/task/train.jsonl" >"$OUT/task/warm-up-train.jsonl"
+  head -n 8 "$OUT/task/eval.jsonl" >"$OUT/task/warm-up-eval.jsonl"
+  for mode in $(tr , '\n' <<<"$MODES" | sed 's/@.*//' | sort -u); do
+    say "4/5 warm-up: 2 unmeasured steps of $mode (log: logs/warm-up-$mode.log)"
+    refit=()
+    [ "$mode" != lsp ] || [ "$REFIT_EVERY" = 0 ] || refit=(--refit-every 2 --alpha "$ALPHA")
+    # shellcheck disable=SC2206 # LSP_FLAGS is a list of flags
+    [ "$mode" != lsp ] || refit+=($LSP_FLAGS)
+    "${CLI[@]}" train "${COMMON[@]}" --mode "$mode" --data "$OUT/task/warm-up-train.jsonl" \
+      --eval-data "$OUT/task/warm-up-eval.jsonl" --steps 2 --eval-every 2 --eval-batches 1 "${refit[@]}" \
+      >"$OUT/logs/warm-up-$mode.log" 2>&1 || say "warm-up of $mode failed (ignored; see its log)"
+  done
+fi
 COMPARE=() FAILED=()
 i=0
 IFS=, read -r -a SPECS <<<"$MODES"
@@ -166,9 +186,8 @@ for spec in "${SPECS[@]}"; do
   # shellcheck disable=SC2206 # LSP_FLAGS is a list of flags
   [ "$mode" != lsp ] || extra+=($LSP_FLAGS)
   say "4/5 run $i/${#SPECS[@]}: $label (log: logs/train-$name.log)"
-  if "${CLI[@]}" train --model "$MODEL" --data "$OUT/task/train.jsonl" --eval-data "$OUT/task/eval.jsonl" \
-    --mode "$mode" --rank "$RANK" --nnz "$NNZ" --steps "$STEPS" --batch "$BATCH" --seq "$SEQ" --lr "$LR" \
-    --dtype "$DTYPE" --eval-every "$EVAL_EVERY" --eval-batches "$EVAL_BATCHES" --seed "$SEED" --no-progress \
+  if "${CLI[@]}" train "${COMMON[@]}" --mode "$mode" --data "$OUT/task/train.jsonl" \
+    --eval-data "$OUT/task/eval.jsonl" --steps "$STEPS" --eval-every "$EVAL_EVERY" --eval-batches "$EVAL_BATCHES" \
     --metrics-out "$OUT/runs/$name.jsonl" --report "$OUT/runs/$name.html" "${SCHEDULE[@]}" "${extra[@]}" \
     2>&1 | tee "$OUT/logs/train-$name.log" |
     { grep --line-buffered -E '^(eval @|done:|data:|train:|held out:|evaluation|truncated|adapter|projector check)|rror' || true; } |
