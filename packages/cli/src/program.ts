@@ -8,6 +8,7 @@ import { benchCommand, type BenchCommandOptions } from './bench.js';
 import { generateCommand } from './generate.js';
 import { addFineTuneFlags, type FineTuneFlags } from './finetune-flags.js';
 import { withVersionAndUnknownCommands } from './program-checks.js';
+import { addCompareCommand } from './compare.js';
 
 export function buildProgram(): Command {
   const program = new Command('lsp-offload')
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
     .description('fine-tune a Hugging Face checkpoint; with no arguments, the built-in demo model and task')
     .option('--model <dir|demo>', 'Hugging Face model directory, or demo', 'demo')
     .option('--data <files...>', '.jsonl ({"prompt","response"}, alpaca, {"text"}) or .txt files')
+    .option('--eval-data <files...>', 'evaluate on these files instead of a held-out split of --data')
     .option(
       '--mode <lsp|zero|native>',
       'lsp: learned sparse projectors; zero: ZeRO-Offload style; native: all on the GPU',
@@ -129,6 +131,7 @@ export function buildProgram(): Command {
     .action(async (opts: BenchCommandOptions) => {
       await benchCommand(opts);
     });
+  addCompareCommand(program);
   program
     .command('plan')
     .description(

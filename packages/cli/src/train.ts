@@ -10,6 +10,7 @@ import { parseSize } from './size.js';
 export interface TrainCommandOptions {
   model: string;
   data?: string[];
+  evalData?: string[];
   mode: string;
   gpuMemory?: string;
   rank?: string;
@@ -139,6 +140,7 @@ export async function trainCommand(given: TrainCommandOptions & FineTuneFlags): 
       {
         model: opts.model,
         ...(opts.data && { data: opts.data }),
+        ...(opts.evalData && { evalData: opts.evalData }),
         steps,
         batch: int('batch', opts.batch),
         seqLen: int('seq', opts.seq, 2),

@@ -21,6 +21,12 @@ export interface PrepareDatasetOptions {
   readonly seed: number;
   /** Default DEFAULT_HELD_OUT (5 %, at most 1000 examples). */
   readonly heldOut?: HeldOutSize;
+  /**
+   * Evaluate on every example of these files (an evaluation set chosen by the caller, e.g. split by
+   * source file so no file feeds both sides); the held-out split of `files` then serves projector refits
+   * only, so the projectors are never fitted on the evaluation set.
+   */
+  readonly evalFiles?: readonly string[];
   /** Default 'greedy' (an example that fits a row is never split). */
   readonly layout?: PackingLayout;
   /** Default 'truncate'. */
@@ -44,11 +50,16 @@ export interface DatasetReport {
   readonly firstInvalidLines: readonly InvalidLine[];
   readonly train: PackingStats;
   readonly heldOut: PackingStats;
+  /** Only with evalFiles. */
+  readonly evaluation?: PackingStats;
 }
 
 export interface PreparedDataset {
   readonly train: PackedRows;
+  /** Held out of `files` by the seed: evaluations (unless evalFiles are given) and projector refits. */
   readonly heldOut: PackedRows;
+  /** What evaluations run on: the evalFiles' examples, else `heldOut`. */
+  readonly evaluation: PackedRows;
   readonly report: DatasetReport;
 }
 
@@ -58,24 +69,29 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
     options.eosTokenId === undefined ? {} : { eosTokenId: options.eosTokenId },
   );
   const invalid = new InvalidLineLog(options.invalidLines ?? 'error');
-  const examples = new TokenizedExamplesBuilder();
   const records: Record<RecordFormat, number> = { text: 0, 'prompt-response': 0, alpaca: 0 };
   const readOptions = { invalid, ...(options.textDocuments ? { textDocuments: options.textDocuments } : {}) };
-  for await (const { record, format, source } of readRecords(options.files, readOptions)) {
-    let example: TokenizedExample;
-    try {
-      example = encoder.encode(record);
-    } catch (e) {
-      // A text the tokenizer cannot encode (e.g. no unknown token) is a bad line like any other.
-      invalid.add({ ...source, problem: `cannot tokenize: ${(e as Error).message}` });
-      continue;
+  const readExamples = async (files: readonly string[]) => {
+    const examples = new TokenizedExamplesBuilder();
+    for await (const { record, format, source } of readRecords(files, readOptions)) {
+      let example: TokenizedExample;
+      try {
+        example = encoder.encode(record);
+      } catch (e) {
+        // A text the tokenizer cannot encode (e.g. no unknown token) is a bad line like any other.
+        invalid.add({ ...source, problem: `cannot tokenize: ${(e as Error).message}` });
+        continue;
+      }
+      examples.add(example);
+      records[format]++;
     }
-    examples.add(example);
-    records[format]++;
-  }
-  const all = examples.build();
-  if (all.count === 0) throw new DataFormatError(`no usable records in ${options.files.join(', ')}`);
-
+    const read = examples.build();
+    if (read.count === 0) throw new DataFormatError(`no usable records in ${files.join(', ')}`);
+    return read;
+  };
+  const all = await readExamples(options.files);
+  const evalFiles = options.evalFiles ?? [];
+  const evalExamples = evalFiles.length ? await readExamples(evalFiles) : undefined;
   const split = splitHeldOut(all.count, options.heldOut ?? DEFAULT_HELD_OUT, options.seed);
   const packing = {
     seqLen: options.seqLen,
@@ -85,16 +101,19 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
   };
   const train = packExamples(all.select(split.train), packing);
   const heldOut = packExamples(all.select(split.heldOut), packing);
+  const evaluation = evalExamples ? packExamples(evalExamples, packing) : heldOut;
   return {
     train,
     heldOut,
+    evaluation,
     report: {
-      files: [...options.files],
+      files: [...options.files, ...evalFiles],
       records,
       invalidLines: invalid.count,
       firstInvalidLines: invalid.first,
       train: train.stats,
       heldOut: heldOut.stats,
+      ...(evalExamples && { evaluation: evaluation.stats }),
     },
   };
 }
@@ -113,16 +132,23 @@ export function describeDataset(report: DatasetReport): string {
     `train: ${train.examples} examples in ${train.rows} rows, ${train.labelTokens} loss tokens${fill(train)}`,
     `held out: ${heldOut.examples} examples in ${heldOut.rows} rows, ${heldOut.labelTokens} loss tokens${fill(heldOut)}`,
   ];
+  const evaluation = report.evaluation;
+  if (evaluation)
+    lines.push(
+      `evaluation (own files): ${evaluation.examples} examples in ${evaluation.rows} rows, ${evaluation.labelTokens} loss tokens${fill(evaluation)}`,
+    );
   if (report.invalidLines > 0)
     lines.push(
       `skipped ${report.invalidLines} invalid line(s), first: ` +
         report.firstInvalidLines.map((b) => `${b.file}:${b.line} (${b.problem})`).join('; '),
     );
-  const truncated = train.truncatedExamples + heldOut.truncatedExamples;
+  const parts = evaluation ? [train, heldOut, evaluation] : [train, heldOut];
+  const sum = (f: (s: PackingStats) => number) => parts.reduce((n, s) => n + f(s), 0);
+  const truncated = sum((s) => s.truncatedExamples);
   if (truncated > 0)
     lines.push(
       `truncated ${truncated} example(s) longer than the sequence length, dropping ` +
-        `${train.truncatedLabelTokens + heldOut.truncatedLabelTokens} loss tokens`,
+        `${sum((s) => s.truncatedLabelTokens)} loss tokens`,
     );
   return lines.join('\n');
 }

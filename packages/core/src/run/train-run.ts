@@ -43,6 +43,11 @@ export interface TrainRunOptions {
   data?: readonly string[];
   /** Invalid data lines stop the run ('error', default) or are left out and counted ('skip'). */
   invalidLines?: InvalidLinePolicy;
+  /**
+   * Evaluate on these files instead of the held-out split of `data` (e.g. a split by source file); the
+   * held-out split then serves projector refits only.
+   */
+  evalData?: readonly string[];
   steps: number;
   batch: number;
   seqLen: number;
@@ -73,6 +78,12 @@ export interface TrainRunOptions {
 export interface EvalMetrics {
   step: number;
   evalLoss: number;
+  /**
+   * Wall time from the start of the loop to this evaluation (pending updates flushed first), and how
+   * much of it went to earlier evaluations: elapsedMs - evaluatingMs is the training time behind this loss.
+   */
+  elapsedMs: number;
+  evaluatingMs: number;
   /** Demo task: greedy-argmax accuracy of the answers. */
   accuracy?: AnswerAccuracyResult;
 }
@@ -104,7 +115,10 @@ interface Prepared {
   /** Loads (or creates) the initial weights; not called when resuming from a checkpoint. */
   loadWeights: () => Promise<ModelWeights>;
   train: PackedRows;
+  /** Projector refits measure on these rows. */
   heldOut: PackedRows;
+  /** Evaluations run on these rows (heldOut unless --eval-data gives files of their own). */
+  evaluation: PackedRows;
   task?: DemoTask;
   close(): Promise<void>;
 }
@@ -119,6 +133,7 @@ async function prepare(gpu: GpuRuntime, o: TrainRunOptions, events: TrainRunEven
       loadWeights: async () => ModelWeights.random(gpu, DEMO_MODEL_CONFIG, o.dtype, new Rng(seed, 7)),
       train: task.train,
       heldOut: task.heldOut,
+      evaluation: task.heldOut,
       task,
       close: async () => {},
     };
@@ -133,6 +148,7 @@ async function prepare(gpu: GpuRuntime, o: TrainRunOptions, events: TrainRunEven
       seqLen: o.seqLen,
       seed,
       ...(o.invalidLines && { invalidLines: o.invalidLines }),
+      ...(o.evalData?.length ? { evalFiles: o.evalData } : {}),
     });
     events.onSetup?.(describeDataset(data.report));
     const configJson: unknown = JSON.parse(await readFile(join(o.model, 'config.json'), 'utf8'));
@@ -145,6 +161,7 @@ async function prepare(gpu: GpuRuntime, o: TrainRunOptions, events: TrainRunEven
         ),
       train: data.train,
       heldOut: data.heldOut,
+      evaluation: data.evaluation,
       close: () => hf.close(),
     };
   } catch (e) {
@@ -222,10 +239,14 @@ export async function runTraining(
   let tokensPerSecondSum = 0;
   let peak = 0;
   let livePeakGpuBytes: number;
+  let clockStart = 0;
+  let evaluatingMs = 0;
   const evaluate = async (step: number) => {
-    const batches = [...evalBatches(p.heldOut, o.batch, { maxRows: o.batch * o.evalBatches })];
+    await trainer.flush(); // the clock then covers every update of the steps before this evaluation
+    const evalStart = performance.now();
+    const batches = [...evalBatches(p.evaluation, o.batch, { maxRows: o.batch * o.evalBatches })];
     const evalLoss = await trainer.evaluate(batches);
-    const m: EvalMetrics = { step, evalLoss };
+    const m: EvalMetrics = { step, evalLoss, elapsedMs: evalStart - clockStart, evaluatingMs };
     if (p.task) {
       const acc = p.task.accuracy(p.config.vocabSize);
       for (const b of batches) {
@@ -235,11 +256,13 @@ export async function runTraining(
       }
       m.accuracy = acc.result();
     }
+    evaluatingMs += performance.now() - evalStart;
     evals.push(m);
     events.onEval?.(m);
     await write({ type: 'eval', mode: trainer.options.mode, ...m });
   };
   try {
+    clockStart = performance.now();
     if (!o.resume) await evaluate(0);
     for (let s = startStep + 1; s <= o.steps; s++) {
       const batch: DataBatch[] = Array.from({ length: trainer.options.gradAccum }, () => loader.next());

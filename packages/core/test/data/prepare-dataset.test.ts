@@ -33,6 +33,28 @@ describe('prepareDataset', () => {
     expect(describeDataset(report)).toContain('train: 36 examples in');
   });
 
+  it('evaluates on every example of evalFiles and keeps the held-out split of files for refits', async () => {
+    const trainFile = dataFile('train.jsonl', jsonl(...Array.from({ length: 9 }, (_, i) => qa(i))));
+    const evalFile = dataFile('eval.jsonl', jsonl(qa(100), qa(101), qa(102)));
+    const options = { tokenizer: llamaStyleTokenizer(), seqLen: 16, seed: 3, layout: 'concat' as const };
+    const split = { ...options, files: [trainFile], heldOut: { count: 2 } };
+    const { train, heldOut, evaluation, report } = await prepareDataset({ ...split, evalFiles: [evalFile] });
+    expect([report.train.examples, report.heldOut.examples, report.evaluation?.examples]).toEqual([7, 2, 3]);
+    expect(report.files).toEqual([trainFile, evalFile]);
+    expect(describeDataset(report)).toContain('evaluation (own files): 3 examples in');
+    // train and held-out rows as without evalFiles; the evaluation rows as the eval file packed alone
+    const without = await prepareDataset(split);
+    expect(train.fingerprint()).toBe(without.train.fingerprint());
+    expect(Array.from(heldOut.inputIds)).toEqual(Array.from(without.heldOut.inputIds));
+    expect(without.evaluation).toBe(without.heldOut);
+    expect(without.report.evaluation).toBeUndefined();
+    const alone = await prepareDataset({ ...options, files: [evalFile], heldOut: { count: 0 } });
+    expect(Array.from(evaluation.inputIds)).toEqual(Array.from(alone.train.inputIds));
+    await expect(prepareDataset({ ...split, evalFiles: [dataFile('e.jsonl', '')] })).rejects.toThrow(
+      /no usable records in .*e\.jsonl/,
+    );
+  });
+
   it('mixes .txt and .jsonl files', async () => {
     const { train, report } = await prepareDataset({
       files: [dataFile('a.txt', 'one\n\ntwo\n\nthree'), dataFile('b.jsonl', jsonl(qa(1), { text: 'four' }))],
