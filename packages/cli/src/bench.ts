@@ -8,6 +8,7 @@ import {
   presetConfig,
   renderBenchReport,
   runBenchmark,
+  TRAIN_MODES,
   type BenchModeSpec,
   type TrainMode,
 } from '@lsp-offload/core';
@@ -36,8 +37,8 @@ export interface BenchCommandOptions {
 export function parseModes(text: string): BenchModeSpec[] {
   return text.split(',').map((part) => {
     const [mode, size] = part.trim().split(':') as [string, string | undefined];
-    if (!['lsp', 'zero', 'native'].includes(mode))
-      throw new Error(`--modes: unknown mode '${mode}' (lsp, zero, native)`);
+    if (!(TRAIN_MODES as readonly string[]).includes(mode))
+      throw new Error(`--modes: unknown mode '${mode}' (${TRAIN_MODES.join(', ')})`);
     return { mode: mode as TrainMode, ...(size && { budgetBytes: parseSize(size) }) };
   });
 }

@@ -3,6 +3,7 @@
 // does not fit, changes that would. The flags and their defaults are those of `lsp-offload train`.
 import {
   DEMO_MODEL_CONFIG,
+  TRAIN_MODES,
   formatMemorySize,
   loadModelConfig,
   parameterCount,
@@ -50,7 +51,7 @@ export function planInputFromFlags(opts: PlanCommandOptions): PlanInput {
   return {
     batch: int('batch', opts.batch ?? defaults.batch),
     seqLen: int('seq', opts.seq ?? defaults.seq),
-    mode: oneOf('mode', opts.mode, ['lsp', 'zero', 'native'] as const),
+    mode: oneOf('mode', opts.mode, TRAIN_MODES),
     rank: int('rank', opts.rank ?? defaults.rank),
     nnz: int('nnz', opts.nnz),
     weightDtype: oneOf('dtype', opts.dtype, ['f32', 'f16'] as const),

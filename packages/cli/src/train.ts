@@ -2,8 +2,7 @@
 // with a progress bar (rate, ETA, loss), periodic evaluation and a final summary.
 import cliProgress from 'cli-progress';
 import { GpuRuntime } from '@lsp-offload/core';
-import { runTraining, type EvalMetrics, type TrainMode } from '@lsp-offload/core';
-import { formatBytes } from './format.js';
+import { TRAIN_MODES, formatBytes, runTraining, type EvalMetrics, type TrainMode } from '@lsp-offload/core';
 import { parseSize } from './size.js';
 
 export interface TrainCommandOptions {
@@ -90,7 +89,7 @@ export async function trainCommand(given: TrainCommandOptions): Promise<void> {
     lr: given.lr ?? defaults.lr,
     evalEvery: given.evalEvery ?? defaults.evalEvery,
   };
-  const mode = oneOf<TrainMode>('mode', opts.mode, ['lsp', 'zero', 'native']);
+  const mode = oneOf<TrainMode>('mode', opts.mode, TRAIN_MODES);
   const steps = int('steps', opts.steps);
   const budgetBytes = opts.gpuMemory ? parseSize(opts.gpuMemory) : undefined;
   const gpu = await GpuRuntime.create(budgetBytes === undefined ? {} : { budgetBytes });

@@ -13,6 +13,7 @@ export {
 } from './projectors/moment-transfer.js';
 export * from './model/index.js';
 export * from './data/index.js';
+export * from './options/index.js';
 export * from './trainer/index.js';
 export {
   reconstructionError,

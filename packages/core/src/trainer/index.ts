@@ -1,6 +1,4 @@
 export { Trainer } from './trainer.js';
 export type { StepMetrics } from './trainer.js';
-export { DEFAULT_TRAINER_OPTIONS } from './options.js';
-export type { TrainerOptions, TrainMode, OptimizerHyperParams } from './options.js';
 export { createProjectedLayers, projectedSpecs } from './projected-layers.js';
 export type { ProjectedLayer } from './projected-layers.js';

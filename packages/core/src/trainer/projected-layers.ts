@@ -5,7 +5,7 @@ import type { LinearWeightSpec } from '../hf/index.js';
 import { SparseProjector } from '../projectors/sparse-projector.js';
 import { Rng } from '../util/rng.js';
 import type { ModelWeights } from '../model/weights.js';
-import type { TrainerOptions } from './options.js';
+import type { TrainerOptions } from '../options/trainer-options.js';
 import type { ProjectorRefitter } from '../projectors/projector-refitter.js';
 
 export interface ProjectedLayer {

@@ -31,7 +31,7 @@ import { Transformer, type StepHooks, type TokenBatch } from '../model/transform
 import type { ModelWeights } from '../model/weights.js';
 import { checkBudget } from '../planner/budget.js';
 import { planTrainerMemory } from '../planner/trainer-plan.js';
-import { DEFAULT_TRAINER_OPTIONS, type TrainerOptions } from './options.js';
+import { DEFAULT_TRAINER_OPTIONS, TRAIN_MODES, type TrainerOptions } from '../options/trainer-options.js';
 import {
   createProjectedLayers,
   refitterProjectedLayers,
@@ -195,8 +195,8 @@ export class Trainer {
     options: Partial<TrainerOptions> = {},
   ): Promise<Trainer> {
     const o: TrainerOptions = { ...DEFAULT_TRAINER_OPTIONS, ...options };
-    if (!(['lsp', 'zero', 'native'] as const).includes(o.mode)) {
-      throw new Error(`unknown training mode '${o.mode}': use lsp, zero or native`);
+    if (!TRAIN_MODES.includes(o.mode)) {
+      throw new Error(`unknown training mode '${o.mode}': use ${TRAIN_MODES.join(', ')}`);
     }
     // refuse a run that cannot fit before projectors, staging, activations or optimizer state exist; the
     // plan also sizes the staging rings (for leadBlocks + 1 blocks in flight, within the budget)

@@ -14,7 +14,7 @@ import {
   type TensorReader,
 } from '../../hf/index.js';
 import { ModelWeights } from '../../model/weights.js';
-import type { TrainerOptions, TrainMode } from '../options.js';
+import type { TrainerOptions, TrainMode } from '../../options/trainer-options.js';
 import { Trainer } from '../trainer.js';
 import { recoverInterruptedReplace } from './atomic-directory.js';
 import { parameterDifferences } from './config-json.js';

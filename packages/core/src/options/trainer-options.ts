@@ -1,5 +1,7 @@
 // What a training run is configured by. One object shared by the trainer, the planner and the CLI.
-export type TrainMode = 'lsp' | 'zero' | 'native';
+/** The training modes, the one list everything that names them (CLI flags, checks) reads. */
+export const TRAIN_MODES = ['lsp', 'zero', 'native'] as const;
+export type TrainMode = (typeof TRAIN_MODES)[number];
 
 export interface OptimizerHyperParams {
   lr: number;
