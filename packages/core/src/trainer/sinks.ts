@@ -56,8 +56,6 @@ abstract class CollectingSink implements GradientSink {
     return { tensor: d.grad, accumulate: false };
   }
 
-  gradReady(): void {}
-
   /** Hand over (and forget) what a unit produced this step. */
   take(unit: number): UnitGradients {
     const u = this.units.get(unit) ?? { compressed: [], dense: [] };
