@@ -35,6 +35,10 @@ export { learnProjectorPair, DEFAULT_LEARNING } from './projectors/projector-lea
 export type { LearningOptions, LearningResult } from './projectors/projector-learning.js';
 export { groupLayers, projectedLayersOf } from './projectors/projector-groups.js';
 export type { ProjectedLayerInfo, ProjectorGroup, ProjectorSharing } from './projectors/projector-groups.js';
+export { ProjectorPair } from './projectors/projector-pair.js';
+export type { ApplyOptions, PairStorage } from './projectors/projector-pair.js';
+export { ProjectorSet, projectedSpecs } from './projectors/projector-set.js';
+export type { ProjectorSetOptions } from './projectors/projector-set.js';
 export { ProjectorRefitter } from './projectors/projector-refitter.js';
 export type {
   RefitterOptions,

@@ -13,11 +13,7 @@ import {
   GpuTimer,
   UploadRing,
   adamw,
-  addTimesProjT,
-  applyDelta,
-  cast,
   createAdamWState,
-  expandRows,
   type GpuRuntime,
   type Tensor,
   type TraceEvent,
@@ -32,18 +28,14 @@ import type { ModelWeights } from '../model/weights.js';
 import { checkBudget } from '../planner/budget.js';
 import { planTrainerMemory } from '../planner/trainer-plan.js';
 import { DEFAULT_TRAINER_OPTIONS, TRAIN_MODES, type TrainerOptions } from '../options/trainer-options.js';
-import {
-  createProjectedLayers,
-  refitterProjectedLayers,
-  releaseProjectedLayers,
-  type ProjectedLayer,
-} from './projected-layers.js';
+import type { ProjectorPair } from '../projectors/projector-pair.js';
 import {
   ProjectorRefitter,
   type HeldOutGradients,
   type RefitReport,
 } from '../projectors/projector-refitter.js';
 import { projectedLayersOf } from '../projectors/projector-groups.js';
+import { ProjectorSet } from '../projectors/projector-set.js';
 import type { RngState } from '../util/rng.js';
 import { rowShards, type RowShard } from './row-shards.js';
 import { HEAD_UNIT, LspSink, OUTER_UNIT, ZeroSink, type UnitGradients } from './sinks.js';
@@ -133,7 +125,9 @@ function tryTimer(gpu: GpuRuntime): GpuTimer | undefined {
 export class Trainer {
   readonly model: Transformer;
   readonly options: TrainerOptions;
-  private readonly layers: Map<string, ProjectedLayer>;
+  /** lsp: the owner of every projector pair, and each projected layer's pair by name. */
+  private readonly projectorSet: ProjectorSet | undefined;
+  private readonly layers: ReadonlyMap<string, ProjectorPair>;
   private readonly refitter: ProjectorRefitter | undefined;
   private readonly sink: LspSink | ZeroSink | DenseGradients;
   private cpu?: CpuAdamW;
@@ -164,23 +158,28 @@ export class Trainer {
       checkpointing: options.checkpointing,
       lossChunkTokens: options.lossChunkTokens,
     });
-    if (options.mode === 'lsp' && options.refit) {
-      if (options.exactProjectors)
+    if (options.mode === 'lsp') {
+      if (options.refit && options.exactProjectors)
         throw new Error('projector refits and exact projectors exclude each other');
-      this.refitter = new ProjectorRefitter(gpu, projectedLayersOf(weights.specs), {
+      this.projectorSet = new ProjectorSet(gpu, projectedLayersOf(weights.specs), {
         d: options.rank,
         r: options.nnz,
-        alpha: options.refit.alpha,
-        sharing: options.refit.sharing,
-        checkFreq: options.refit.checkFreq,
+        sharing: options.refit?.sharing ?? 'layer',
         seed: options.seed,
         init: options.projectorInit,
-        // one group's gradients at a time bounds the memory a check takes
-        layersPerRequest: 1,
+        exact: options.exactProjectors,
       });
-      this.layers = refitterProjectedLayers(weights, this.refitter);
+      this.layers = this.projectorSet.pairsOf(weights.specs);
+      this.refitter =
+        options.refit &&
+        new ProjectorRefitter(gpu, this.projectorSet, {
+          alpha: options.refit.alpha,
+          checkFreq: options.refit.checkFreq,
+          // one group's gradients at a time bounds the memory a check takes
+          layersPerRequest: 1,
+        });
     } else {
-      this.layers = options.mode === 'lsp' ? createProjectedLayers(gpu, weights, options) : new Map();
+      this.layers = new Map();
     }
     if (options.mode === 'lsp') this.sink = new LspSink(gpu, this.layers, options.nonProjected === 'adamw');
     else if (options.mode === 'zero') this.sink = new ZeroSink(gpu, weights.dtype);
@@ -213,13 +212,13 @@ export class Trainer {
 
   /** lsp with refits: the refitter's generator state (checkpoints save and restore it). */
   get refitRngState(): RngState | undefined {
-    return this.refitter?.rngState;
+    return this.refitter?.set.rngState;
   }
 
   restoreRefitRng(s: RngState): void {
     if (!this.refitter)
       throw new Error('this trainer does not refit its projectors: no generator to restore');
-    this.refitter.rngState = s;
+    this.refitter.set.rngState = s;
   }
 
   /** Continue counting from a restored checkpoint (the next trainStep is step n + 1). */
@@ -234,7 +233,7 @@ export class Trainer {
   }
 
   /** lsp: the projected layers with their projector pairs (host copies and GPU tensors). */
-  get projectedLayers(): ReadonlyMap<string, ProjectedLayer> {
+  get projectedLayers(): ReadonlyMap<string, ProjectorPair> {
     return this.layers;
   }
 
@@ -464,12 +463,7 @@ export class Trainer {
     await this.cpu?.destroy();
     await this.down?.close();
     await this.up?.close();
-    if (this.refitter) {
-      this.refitter.release();
-      this.layers.clear();
-    } else {
-      releaseProjectedLayers(this.layers);
-    }
+    this.projectorSet?.release();
     if (this.sink instanceof DenseGradients) this.sink.release();
     for (const s of this.gpuState.values()) for (const t of [s.m, s.v, s.master]) t?.release();
     this.model.release();
@@ -565,7 +559,7 @@ export class Trainer {
     // on its own, so the blocks of a large one flow through download, CPU step and upload overlapped.
     const whole: UpdatePiece = { names: [], downloads: [], uploads: () => [] };
     const pieces: UpdatePiece[] = [whole];
-    const stepTensors: { layer: ProjectedLayer; d: Tensor }[] = [];
+    const stepTensors: { layer: ProjectorPair; d: Tensor }[] = [];
     for (const c of grads.compressed) {
       const name = c.layer.spec.name;
       whole.names.push(name);
@@ -666,31 +660,12 @@ export class Trainer {
   }
 
   /** Record W += L D R^T for each projected layer of a unit (and decoupled weight decay). */
-  private applySteps(steps: { layer: ProjectedLayer; d: Tensor }[], step: number): void {
-    const gpu = this.gpu;
+  private applySteps(steps: { layer: ProjectorPair; d: Tensor }[], step: number): void {
     const o = this.options;
     for (const { layer, d } of steps) {
-      const w = this.weights.get(layer.spec.name);
-      const seed = (step * 7919 + layer.spec.layer * 104729 + layer.rows) >>> 0;
-      // temporaries go back to the allocator as soon as their last use is recorded (the GPU orders any
-      // reuse), so applying many deferred updates in a row never holds more than one layer's worth
-      if (o.weightDecay > 0) {
-        const copy = gpu.tensor(`wd.${layer.spec.name}`, 'f32', w.shape, 'workspace');
-        cast(gpu, w, 'f32', copy);
-        applyDelta(gpu, w, copy, {
-          alpha: -o.lr * o.weightDecay,
-          seed: seed ^ 0x9e3779b9,
-          step,
-        });
-        copy.release();
-      }
-      const d32 = d.dtype === 'f32' ? d : gpu.tensor(`D32.${layer.spec.name}`, 'f32', d.shape, 'workspace');
-      if (d.dtype !== 'f32') cast(gpu, d, 'f32', d32);
-      const f = gpu.tensor(`F.${layer.spec.name}`, 'f32', [layer.rows, layer.d], 'workspace');
-      expandRows(gpu, d32, layer.leftGpu, f);
-      addTimesProjT(gpu, w, f, layer.rightGpu, 1, seed);
-      f.release();
-      if (d32 !== d) d32.release();
+      layer.apply(this.weights.get(layer.spec.name), d, step, {
+        ...(o.weightDecay > 0 && { decay: o.lr * o.weightDecay }),
+      });
       d.release();
     }
   }
