@@ -104,7 +104,8 @@ export class ProjectorPair {
     if (options.decay !== undefined) {
       const copy = gpu.tensor(`wd.${spec.name}`, 'f32', w.shape, 'workspace');
       cast(gpu, w, 'f32', copy);
-      applyDelta(gpu, w, copy, { alpha: -options.decay, seed: seed ^ 0x9e3779b9, step });
+      // (^ gives a signed 32-bit integer: back to unsigned, as the kernel's seed must be)
+      applyDelta(gpu, w, copy, { alpha: -options.decay, seed: (seed ^ 0x9e3779b9) >>> 0, step });
       copy.release();
     }
     const d32 =
