@@ -53,7 +53,7 @@ export { sparseProjectorTensors, readSparseProjector } from './projectors/projec
 export { overwriteProjectorTensors } from './projectors/projector-overwrite.js';
 export { zeroNonFiniteOnGpu } from './projectors/zero-non-finite-gpu.js';
 export * from './run/index.js';
-export * from './trainer/checkpoint/index.js';
+export * from './checkpoint/index.js';
 export * from './planner/index.js';
 export * from './report/index.js';
 // The GPU runtime, for callers of core (the CLI) that create one without depending on gpu-dawn.

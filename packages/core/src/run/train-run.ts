@@ -30,7 +30,7 @@ import {
   loadCheckpoint,
   resumeTraining,
   saveCheckpoint,
-} from '../trainer/checkpoint/index.js';
+} from '../checkpoint/index.js';
 
 export interface TrainRunOptions {
   /** A Hugging Face model directory, or 'demo' for the built-in model and task. */

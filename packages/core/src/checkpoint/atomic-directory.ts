@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { syncDirectory } from '../../hf/atomic-file.js';
+import { syncDirectory } from '../hf/atomic-file.js';
 import { CheckpointError } from './errors.js';
 
 type SiblingPhase = 'partial' | 'ready' | 'old';

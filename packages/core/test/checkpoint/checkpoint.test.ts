@@ -43,7 +43,7 @@ import {
   type TrainerOptions,
   type WeightDtype,
 } from '../../src/index.js';
-import { leftoverSiblings } from '../../src/trainer/checkpoint/atomic-directory.js';
+import { leftoverSiblings } from '../../src/checkpoint/atomic-directory.js';
 
 let gpu: GpuRuntime;
 const made: string[] = [];

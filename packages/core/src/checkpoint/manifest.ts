@@ -3,17 +3,17 @@
 // the data position, generator states and the metrics so far, plus the size and SHA-256 of every other
 // file so a truncated or altered file is named on load. Its presence is what marks a directory as a
 // training checkpoint (a plain export has none).
-import type { RngState } from '../../util/rng.js';
-import type { BatchLoaderState } from '../../data/batch-loader.js';
-import type { ModelFamily } from '../../hf/index.js';
-import { isPlainObject } from '../../hf/safetensors-header.js';
-import type { WeightDtype } from '../../model/weights.js';
+import type { RngState } from '../util/rng.js';
+import type { BatchLoaderState } from '../data/batch-loader.js';
+import type { ModelFamily } from '../hf/index.js';
+import { isPlainObject } from '../hf/safetensors-header.js';
+import type { WeightDtype } from '../model/weights.js';
 import {
   DEFAULT_TRAINER_OPTIONS,
   TRAIN_MODES,
   type TrainerOptions,
   type TrainMode,
-} from '../../options/trainer-options.js';
+} from '../options/trainer-options.js';
 import { CheckpointError } from './errors.js';
 import type { FileDigest } from './file-digest.js';
 
