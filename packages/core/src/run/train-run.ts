@@ -25,12 +25,7 @@ import { planTrainerMemory } from '../planner/trainer-plan.js';
 import { renderTrainReport } from '../report/train-report.js';
 import type { TrainerOptions } from '../options/trainer-options.js';
 import { Trainer, type StepMetrics } from '../trainer/trainer.js';
-import {
-  exportHfModel,
-  loadCheckpoint,
-  resumeTraining,
-  saveCheckpoint,
-} from '../checkpoint/index.js';
+import { exportHfModel, loadCheckpoint, resumeTraining, saveCheckpoint } from '../checkpoint/index.js';
 
 export interface TrainRunOptions {
   /** A Hugging Face model directory, or 'demo' for the built-in model and task. */
