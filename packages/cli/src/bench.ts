@@ -4,6 +4,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GpuContext } from '@lsp-offload/core';
 import {
+  BENCH_DEFAULTS,
   formatBenchTable,
   presetConfig,
   renderBenchReport,
@@ -12,6 +13,7 @@ import {
   type BenchModeSpec,
   type TrainMode,
 } from '@lsp-offload/core';
+import { CHOICES, int, oneOf } from './flags.js';
 import { parseSize } from './size.js';
 
 export interface BenchCommandOptions {
@@ -28,6 +30,7 @@ export interface BenchCommandOptions {
   stagingChunk: string;
   optimizerShard: string;
   checkpointing: boolean;
+  nonProjected: string;
   robustness: boolean;
   out?: string;
   traceDir?: string;
@@ -45,14 +48,7 @@ export function parseModes(text: string): BenchModeSpec[] {
 
 export async function benchCommand(o: BenchCommandOptions): Promise<void> {
   const config = presetConfig(o.model);
-  const int = (name: string, v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0)
-      throw new Error(`--${name} must be a non-negative integer, got '${v}'`);
-    return n;
-  };
-  if (o.dtype !== 'f16' && o.dtype !== 'f32') throw new Error(`--dtype must be f16 or f32, got '${o.dtype}'`);
-  const dtype: 'f16' | 'f32' = o.dtype;
+  const dtype = oneOf('dtype', o.dtype, CHOICES.dtype);
   const ctx = await GpuContext.create();
   const device = ctx.report.description || ctx.report.device;
   ctx.destroy();
@@ -62,19 +58,19 @@ export async function benchCommand(o: BenchCommandOptions): Promise<void> {
     batch: int('batch', o.batch),
     seqLen: int('seq', o.seq),
     dtype,
-    warmupSteps: int('warmup', o.warmup),
-    steps: Math.max(1, int('steps', o.steps)),
+    warmupSteps: int('warmup', o.warmup, 0),
+    steps: Math.max(1, int('steps', o.steps, 0)),
     robustness: o.robustness,
     ...(o.traceDir !== undefined && { traceDir: o.traceDir }),
     trainer: {
       rank: int('rank', o.rank),
       nnz: int('nnz', o.nnz),
-      threads: int('threads', o.threads),
+      threads: int('threads', o.threads, 0),
       stagingChunkBytes: parseSize(o.stagingChunk),
       optimizerShardBytes: parseSize(o.optimizerShard),
       checkpointing: o.checkpointing,
-      lr: 1e-5,
-      nonProjected: 'adamw' as const,
+      lr: BENCH_DEFAULTS.lr,
+      nonProjected: oneOf('non-projected', o.nonProjected, CHOICES.nonProjected),
     },
   };
   // results are written after every mode, so a run cut short still leaves what it measured

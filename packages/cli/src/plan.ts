@@ -14,8 +14,8 @@ import {
   type ModelConfig,
   type PlanInput,
 } from '@lsp-offload/core';
+import { CHOICES, int, oneOf, trainDefaults } from './flags.js';
 import { parseSize } from './size.js';
-import { trainDefaults } from './train.js';
 
 export interface PlanCommandOptions {
   model: string;
@@ -33,18 +33,6 @@ export interface PlanCommandOptions {
   json?: boolean;
 }
 
-function int(flag: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag} must be a positive integer, got '${v}'`);
-  return n;
-}
-
-function oneOf<T extends string>(flag: string, v: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(v))
-    throw new Error(`--${flag} must be one of ${allowed.join(', ')}, got '${v}'`);
-  return v as T;
-}
-
 /** The plan input for the flags (unset ones take `train`'s defaults for this model). */
 export function planInputFromFlags(opts: PlanCommandOptions): PlanInput {
   const defaults = trainDefaults(opts.model);
@@ -54,9 +42,9 @@ export function planInputFromFlags(opts: PlanCommandOptions): PlanInput {
     mode: oneOf('mode', opts.mode, TRAIN_MODES),
     rank: int('rank', opts.rank ?? defaults.rank),
     nnz: int('nnz', opts.nnz),
-    weightDtype: oneOf('dtype', opts.dtype, ['f32', 'f16'] as const),
+    weightDtype: oneOf('dtype', opts.dtype, CHOICES.dtype),
     checkpointing: opts.checkpointing,
-    nonProjected: oneOf('non-projected', opts.nonProjected, ['frozen', 'adamw'] as const),
+    nonProjected: oneOf('non-projected', opts.nonProjected, CHOICES.nonProjected),
     stagingChunkBytes: parseSize(opts.stagingChunk),
   };
 }

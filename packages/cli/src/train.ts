@@ -3,6 +3,7 @@
 import cliProgress from 'cli-progress';
 import { GpuRuntime } from '@lsp-offload/core';
 import { TRAIN_MODES, formatBytes, runTraining, type EvalMetrics, type TrainMode } from '@lsp-offload/core';
+import { CHOICES, int, oneOf, positive, trainDefaults } from './flags.js';
 import { parseSize } from './size.js';
 
 export interface TrainCommandOptions {
@@ -37,38 +38,6 @@ export interface TrainCommandOptions {
   refitEvery?: string;
   alpha: string;
   sharing: string;
-}
-
-/** Defaults that depend on the model: the demo is tiny and learns fast; real fine-tunes are gentler. */
-export function trainDefaults(model: string): {
-  rank: string;
-  steps: string;
-  batch: string;
-  seq: string;
-  lr: string;
-  evalEvery: string;
-} {
-  return model === 'demo'
-    ? { rank: '64', steps: '60', batch: '8', seq: '64', lr: '3e-3', evalEvery: '20' }
-    : { rank: '256', steps: '1000', batch: '4', seq: '512', lr: '1e-5', evalEvery: '100' };
-}
-
-function int(name: string, v: string, min = 1): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${v}'`);
-  return n;
-}
-
-function num(name: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got '${v}'`);
-  return n;
-}
-
-function oneOf<T extends string>(name: string, v: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(v))
-    throw new Error(`--${name} must be one of ${allowed.join(', ')}, got '${v}'`);
-  return v as T;
 }
 
 function describeEval(e: EvalMetrics): string {
@@ -117,7 +86,7 @@ export async function trainCommand(given: TrainCommandOptions): Promise<void> {
         steps,
         batch: int('batch', opts.batch),
         seqLen: int('seq', opts.seq, 2),
-        dtype: oneOf('dtype', opts.dtype, ['f32', 'f16'] as const),
+        dtype: oneOf('dtype', opts.dtype, CHOICES.dtype),
         evalEvery: int('eval-every', opts.evalEvery),
         evalBatches: int('eval-batches', opts.evalBatches),
         ...(opts.metricsOut && { metricsOut: opts.metricsOut }),
@@ -132,9 +101,9 @@ export async function trainCommand(given: TrainCommandOptions): Promise<void> {
           mode,
           rank: int('rank', opts.rank),
           nnz: int('nnz', opts.nnz),
-          lr: num('lr', opts.lr),
+          lr: positive('lr', opts.lr),
           checkpointing: opts.checkpointing,
-          nonProjected: oneOf('non-projected', opts.nonProjected, ['frozen', 'adamw'] as const),
+          nonProjected: oneOf('non-projected', opts.nonProjected, CHOICES.nonProjected),
           threads: int('threads', opts.threads, 0),
           stagingChunkBytes: parseSize(opts.stagingChunk),
           optimizerShardBytes: parseSize(opts.optimizerShard),
@@ -142,8 +111,8 @@ export async function trainCommand(given: TrainCommandOptions): Promise<void> {
           ...(opts.refitEvery && {
             refit: {
               checkFreq: int('refit-every', opts.refitEvery),
-              alpha: num('alpha', opts.alpha),
-              sharing: oneOf('sharing', opts.sharing, ['type', 'layer'] as const),
+              alpha: positive('alpha', opts.alpha),
+              sharing: oneOf('sharing', opts.sharing, CHOICES.sharing),
             },
           }),
         },

@@ -19,7 +19,10 @@ export interface TrainerOptions extends OptimizerHyperParams {
   projectorInit: 'gaussian' | 'rademacher';
   /** lsp: signed-permutation projectors with d = rows = cols (every projected layer must be square). */
   exactProjectors: boolean;
-  /** lsp: embeddings, norms, biases, lm_head: frozen, or trained by an offloaded (CPU) AdamW. */
+  /**
+   * lsp: embeddings, norms, biases, lm_head: trained by an offloaded (CPU) AdamW (the default, as the
+   * CLI's --non-projected), or frozen.
+   */
   nonProjected: 'frozen' | 'adamw';
   /** lsp: dtype of the subspace step D on its way back to the GPU. */
   stepDtype: 'f16' | 'f32';
@@ -67,7 +70,7 @@ export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
   nnz: 4,
   projectorInit: 'gaussian',
   exactProjectors: false,
-  nonProjected: 'frozen',
+  nonProjected: 'adamw',
   stepDtype: 'f16',
   checkpointing: true,
   threads: 0,
@@ -76,4 +79,11 @@ export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
   pipelined: true,
   stagingChunkBytes: 4 << 20,
   optimizerShardBytes: 32 << 20,
+};
+
+/** Projector refits when asked for (TrainerOptions.refit; `lsp-offload train --refit-every`). */
+export const DEFAULT_REFIT: Required<NonNullable<TrainerOptions['refit']>> = {
+  alpha: 0.3,
+  checkFreq: 100,
+  sharing: 'type',
 };

@@ -10,6 +10,7 @@
 //   const refitter = new ProjectorRefitter(gpu, set, { alpha: 0.3 });
 //   if (refitter.due(step)) report = await refitter.refit(heldOutGradients, moments);
 import type { GpuRuntime, Tensor } from '@lsp-offload/gpu-dawn';
+import { DEFAULT_REFIT } from '../options/trainer-options.js';
 import { MomentTransfer } from './moment-transfer.js';
 import { evaluatePair, gradientNorms } from './pair-evaluation.js';
 import type { ProjectorGroup } from './projector-groups.js';
@@ -97,7 +98,7 @@ export class ProjectorRefitter {
 
   /** Whether a check is due after `step` optimizer steps (every checkFreq steps, never at step 0). */
   due(step: number): boolean {
-    const every = this.options.checkFreq ?? 100;
+    const every = this.options.checkFreq ?? DEFAULT_REFIT.checkFreq;
     return step > 0 && step % every === 0;
   }
 
