@@ -2,6 +2,7 @@ export { systemInfo } from './system-info.js';
 export type { SystemInfo } from './system-info.js';
 export * from './hf/index.js';
 export { Rng } from './util/rng.js';
+export { formatBytes, formatMemorySize } from './util/format-bytes.js';
 export type { RngState } from './util/rng.js';
 export { SparseProjector } from './projectors/sparse-projector.js';
 export type { ProjectorInit } from './projectors/sparse-projector.js';
