@@ -51,6 +51,16 @@ export function trainDefaults(model: string): ModelDependentDefaults {
   };
 }
 
+/** The flags as given, with the model-dependent ones that were not given from trainDefaults. */
+export function withModelDefaults<T extends { model: string } & Partial<ModelDependentDefaults>>(
+  given: T,
+): T & ModelDependentDefaults {
+  const out = { ...trainDefaults(given.model) } as T & ModelDependentDefaults;
+  for (const [key, value] of Object.entries(given))
+    if (value !== undefined) Object.assign(out, { [key]: value });
+  return out;
+}
+
 /** "(demo: 64, else 256)" for a model-dependent flag. */
 function byModel(key: keyof ModelDependentDefaults): string {
   const demo = trainDefaults('demo')[key];

@@ -14,7 +14,7 @@ import {
   type ModelConfig,
   type PlanInput,
 } from '@lsp-offload/core';
-import { CHOICES, int, oneOf, trainDefaults } from './flags.js';
+import { CHOICES, int, oneOf, withModelDefaults } from './flags.js';
 import { parseSize } from './size.js';
 
 export interface PlanCommandOptions {
@@ -34,13 +34,13 @@ export interface PlanCommandOptions {
 }
 
 /** The plan input for the flags (unset ones take `train`'s defaults for this model). */
-export function planInputFromFlags(opts: PlanCommandOptions): PlanInput {
-  const defaults = trainDefaults(opts.model);
+export function planInputFromFlags(flags: PlanCommandOptions): PlanInput {
+  const opts = withModelDefaults(flags);
   return {
-    batch: int('batch', opts.batch ?? defaults.batch),
-    seqLen: int('seq', opts.seq ?? defaults.seq),
+    batch: int('batch', opts.batch),
+    seqLen: int('seq', opts.seq),
     mode: oneOf('mode', opts.mode, TRAIN_MODES),
-    rank: int('rank', opts.rank ?? defaults.rank),
+    rank: int('rank', opts.rank),
     nnz: int('nnz', opts.nnz),
     weightDtype: oneOf('dtype', opts.dtype, CHOICES.dtype),
     checkpointing: opts.checkpointing,

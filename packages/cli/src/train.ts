@@ -3,7 +3,7 @@
 import cliProgress from 'cli-progress';
 import { GpuRuntime } from '@lsp-offload/core';
 import { TRAIN_MODES, formatBytes, runTraining, type EvalMetrics, type TrainMode } from '@lsp-offload/core';
-import { CHOICES, int, oneOf, positive, trainDefaults } from './flags.js';
+import { CHOICES, int, oneOf, positive, withModelDefaults } from './flags.js';
 import { parseSize } from './size.js';
 
 export interface TrainCommandOptions {
@@ -48,16 +48,7 @@ function describeEval(e: EvalMetrics): string {
 }
 
 export async function trainCommand(given: TrainCommandOptions): Promise<void> {
-  const defaults = trainDefaults(given.model);
-  const opts = {
-    ...given,
-    rank: given.rank ?? defaults.rank,
-    steps: given.steps ?? defaults.steps,
-    batch: given.batch ?? defaults.batch,
-    seq: given.seq ?? defaults.seq,
-    lr: given.lr ?? defaults.lr,
-    evalEvery: given.evalEvery ?? defaults.evalEvery,
-  };
+  const opts = withModelDefaults(given);
   const mode = oneOf<TrainMode>('mode', opts.mode, TRAIN_MODES);
   const steps = int('steps', opts.steps);
   const budgetBytes = opts.gpuMemory ? parseSize(opts.gpuMemory) : undefined;

@@ -161,6 +161,20 @@ export interface AttentionTape {
   lse: Tensor;
 }
 
+/**
+ * What every block's forward keeps for its backward: the input, the first norm's output and statistics,
+ * the attention's tensors, the residual stream after attention, the second norm's; all in `group`.
+ */
+export interface BlockTape extends AttentionTape {
+  x: Tensor;
+  xn1: Tensor;
+  rstd1: Tensor;
+  h: Tensor;
+  xn2: Tensor;
+  rstd2: Tensor;
+  group: TensorGroup;
+}
+
 /** dq, dk, dv (shaped like q, k, v) from dO, in tensors of group `g`. */
 export function attentionGradients(
   gpu: GpuRuntime,

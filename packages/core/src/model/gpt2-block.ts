@@ -10,38 +10,17 @@ import {
   normForward,
   normGradients,
   type BlockContext,
+  type BlockTape,
 } from './block-context.js';
-import type { BlockParameters } from './block-parameters.js';
 import type { GradientSink } from './gradient-sink.js';
 
-export interface Gpt2Tape {
-  x: Tensor;
-  xn1: Tensor;
+export interface Gpt2Tape extends BlockTape {
+  /** LayerNorm's means (the backward reads them beside rstd). */
   mean1: Tensor;
-  rstd1: Tensor;
-  q: Tensor;
-  k: Tensor;
-  v: Tensor;
-  o: Tensor;
-  lse: Tensor;
-  h: Tensor;
-  xn2: Tensor;
   mean2: Tensor;
-  rstd2: Tensor;
   fc: Tensor;
   act: Tensor;
-  group: TensorGroup;
 }
-
-/** The block's parameters by role (resolved once per model from the parameter list). */
-const parametersOf = (p: BlockParameters) => ({
-  ln1: p.norm('ln_1'),
-  ln2: p.norm('ln_2'),
-  attn: p.linear('attn.c_attn'),
-  proj: p.linear('attn.c_proj'),
-  fc: p.linear('mlp.c_fc'),
-  mproj: p.linear('mlp.c_proj'),
-});
 
 export function gpt2BlockForward(
   ctx: BlockContext,
@@ -49,15 +28,16 @@ export function gpt2BlockForward(
   x: Tensor,
 ): { out: Tensor; tape: Gpt2Tape } {
   const { gpu, config: c, tokens: T, shape } = ctx;
-  const n = parametersOf(ctx.weights.block(layer));
+  // resolved once per model from the parameter list
+  const p = ctx.weights.block(layer);
   const C = c.hiddenSize;
   const g = new TensorGroup(gpu, `L${layer}`);
   const xn1 = g.f32('xn1', [T, C]);
   const mean1 = g.f32('mean1', [T]);
   const rstd1 = g.f32('rstd1', [T]);
-  normForward(ctx, n.ln1, { x, y: xn1, mean: mean1, rstd: rstd1 });
+  normForward(ctx, p.norm('ln_1'), { x, y: xn1, mean: mean1, rstd: rstd1 });
   const qkv = g.f32('qkv', [T, 3 * C]);
-  forwardLinear(ctx, n.attn, xn1, qkv);
+  forwardLinear(ctx, p.linear('attn.c_attn'), xn1, qkv);
   const heads = [shape.batch, shape.seqLen, c.numHeads, c.headDim];
   const q = g.f32('q', heads);
   const k = g.f32('k', heads);
@@ -68,18 +48,18 @@ export function gpt2BlockForward(
   const lse = g.f32('lse', [shape.batch, c.numHeads, shape.seqLen]);
   attentionForward(gpu, { q, k, v, o, lse });
   const h = g.f32('h', [T, C]);
-  forwardLinear(ctx, n.proj, o.view([T, C]), h);
+  forwardLinear(ctx, p.linear('attn.c_proj'), o.view([T, C]), h);
   add(gpu, h, x, h);
   const xn2 = g.f32('xn2', [T, C]);
   const mean2 = g.f32('mean2', [T]);
   const rstd2 = g.f32('rstd2', [T]);
-  normForward(ctx, n.ln2, { x: h, y: xn2, mean: mean2, rstd: rstd2 });
+  normForward(ctx, p.norm('ln_2'), { x: h, y: xn2, mean: mean2, rstd: rstd2 });
   const fc = g.f32('fc', [T, c.intermediateSize]);
-  forwardLinear(ctx, n.fc, xn2, fc);
+  forwardLinear(ctx, p.linear('mlp.c_fc'), xn2, fc);
   const act = g.f32('act', [T, c.intermediateSize]);
   gelu(gpu, fc, act);
   const out = gpu.tensor(`L${layer}.out`, 'f32', [T, C], 'activations');
-  forwardLinear(ctx, n.mproj, act, out);
+  forwardLinear(ctx, p.linear('mlp.c_proj'), act, out);
   add(gpu, out, h, out);
   // qkv is only needed to split: free it now (the tape keeps q, k, v)
   return { out, tape: { x, xn1, mean1, rstd1, q, k, v, o, lse, h, xn2, mean2, rstd2, fc, act, group: g } };
@@ -93,19 +73,20 @@ export function gpt2BlockBackward(
   sink: GradientSink,
 ): Tensor {
   const { gpu, config: c, tokens: T, shape } = ctx;
-  const n = parametersOf(ctx.weights.block(layer));
+  // resolved once per model from the parameter list
+  const p = ctx.weights.block(layer);
   const C = c.hiddenSize;
   const g = new TensorGroup(gpu, `L${layer}.bwd`);
   // MLP: out = h + mproj(gelu(fc(xn2)))
   const dAct = g.f32('dAct', [T, c.intermediateSize]);
-  backwardLinearInput(ctx, n.mproj, dOut, dAct);
-  linearGradients(ctx, sink, n.mproj, tape.act, dOut);
+  backwardLinearInput(ctx, p.linear('mlp.c_proj'), dOut, dAct);
+  linearGradients(ctx, sink, p.linear('mlp.c_proj'), tape.act, dOut);
   const dFc = geluBackward(gpu, tape.fc, dAct, tape.act); // act is dead: reuse its storage
   const dXn2 = g.f32('dXn2', [T, C]);
-  backwardLinearInput(ctx, n.fc, dFc, dXn2);
-  linearGradients(ctx, sink, n.fc, tape.xn2, dFc);
+  backwardLinearInput(ctx, p.linear('mlp.c_fc'), dFc, dXn2);
+  linearGradients(ctx, sink, p.linear('mlp.c_fc'), tape.xn2, dFc);
   const dH = dOut;
-  normGradients(ctx, sink, n.ln2, {
+  normGradients(ctx, sink, p.norm('ln_2'), {
     dy: dXn2,
     x: tape.h,
     mean: tape.mean2,
@@ -116,16 +97,16 @@ export function gpt2BlockBackward(
   // attention
   const heads = [shape.batch, shape.seqLen, c.numHeads, c.headDim];
   const dO = g.f32('dO', heads);
-  backwardLinearInput(ctx, n.proj, dH, dO.view([T, C]));
-  linearGradients(ctx, sink, n.proj, tape.o.view([T, C]), dH);
+  backwardLinearInput(ctx, p.linear('attn.c_proj'), dH, dO.view([T, C]));
+  linearGradients(ctx, sink, p.linear('attn.c_proj'), tape.o.view([T, C]), dH);
   const { dq, dk, dv } = attentionGradients(gpu, g, tape, dO);
   const dQkv = g.f32('dQkv', [T, 3 * C]);
   for (const [i, t] of [dq, dk, dv].entries())
     copyColumns(gpu, { src: t.view([T, C]), srcCol: 0, dst: dQkv, dstCol: i * C, width: C });
   const dXn1 = g.f32('dXn1', [T, C]);
-  backwardLinearInput(ctx, n.attn, dQkv, dXn1);
-  linearGradients(ctx, sink, n.attn, tape.xn1, dQkv);
-  normGradients(ctx, sink, n.ln1, {
+  backwardLinearInput(ctx, p.linear('attn.c_attn'), dQkv, dXn1);
+  linearGradients(ctx, sink, p.linear('attn.c_attn'), tape.xn1, dQkv);
+  normGradients(ctx, sink, p.norm('ln_1'), {
     dy: dXn1,
     x: tape.x,
     mean: tape.mean1,

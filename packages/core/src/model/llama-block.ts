@@ -17,40 +17,15 @@ import {
   normForward,
   normGradients,
   type BlockContext,
+  type BlockTape,
 } from './block-context.js';
-import type { BlockParameters } from './block-parameters.js';
 import type { GradientSink } from './gradient-sink.js';
 
-export interface LlamaTape {
-  x: Tensor;
-  xn1: Tensor;
-  rstd1: Tensor;
-  q: Tensor;
-  k: Tensor;
-  v: Tensor;
-  o: Tensor;
-  lse: Tensor;
-  h: Tensor;
-  xn2: Tensor;
-  rstd2: Tensor;
+export interface LlamaTape extends BlockTape {
   gate: Tensor;
   up: Tensor;
   act: Tensor;
-  group: TensorGroup;
 }
-
-/** The block's parameters by role (resolved once per model from the parameter list). */
-const parametersOf = (p: BlockParameters) => ({
-  inNorm: p.norm('input_layernorm'),
-  postNorm: p.norm('post_attention_layernorm'),
-  q: p.linear('q_proj'),
-  k: p.linear('k_proj'),
-  v: p.linear('v_proj'),
-  o: p.linear('o_proj'),
-  gate: p.linear('gate_proj'),
-  up: p.linear('up_proj'),
-  down: p.linear('down_proj'),
-});
 
 /** Forward of layer `layer` on x [T, C]; returns the output [T, C] (caller owns) and the tape. */
 export function llamaBlockForward(
@@ -59,19 +34,20 @@ export function llamaBlockForward(
   x: Tensor,
 ): { out: Tensor; tape: LlamaTape } {
   const { gpu, config: c, tokens: T, shape } = ctx;
-  const n = parametersOf(ctx.weights.block(layer));
+  // resolved once per model from the parameter list
+  const p = ctx.weights.block(layer);
   const g = new TensorGroup(gpu, `L${layer}`);
   const qw = c.numHeads * c.headDim;
   const kvw = c.numKeyValueHeads * c.headDim;
   const xn1 = g.f32('xn1', [T, c.hiddenSize]);
   const rstd1 = g.f32('rstd1', [T]);
-  normForward(ctx, n.inNorm, { x, y: xn1, rstd: rstd1 });
+  normForward(ctx, p.norm('input_layernorm'), { x, y: xn1, rstd: rstd1 });
   const q = g.f32('q', [shape.batch, shape.seqLen, c.numHeads, c.headDim]);
   const k = g.f32('k', [shape.batch, shape.seqLen, c.numKeyValueHeads, c.headDim]);
   const v = g.f32('v', [shape.batch, shape.seqLen, c.numKeyValueHeads, c.headDim]);
-  forwardLinear(ctx, n.q, xn1, q.view([T, qw]));
-  forwardLinear(ctx, n.k, xn1, k.view([T, kvw]));
-  forwardLinear(ctx, n.v, xn1, v.view([T, kvw]));
+  forwardLinear(ctx, p.linear('q_proj'), xn1, q.view([T, qw]));
+  forwardLinear(ctx, p.linear('k_proj'), xn1, k.view([T, kvw]));
+  forwardLinear(ctx, p.linear('v_proj'), xn1, v.view([T, kvw]));
   ropeForward(gpu, {
     q: q.view([T, c.numHeads, c.headDim]),
     k: k.view([T, c.numKeyValueHeads, c.headDim]),
@@ -82,19 +58,19 @@ export function llamaBlockForward(
   const lse = g.f32('lse', [shape.batch, c.numHeads, shape.seqLen]);
   attentionForward(gpu, { q, k, v, o, lse });
   const h = g.f32('h', [T, c.hiddenSize]);
-  forwardLinear(ctx, n.o, o.view([T, qw]), h);
+  forwardLinear(ctx, p.linear('o_proj'), o.view([T, qw]), h);
   add(gpu, h, x, h);
   const xn2 = g.f32('xn2', [T, c.hiddenSize]);
   const rstd2 = g.f32('rstd2', [T]);
-  normForward(ctx, n.postNorm, { x: h, y: xn2, rstd: rstd2 });
+  normForward(ctx, p.norm('post_attention_layernorm'), { x: h, y: xn2, rstd: rstd2 });
   const gate = g.f32('gate', [T, c.intermediateSize]);
   const up = g.f32('up', [T, c.intermediateSize]);
-  forwardLinear(ctx, n.gate, xn2, gate);
-  forwardLinear(ctx, n.up, xn2, up);
+  forwardLinear(ctx, p.linear('gate_proj'), xn2, gate);
+  forwardLinear(ctx, p.linear('up_proj'), xn2, up);
   const act = g.f32('act', [T, c.intermediateSize]);
   swiglu(gpu, gate, up, act);
   const out = gpu.tensor(`L${layer}.out`, 'f32', [T, c.hiddenSize], 'activations');
-  forwardLinear(ctx, n.down, act, out);
+  forwardLinear(ctx, p.linear('down_proj'), act, out);
   add(gpu, out, h, out);
   return { out, tape: { x, xn1, rstd1, q, k, v, o, lse, h, xn2, rstd2, gate, up, act, group: g } };
 }
@@ -111,24 +87,25 @@ export function llamaBlockBackward(
   sink: GradientSink,
 ): Tensor {
   const { gpu, config: c, tokens: T, shape } = ctx;
-  const n = parametersOf(ctx.weights.block(layer));
+  // resolved once per model from the parameter list
+  const p = ctx.weights.block(layer);
   const g = new TensorGroup(gpu, `L${layer}.bwd`);
   const qw = c.numHeads * c.headDim;
   const kvw = c.numKeyValueHeads * c.headDim;
   // MLP: out = h + down(swiglu(gate(xn2), up(xn2)))
   const dAct = g.f32('dAct', [T, c.intermediateSize]);
-  backwardLinearInput(ctx, n.down, dOut, dAct);
-  linearGradients(ctx, sink, n.down, tape.act, dOut);
+  backwardLinearInput(ctx, p.linear('down_proj'), dOut, dAct);
+  linearGradients(ctx, sink, p.linear('down_proj'), tape.act, dOut);
   // gate/up are dead after this: their storage takes dGate/dUp
   const { dGate, dUp } = swigluBackward(gpu, tape.gate, tape.up, dAct, { dGate: tape.gate, dUp: tape.up });
   const dXn2 = g.f32('dXn2', [T, c.hiddenSize]);
-  backwardLinearInput(ctx, n.gate, dGate, dXn2);
-  backwardLinearInput(ctx, n.up, dUp, dXn2, true);
-  linearGradients(ctx, sink, n.gate, tape.xn2, dGate);
-  linearGradients(ctx, sink, n.up, tape.xn2, dUp);
+  backwardLinearInput(ctx, p.linear('gate_proj'), dGate, dXn2);
+  backwardLinearInput(ctx, p.linear('up_proj'), dUp, dXn2, true);
+  linearGradients(ctx, sink, p.linear('gate_proj'), tape.xn2, dGate);
+  linearGradients(ctx, sink, p.linear('up_proj'), tape.xn2, dUp);
   // dH = dOut + norm backward (accumulated in place into dOut's storage)
   const dH = dOut;
-  normGradients(ctx, sink, n.postNorm, {
+  normGradients(ctx, sink, p.norm('post_attention_layernorm'), {
     dy: dXn2,
     x: tape.h,
     rstd: tape.rstd2,
@@ -137,8 +114,8 @@ export function llamaBlockBackward(
   });
   // attention: h = x + o_proj(attn(rope(q), rope(k), v))
   const dO = g.f32('dO', [shape.batch, shape.seqLen, c.numHeads, c.headDim]);
-  backwardLinearInput(ctx, n.o, dH, dO.view([T, qw]));
-  linearGradients(ctx, sink, n.o, tape.o.view([T, qw]), dH);
+  backwardLinearInput(ctx, p.linear('o_proj'), dH, dO.view([T, qw]));
+  linearGradients(ctx, sink, p.linear('o_proj'), tape.o.view([T, qw]), dH);
   const { dq, dk, dv } = attentionGradients(gpu, g, tape, dO);
   ropeBackward(gpu, {
     dq: dq.view([T, c.numHeads, c.headDim]),
@@ -147,13 +124,19 @@ export function llamaBlockBackward(
     positions: { offset: 0, sequenceLength: shape.seqLen },
   });
   const dXn1 = g.f32('dXn1', [T, c.hiddenSize]);
-  backwardLinearInput(ctx, n.q, dq.view([T, qw]), dXn1);
-  backwardLinearInput(ctx, n.k, dk.view([T, kvw]), dXn1, true);
-  backwardLinearInput(ctx, n.v, dv.view([T, kvw]), dXn1, true);
-  linearGradients(ctx, sink, n.q, tape.xn1, dq.view([T, qw]));
-  linearGradients(ctx, sink, n.k, tape.xn1, dk.view([T, kvw]));
-  linearGradients(ctx, sink, n.v, tape.xn1, dv.view([T, kvw]));
-  normGradients(ctx, sink, n.inNorm, { dy: dXn1, x: tape.x, rstd: tape.rstd1, dx: dH, accumulateDx: true });
+  backwardLinearInput(ctx, p.linear('q_proj'), dq.view([T, qw]), dXn1);
+  backwardLinearInput(ctx, p.linear('k_proj'), dk.view([T, kvw]), dXn1, true);
+  backwardLinearInput(ctx, p.linear('v_proj'), dv.view([T, kvw]), dXn1, true);
+  linearGradients(ctx, sink, p.linear('q_proj'), tape.xn1, dq.view([T, qw]));
+  linearGradients(ctx, sink, p.linear('k_proj'), tape.xn1, dk.view([T, kvw]));
+  linearGradients(ctx, sink, p.linear('v_proj'), tape.xn1, dv.view([T, kvw]));
+  normGradients(ctx, sink, p.norm('input_layernorm'), {
+    dy: dXn1,
+    x: tape.x,
+    rstd: tape.rstd1,
+    dx: dH,
+    accumulateDx: true,
+  });
   g.releaseAll();
   tape.group.releaseAll();
   return dH;
