@@ -14,15 +14,9 @@ const quick = args.includes('--quick');
 const outDir = args.find((a) => !a.startsWith('--')) ?? mkdtempSync(join(tmpdir(), 'gpu-dawn-bench-'));
 mkdirSync(outDir, { recursive: true });
 
-const hasTorch =
-  spawnSync('python3', ['-c', 'import torch; assert torch.cuda.is_available()'], { stdio: 'ignore' })
-    .status === 0;
+const hasTorch = spawnSync('python3', ['-c', 'import torch; assert torch.cuda.is_available()'], { stdio: 'ignore' }).status === 0;
 const benches = [
-  {
-    name: 'matmul',
-    args: quick ? ['--scale', '16', '--quick'] : ['--no-robustness'],
-    torch: 'matmul_torch.py',
-  },
+  { name: 'matmul', args: quick ? ['--scale', '16', '--quick'] : ['--no-robustness'], torch: 'matmul_torch.py' },
   { name: 'attention', args: quick ? ['--small'] : [], torch: 'attention_torch.py' },
   { name: 'transfer', args: quick ? ['--quick'] : [], torch: 'transfer_torch.py' },
   { name: 'elementwise', args: [], torch: undefined },
@@ -35,9 +29,7 @@ for (const b of benches) {
     const t = spawnSync('python3', [join(here, b.torch), outDir], { stdio: 'inherit' });
     if (t.status !== 0) console.log(`(${b.torch} failed with ${t.status}; our numbers only)`);
   }
-  const r = spawnSync(process.execPath, [join(here, `${b.name}.mjs`), outDir, ...b.args], {
-    stdio: 'inherit',
-  });
+  const r = spawnSync(process.execPath, [join(here, `${b.name}.mjs`), outDir, ...b.args], { stdio: 'inherit' });
   if (r.status !== 0) {
     failed++;
     console.log(`${b.name} bench failed (exit ${r.status})`);
