@@ -81,7 +81,7 @@ describe('commands as documented', () => {
     const r = cli(['trian']);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(
-      /unknown command 'trian' \(commands: info, train, bench, plan, tokenize, grads, generate\); did you mean 'train'\?/,
+      /unknown command 'trian' \(commands: info, train, bench, compare, plan, tokenize, grads, generate\); did you mean 'train'\?/,
     );
   });
 
