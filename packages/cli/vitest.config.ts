@@ -8,6 +8,10 @@ const src = (pkg: string): string => fileURLToPath(new URL(`../${pkg}/src/index.
 export default defineConfig({
   resolve: {
     alias: {
+      // the more specific entry first: aliases match as prefixes, in order
+      '@lsp-offload/gpu-dawn/reference': fileURLToPath(
+        new URL('../gpu-dawn/src/reference.ts', import.meta.url),
+      ),
       '@lsp-offload/gpu-dawn': src('gpu-dawn'),
       '@lsp-offload/cpu-wasm': src('cpu-wasm'),
       '@lsp-offload/core': src('core'),

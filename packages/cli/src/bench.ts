@@ -5,13 +5,16 @@ import { join } from 'node:path';
 import { cpus } from 'node:os';
 import { GpuContext, resolveModelConfig, resolveWeightDtype } from '@lsp-offload/core';
 import {
+  BENCH_DEFAULTS,
   formatBenchTable,
   formatKernelProfiles,
   renderBenchReport,
   runBenchmark,
+  TRAIN_MODES,
   type BenchModeSpec,
   type TrainMode,
 } from '@lsp-offload/core';
+import { CHOICES, int, oneOf } from './flags.js';
 import { parseSize } from './size.js';
 
 export interface BenchCommandOptions {
@@ -28,6 +31,7 @@ export interface BenchCommandOptions {
   stagingChunk: string;
   optimizerShard: string;
   checkpointing: boolean;
+  nonProjected: string;
   robustness: boolean;
   out?: string;
   traceDir?: string;
@@ -38,20 +42,14 @@ export interface BenchCommandOptions {
 export function parseModes(text: string): BenchModeSpec[] {
   return text.split(',').map((part) => {
     const [mode, size] = part.trim().split(':') as [string, string | undefined];
-    if (!['lsp', 'zero', 'native'].includes(mode))
-      throw new Error(`--modes: unknown mode '${mode}' (lsp, zero, native)`);
+    if (!(TRAIN_MODES as readonly string[]).includes(mode))
+      throw new Error(`--modes: unknown mode '${mode}' (${TRAIN_MODES.join(', ')})`);
     return { mode: mode as TrainMode, ...(size && { budgetBytes: parseSize(size) }) };
   });
 }
 
 export async function benchCommand(o: BenchCommandOptions): Promise<void> {
   const config = await resolveModelConfig(o.model);
-  const int = (name: string, v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0)
-      throw new Error(`--${name} must be a non-negative integer, got '${v}'`);
-    return n;
-  };
   const ctx = await GpuContext.create();
   const device = ctx.report.description || ctx.report.device;
   const dtype = resolveWeightDtype(o.dtype, ctx.has('shader-f16'));
@@ -61,22 +59,22 @@ export async function benchCommand(o: BenchCommandOptions): Promise<void> {
     config,
     modes: parseModes(o.modes),
     batch: int('batch', o.batch),
-    seqLen: int('seq', o.seq ?? String(Math.min(128, config.maxPositions))),
+    seqLen: int('seq', o.seq ?? String(Math.min(BENCH_DEFAULTS.seqLen, config.maxPositions))),
     dtype,
-    warmupSteps: int('warmup', o.warmup),
-    steps: Math.max(1, int('steps', o.steps)),
+    warmupSteps: int('warmup', o.warmup, 0),
+    steps: Math.max(1, int('steps', o.steps, 0)),
     robustness: o.robustness,
     ...(o.traceDir !== undefined && { traceDir: o.traceDir }),
     profileKernels: o.profileKernels ?? false,
     trainer: {
       rank: int('rank', o.rank),
       nnz: int('nnz', o.nnz),
-      threads: int('threads', o.threads),
+      threads: int('threads', o.threads, 0),
       stagingChunkBytes: parseSize(o.stagingChunk),
       optimizerShardBytes: parseSize(o.optimizerShard),
       checkpointing: o.checkpointing,
-      lr: 1e-5,
-      nonProjected: 'adamw' as const,
+      lr: BENCH_DEFAULTS.lr,
+      nonProjected: oneOf('non-projected', o.nonProjected, CHOICES.nonProjected),
     },
   };
   // results are written after every mode, so a run cut short still leaves what it measured

@@ -2,7 +2,7 @@
 // training checkpoint), streaming the text as it is generated; statistics go to stderr.
 import { Command } from 'commander';
 import { GpuRuntime, TextGenerator, resolveWeightDtype } from '@lsp-offload/core';
-import { int, num } from './train.js';
+import { int, positive } from './flags.js';
 
 export interface GenerateCommandOptions {
   model: string;
@@ -57,9 +57,9 @@ async function runGenerate(o: GenerateCommandOptions): Promise<void> {
   if (o.system !== undefined && !o.chat) throw new Error('--system only applies with --chat');
   const options = {
     maxNewTokens: int('max-new-tokens', o.maxNewTokens),
-    temperature: o.temperature === '0' ? 0 : num('temperature', o.temperature),
+    temperature: o.temperature === '0' ? 0 : positive('temperature', o.temperature),
     topK: int('top-k', o.topK, 0),
-    topP: num('top-p', o.topP),
+    topP: positive('top-p', o.topP),
     seed: int('seed', o.seed, 0),
   };
   const gpu = await GpuRuntime.create();

@@ -1,6 +1,5 @@
 // `lsp-offload info`: the adapter, its features and limits, Dawn toggles, wasm SIMD/threads, cores.
-import { systemInfo, type SystemInfo } from '@lsp-offload/core';
-import { formatBytes } from './format.js';
+import { formatBytes, systemInfo, type SystemInfo } from '@lsp-offload/core';
 
 const KEY_LIMITS = [
   'maxBufferSize',

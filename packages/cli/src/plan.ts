@@ -3,6 +3,7 @@
 // does not fit, changes that would. The flags and their defaults are those of `lsp-offload train`.
 import {
   GpuContext,
+  TRAIN_MODES,
   formatMemorySize,
   parameterCount,
   rankNote,
@@ -16,8 +17,8 @@ import {
   type ModelConfig,
   type PlanInput,
 } from '@lsp-offload/core';
+import { CHOICES, int, oneOf, withModelDefaults } from './flags.js';
 import { parseSize } from './size.js';
-import { trainDefaults } from './train.js';
 
 export interface PlanCommandOptions {
   model: string;
@@ -35,30 +36,19 @@ export interface PlanCommandOptions {
   json?: boolean;
 }
 
-function int(flag: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag} must be a positive integer, got '${v}'`);
-  return n;
-}
-
-function oneOf<T extends string>(flag: string, v: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(v))
-    throw new Error(`--${flag} must be one of ${allowed.join(', ')}, got '${v}'`);
-  return v as T;
-}
-
 /** The plan input for the flags (unset ones take `train`'s defaults for this model). */
-export function planInputFromFlags(opts: PlanCommandOptions, positions?: number): PlanInput {
-  const defaults = trainDefaults(opts.model, positions);
+export function planInputFromFlags(flags: PlanCommandOptions, positions?: number): PlanInput {
+  const opts = withModelDefaults(flags, positions);
   return {
-    batch: int('batch', opts.batch ?? defaults.batch),
-    seqLen: int('seq', opts.seq ?? defaults.seq),
-    mode: oneOf('mode', opts.mode, ['lsp', 'zero', 'native'] as const),
-    rank: int('rank', opts.rank ?? defaults.rank),
+    batch: int('batch', opts.batch),
+    seqLen: int('seq', opts.seq),
+    mode: oneOf('mode', opts.mode, TRAIN_MODES),
+    rank: int('rank', opts.rank),
     nnz: int('nnz', opts.nnz),
+    // (--dtype auto is resolved by then: planDtype)
     weightDtype: oneOf('dtype', opts.dtype, ['f32', 'f16'] as const),
     checkpointing: opts.checkpointing,
-    nonProjected: oneOf('non-projected', opts.nonProjected, ['frozen', 'adamw'] as const),
+    nonProjected: oneOf('non-projected', opts.nonProjected, CHOICES.nonProjected),
     stagingChunkBytes: parseSize(opts.stagingChunk),
   };
 }

@@ -22,3 +22,15 @@ export function parseSize(text: string): number {
   if (!m || unit === undefined) throw new Error(`'${text}' is not a size (examples: 4GiB, 512MiB, 24GB)`);
   return Math.round(Number(m[1]) * unit);
 }
+
+/** A byte count as a size flag value: the largest binary unit that divides it (4194304 -> 4MiB). */
+export function sizeText(bytes: number): string {
+  for (const [unit, scale] of [
+    ['TiB', 1024 ** 4],
+    ['GiB', 1024 ** 3],
+    ['MiB', 1024 ** 2],
+    ['KiB', 1024],
+  ] as const)
+    if (bytes >= scale && bytes % scale === 0) return `${bytes / scale}${unit}`;
+  return String(bytes);
+}

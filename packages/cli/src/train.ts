@@ -1,10 +1,19 @@
 // `lsp-offload train`: fine-tune a Hugging Face checkpoint (or, with no arguments, the built-in demo)
 // with a progress bar (rate, ETA, loss), periodic evaluation and a final summary.
 import cliProgress from 'cli-progress';
-import { GpuRuntime, loadModelConfig, resolveWeightDtype } from '@lsp-offload/core';
-import { runTraining, type EvalMetrics, type TrainMode } from '@lsp-offload/core';
-import { exportDtypeOf, fineTuneOptions, type FineTuneFlags } from './finetune-flags.js';
-import { formatBytes } from './format.js';
+import {
+  GpuRuntime,
+  LR_SCHEDULES,
+  TRAIN_MODES,
+  formatBytes,
+  loadModelConfig,
+  resolveWeightDtype,
+  runTraining,
+  type EvalMetrics,
+  type TrainMode,
+  type TrainerOptions,
+} from '@lsp-offload/core';
+import { CHOICES, int, nonNegative, oneOf, positive, withModelDefaults } from './flags.js';
 import { parseSize } from './size.js';
 
 export interface TrainCommandOptions {
@@ -40,50 +49,26 @@ export interface TrainCommandOptions {
   refitEvery?: string;
   alpha: string;
   sharing: string;
+  warmupSteps: string;
+  lrSchedule: string;
+  weightDecay: string;
+  maxGradNorm: string;
+  gradAccum: string;
+  exportDtype?: string;
+  logEvery: string;
+  invalidLines: string;
 }
 
-/**
- * Defaults that depend on the model: the demo is tiny and learns fast; real fine-tunes are gentler. With
- * the model's positions, --seq is at most those; with the run's steps, evaluations come at least thrice.
- */
-export function trainDefaults(
-  model: string,
-  positions?: number,
-  steps?: number,
-): {
-  rank: string;
-  steps: string;
-  batch: string;
-  seq: string;
-  lr: string;
-  evalEvery: string;
-} {
-  const d =
-    model === 'demo'
-      ? { rank: '64', steps: '60', batch: '8', seq: '64', lr: '3e-3', evalEvery: '20' }
-      : { rank: '256', steps: '1000', batch: '4', seq: '512', lr: '1e-5', evalEvery: '100' };
-  if (positions !== undefined && model !== 'demo') d.seq = String(Math.min(512, positions));
-  const n = steps ?? Number(d.steps);
-  d.evalEvery = String(Math.max(1, Math.min(Number(d.evalEvery), Math.floor(n / 3))));
-  return d;
-}
-
-export function int(name: string, v: string, min = 1): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${v}'`);
-  return n;
-}
-
-export function num(name: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got '${v}'`);
-  return n;
-}
-
-export function oneOf<T extends string>(name: string, v: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(v))
-    throw new Error(`--${name} must be one of ${allowed.join(', ')}, got '${v}'`);
-  return v as T;
+/** The trainer options the fine-tuning flags set (validated; the schedule spans --steps). */
+function fineTuneOptions(f: TrainCommandOptions, steps: number): Partial<TrainerOptions> {
+  return {
+    warmupSteps: int('warmup-steps', f.warmupSteps, 0),
+    lrSchedule: oneOf('lr-schedule', f.lrSchedule, LR_SCHEDULES),
+    totalSteps: steps,
+    weightDecay: nonNegative('weight-decay', f.weightDecay),
+    maxGradNorm: nonNegative('max-grad-norm', f.maxGradNorm),
+    gradAccum: int('grad-accum', f.gradAccum, 1, 'an integer >= 1'),
+  };
 }
 
 function describeEval(e: EvalMetrics): string {
@@ -93,28 +78,19 @@ function describeEval(e: EvalMetrics): string {
   return `eval @ step ${e.step}: loss ${e.evalLoss.toFixed(4)}${acc}`;
 }
 
-export async function trainCommand(given: TrainCommandOptions & FineTuneFlags): Promise<void> {
+export async function trainCommand(given: TrainCommandOptions): Promise<void> {
   // (without --data the run stops with that message before the model matters)
   const positions =
     given.model === 'demo' || !given.data?.length
       ? undefined
       : (await loadModelConfig(given.model)).maxPositions;
-  const stepsGiven = given.steps === undefined ? undefined : int('steps', given.steps);
-  const defaults = trainDefaults(given.model, positions, stepsGiven);
-  const opts = {
-    ...given,
-    rank: given.rank ?? defaults.rank,
-    steps: given.steps ?? defaults.steps,
-    batch: given.batch ?? defaults.batch,
-    seq: given.seq ?? defaults.seq,
-    lr: given.lr ?? defaults.lr,
-    evalEvery: given.evalEvery ?? defaults.evalEvery,
-  };
-  const mode = oneOf<TrainMode>('mode', opts.mode, ['lsp', 'zero', 'native']);
+  const opts = withModelDefaults(given, positions);
+  const mode = oneOf<TrainMode>('mode', opts.mode, TRAIN_MODES);
   const steps = int('steps', opts.steps);
-  const fineTune = fineTuneOptions(given, steps);
-  const exportDtype = exportDtypeOf(given);
-  const logEvery = int('log-every', given.logEvery);
+  const fineTune = fineTuneOptions(opts, steps);
+  const exportDtype =
+    opts.exportDtype === undefined ? undefined : oneOf('export-dtype', opts.exportDtype, CHOICES.exportDtype);
+  const logEvery = int('log-every', opts.logEvery);
   const budgetBytes = opts.gpuMemory ? parseSize(opts.gpuMemory) : undefined;
   const gpu = await GpuRuntime.create(budgetBytes === undefined ? {} : { budgetBytes });
   const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -146,7 +122,7 @@ export async function trainCommand(given: TrainCommandOptions & FineTuneFlags): 
         seqLen: int('seq', opts.seq, 2),
         dtype: resolveWeightDtype(opts.dtype, gpu.has('shader-f16')),
         ...(exportDtype && { exportDtype }),
-        invalidLines: oneOf('invalid-lines', given.invalidLines, ['error', 'skip'] as const),
+        invalidLines: oneOf('invalid-lines', opts.invalidLines, CHOICES.invalidLines),
         evalEvery: int('eval-every', opts.evalEvery),
         evalBatches: int('eval-batches', opts.evalBatches),
         ...(opts.metricsOut && { metricsOut: opts.metricsOut }),
@@ -162,9 +138,9 @@ export async function trainCommand(given: TrainCommandOptions & FineTuneFlags): 
           mode,
           rank: int('rank', opts.rank),
           nnz: int('nnz', opts.nnz),
-          lr: num('lr', opts.lr),
+          lr: positive('lr', opts.lr),
           checkpointing: opts.checkpointing,
-          nonProjected: oneOf('non-projected', opts.nonProjected, ['frozen', 'adamw'] as const),
+          nonProjected: oneOf('non-projected', opts.nonProjected, CHOICES.nonProjected),
           threads: int('threads', opts.threads, 0),
           stagingChunkBytes: parseSize(opts.stagingChunk),
           optimizerShardBytes: parseSize(opts.optimizerShard),
@@ -172,8 +148,8 @@ export async function trainCommand(given: TrainCommandOptions & FineTuneFlags): 
           ...(opts.refitEvery && {
             refit: {
               checkFreq: int('refit-every', opts.refitEvery),
-              alpha: num('alpha', opts.alpha),
-              sharing: oneOf('sharing', opts.sharing, ['type', 'layer'] as const),
+              alpha: positive('alpha', opts.alpha),
+              sharing: oneOf('sharing', opts.sharing, CHOICES.sharing),
             },
           }),
         },

@@ -1,6 +1,6 @@
 // `lsp-offload plan`, imported from its source (no build needed): flags -> plan input with train's
 // defaults, the rendered table, the exit status against a budget, JSON output, a real config.json.
-import { trainDefaults } from '../src/train.js';
+import { trainDefaults } from '../src/flags.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { DEMO_MODEL_CONFIG, planMemory } from '@lsp-offload/core';

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseModes } from '../src/bench.js';
 import { parseSize } from '../src/size.js';
-import { trainDefaults } from '../src/train.js';
+import { trainDefaults } from '../src/flags.js';
 
 const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 

@@ -2,6 +2,7 @@ export { systemInfo } from './system-info.js';
 export type { SystemInfo } from './system-info.js';
 export * from './hf/index.js';
 export { Rng } from './util/rng.js';
+export { formatBytes, formatMemorySize } from './util/format-bytes.js';
 export type { RngState } from './util/rng.js';
 export { SparseProjector } from './projectors/sparse-projector.js';
 export type { ProjectorInit } from './projectors/sparse-projector.js';
@@ -13,6 +14,7 @@ export {
 } from './projectors/moment-transfer.js';
 export * from './model/index.js';
 export * from './data/index.js';
+export * from './options/index.js';
 export * from './trainer/index.js';
 export {
   reconstructionError,
@@ -34,6 +36,10 @@ export { learnProjectorPair, DEFAULT_LEARNING } from './projectors/projector-lea
 export type { LearningOptions, LearningResult } from './projectors/projector-learning.js';
 export { groupLayers, projectedLayersOf } from './projectors/projector-groups.js';
 export type { ProjectedLayerInfo, ProjectorGroup, ProjectorSharing } from './projectors/projector-groups.js';
+export { ProjectorPair } from './projectors/projector-pair.js';
+export type { ApplyOptions, PairStorage } from './projectors/projector-pair.js';
+export { ProjectorSet, projectedSpecs } from './projectors/projector-set.js';
+export type { ProjectorSetOptions } from './projectors/projector-set.js';
 export { ProjectorRefitter } from './projectors/projector-refitter.js';
 export type {
   RefitterOptions,
@@ -48,7 +54,7 @@ export { sparseProjectorTensors, readSparseProjector } from './projectors/projec
 export { overwriteProjectorTensors } from './projectors/projector-overwrite.js';
 export { zeroNonFiniteOnGpu } from './projectors/zero-non-finite-gpu.js';
 export * from './run/index.js';
-export * from './trainer/checkpoint/index.js';
+export * from './checkpoint/index.js';
 export * from './planner/index.js';
 export * from './report/index.js';
 // The GPU runtime, for callers of core (the CLI) that create one without depending on gpu-dawn.

@@ -1,8 +1,9 @@
 // The package graph is part of the design: cli -> core -> {gpu-dawn, cpu-wasm}, leaves import no package
-// of ours. Checked on package.json dependencies and on every import in the sources.
+// of ours. Checked on package.json dependencies and on every import in the sources. Inside core, the
+// folders layer too (forbiddenInCore).
 import { describe, expect, it } from 'vitest';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const packagesDir = fileURLToPath(new URL('../../', import.meta.url));
@@ -46,6 +47,43 @@ describe('workspace dependency direction', () => {
         }
       }
       for (const i of imported) expect(deps, `${pkg} imports @lsp-offload/${i}`).toContain(i);
+    });
+  }
+});
+
+/**
+ * core/src/<folder> must not import from core/src/<folder>: (importer, imported) pairs. The planner
+ * predicts a run from its options alone; checkpoints and runs are clients of the trainer; the method
+ * (projectors) and the model know nothing of the trainer; the HF formats know nothing of the rest.
+ */
+const forbiddenInCore: [string, string][] = [
+  ['planner', 'trainer'],
+  ['planner', 'checkpoint'],
+  ['trainer', 'checkpoint'],
+  ['trainer', 'run'],
+  ['projectors', 'trainer'],
+  ['model', 'trainer'],
+  ['model', 'projectors'],
+  ['options', 'trainer'],
+  ...['model', 'projectors', 'trainer', 'planner', 'checkpoint', 'run'].map((to): [string, string] => [
+    'hf',
+    to,
+  ]),
+];
+
+describe('folder layering inside core', () => {
+  const coreSrc = join(packagesDir, 'core', 'src');
+  for (const [from, to] of forbiddenInCore) {
+    it(`nothing in core/src/${from} imports core/src/${to}`, () => {
+      const offending: string[] = [];
+      for (const f of sourceFiles(join(coreSrc, from))) {
+        for (const m of readFileSync(f, 'utf8').matchAll(/(?:from|import)\s*\(?\s*'(\.[^']*)'/g)) {
+          const target = relative(coreSrc, resolve(dirname(f), m[1]!));
+          if (target === to || target.startsWith(`${to}/`))
+            offending.push(`${relative(coreSrc, f)} -> ${m[1]}`);
+        }
+      }
+      expect(offending).toEqual([]);
     });
   }
 });

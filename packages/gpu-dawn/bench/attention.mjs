@@ -12,14 +12,12 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { sig } from './format.mjs';
+import { GpuRuntime, attentionBackward, attentionForward } from '../dist/index.js';
 import {
-  GpuRuntime,
-  attentionBackward,
   attentionBackwardReference,
-  attentionForward,
   attentionForwardReference,
   chooseAttentionTiles,
-} from '../dist/index.js';
+} from '../dist/reference.js';
 
 const outDir = process.argv[2] && !process.argv[2].startsWith('--') ? process.argv[2] : undefined;
 const small = process.argv.includes('--small');

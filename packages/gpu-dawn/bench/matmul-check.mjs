@@ -7,13 +7,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import {
-  GpuRuntime,
-  f16Round,
-  matmulReference,
-  matmulStrided,
-  subgroupMatrixSupport,
-} from '../dist/index.js';
+import { GpuRuntime, f16Round, matmulStrided, subgroupMatrixSupport } from '../dist/index.js';
+import { matmulReference } from '../dist/reference.js';
 
 const args = process.argv.slice(2);
 const outDir = args.find((a) => !a.startsWith('--'));

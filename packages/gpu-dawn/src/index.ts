@@ -8,49 +8,25 @@ export { Tensor, numelOf, storageBytes } from './tensor.js';
 export type { Shape } from './tensor.js';
 export { DTYPE_BYTES, f32ToF16Bits, f16BitsToF32, f16Round, toF16Array, fromF16Array } from './dtype.js';
 export type { DType } from './dtype.js';
-export { Params, UniformRing } from './uniforms.js';
-export { grid1d } from './kernels/grid.js';
-export { axpby, axpbyReference } from './kernels/axpby.js';
+export { axpby } from './kernels/axpby.js';
 export {
   buildColumnIndex,
   uploadSparseProjector,
   releaseSparseProjector,
   gatherColumns,
-  gatherColumnsReference,
   gatherRowsT,
-  gatherRowsTReference,
   expandRows,
-  expandRowsReference,
   addTimesProjT,
-  addTimesProjTReference,
   sampledRowDots,
-  sampledRowDotsReference,
   syncColumnValues,
 } from './kernels/sparse-projection.js';
 export type { SparseProjectorTensors, SparseProjectorHost } from './kernels/sparse-projection.js';
-export {
-  csrFromDense,
-  uploadCsr,
-  releaseCsr,
-  csrLeft,
-  csrRightT,
-  csrLeftReference,
-  csrRightTReference,
-} from './kernels/csr.js';
+export { uploadCsr, releaseCsr, csrLeft, csrRightT } from './kernels/csr.js';
 export type { CsrHost, CsrTensors } from './kernels/csr.js';
-export {
-  attentionForward,
-  attentionBackward,
-  attentionForwardReference,
-  attentionBackwardReference,
-  attentionShapeOf,
-  chooseAttentionTiles,
-} from './kernels/attention.js';
+export { attentionForward, attentionBackward } from './kernels/attention.js';
 export type {
-  AttentionShape,
   AttentionTiles,
   AttentionOptions,
-  AttentionLimits,
   AttentionForwardTensors,
   AttentionBackwardTensors,
   QueryBlockTiles,
@@ -74,66 +50,33 @@ export {
 export { nativeHostCopyStatus } from './transfer/native-copy.js';
 export { DAWN_DISABLED_TOGGLES } from './device.js';
 export type { PassTimestampSource, SubmitHooks } from './runtime.js';
-export {
-  rmsNormForward,
-  rmsNormBackward,
-  layerNormForward,
-  layerNormBackward,
-  normReference,
-  normBackwardReference,
-  rmsNormReference,
-  rmsNormBackwardReference,
-  layerNormReference,
-  layerNormBackwardReference,
-  normChunking,
-} from './kernels/norm.js';
+export { rmsNormForward, rmsNormBackward, layerNormForward, layerNormBackward } from './kernels/norm.js';
 export type {
   NormKind,
   RmsNormForwardArgs,
   LayerNormForwardArgs,
   RmsNormBackwardArgs,
   LayerNormBackwardArgs,
-  NormReferenceResult,
-  NormBackwardReferenceResult,
 } from './kernels/norm.js';
-export { rowGrid, positionsOf } from './kernels/rows.js';
-export type { RowGrid, StoredFloat, PositionRange, TokenPositions } from './kernels/rows.js';
+export type { StoredFloat, PositionRange, TokenPositions } from './kernels/rows.js';
 export {
   runElementwise,
   silu,
-  siluReference,
   siluBackward,
-  siluBackwardReference,
   swiglu,
-  swigluReference,
   swigluBackward,
-  swigluBackwardReference,
   gelu,
-  geluReference,
   geluBackward,
-  geluBackwardReference,
   add,
   addScaled,
-  addScaledReference,
   scale,
-  scaleReference,
   biasAdd,
-  biasAddReference,
 } from './kernels/elementwise.js';
 export type { ElementwiseArgs, ElementwiseSpec, FloatDType } from './kernels/elementwise.js';
-export { F16_BITS_WGSL, COUNTER_RNG_WGSL, STOCHASTIC_ADD_F16_WGSL } from './kernels/cast.wgsl.js';
-export {
-  cast,
-  castReference,
-  applyDelta,
-  applyDeltaReference,
-  stochasticUniform,
-  stochasticAddNeighbours,
-} from './kernels/cast.js';
-export type { ApplyDeltaOptions, StochasticAddResult } from './kernels/cast.js';
+export { cast, applyDelta } from './kernels/cast.js';
+export type { ApplyDeltaOptions } from './kernels/cast.js';
 export {
   reduce,
-  reduceReference,
   reduceSum,
   reduceSumOfSquares,
   globalNorm,
@@ -141,69 +84,38 @@ export {
   reduceAbsMax,
   nonFiniteCount,
   columnSum,
-  columnSumReference,
   biasGrad,
-  REDUCE_VALUES_PER_THREAD,
 } from './kernels/reduce.js';
 export type { ReduceOp, ReduceOptions, ColumnSumOptions } from './kernels/reduce.js';
-export { adamw, adamwReference, adamwGradFactor, createAdamWState } from './kernels/adamw.js';
+export { adamw, createAdamWState } from './kernels/adamw.js';
 export type { AdamWOptions, AdamWParam, AdamWHyperparameters, AdamWMode } from './kernels/adamw.js';
-export {
-  ropeForward,
-  ropeBackward,
-  ropeReference,
-  ropeInvFreq,
-  ropeTableValues,
-  createRopeTable,
-} from './kernels/rope.js';
+export { ropeForward, ropeBackward, createRopeTable } from './kernels/rope.js';
 export type { RopeArgs, RopeBackwardArgs, RopeTableOptions } from './kernels/rope.js';
 export { GpuTimer, GPU_TIMING_SCHEMA } from './timing.js';
 export type { GpuTimerOptions, RegionStats, GpuTimingReport, TraceEvent, TraceOptions } from './timing.js';
-export {
-  embeddingForward,
-  embeddingBackward,
-  embeddingReference,
-  embeddingBackwardReference,
-} from './kernels/embedding.js';
+export { embeddingForward, embeddingBackward } from './kernels/embedding.js';
 export type { EmbeddingForwardArgs, EmbeddingBackwardArgs } from './kernels/embedding.js';
-export {
-  crossEntropyForward,
-  crossEntropyBackward,
-  crossEntropyReference,
-  crossEntropyBackwardReference,
-  IGNORE_INDEX,
-} from './kernels/cross-entropy.js';
+export { crossEntropyForward, crossEntropyBackward, IGNORE_INDEX } from './kernels/cross-entropy.js';
 export type {
   CrossEntropyOptions,
   CrossEntropyForwardArgs,
   CrossEntropyBackwardArgs,
-  CrossEntropyReferenceResult,
 } from './kernels/cross-entropy.js';
 export { DEFAULT_HOST_COPY } from './transfer/staging-ring.js';
-export { copyColumns, copyColumnsReference } from './kernels/columns.js';
+export { copyColumns } from './kernels/columns.js';
 export type { CopyColumnsArgs } from './kernels/columns.js';
-export {
-  matmul,
-  matmulStrided,
-  matmulPlan,
-  matmulReference,
-  chooseTiledConfig,
-  subgroupMatrixSupport,
-  isCpuAdapter,
-} from './kernels/matmul.js';
+export { matmul, matmulStrided, subgroupMatrixSupport, isCpuAdapter } from './kernels/matmul.js';
 export type {
   MatmulOptions,
   MatmulStridedArgs,
   MatmulOperand,
   MatmulKernelChoice,
   MatmulPath,
-  MatmulPlan,
-  MatmulReferenceArgs,
   SubgroupMatrixSupport,
   TiledConfig,
   SubgroupTileConfig,
   SubgroupMatrixShape,
 } from './kernels/matmul.js';
 export { fillNormal } from './kernels/random.js';
-export { cachedAttention, appendToCache, cachedAttentionReference } from './kernels/cached-attention.js';
+export { cachedAttention, appendToCache } from './kernels/cached-attention.js';
 export type { CachedAttentionArgs, CachedAttentionShape } from './kernels/cached-attention.js';

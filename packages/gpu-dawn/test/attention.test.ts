@@ -1,16 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import {
   attentionBackward,
-  attentionBackwardReference,
   attentionForward,
-  attentionForwardReference,
-  chooseAttentionTiles,
   f16Round,
-  type AttentionShape,
   type AttentionTiles,
   type GpuRuntime,
   type Tensor,
 } from '../src/index.js';
+import {
+  attentionBackwardReference,
+  attentionForwardReference,
+  chooseAttentionTiles,
+  type AttentionShape,
+} from '../src/reference.js';
 import { expectClose, makeRng, NAN_BITS, randn, useGpu } from './harness.js';
 
 const gpu = useGpu();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { axpby, axpbyReference } from '../src/index.js';
+import { axpby } from '../src/index.js';
+import { axpbyReference } from '../src/reference.js';
 import { expectClose, makeRng, randomArray, useGpu } from './harness.js';
 
 const gpu = useGpu();

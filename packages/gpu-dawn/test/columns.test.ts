@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { copyColumns, copyColumnsReference } from '../src/index.js';
+import { copyColumns } from '../src/index.js';
+import { copyColumnsReference } from '../src/reference.js';
 import { expectClose, makeRng, randn, useGpu } from './harness.js';
 
 const gpu = useGpu();

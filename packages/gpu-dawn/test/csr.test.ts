@@ -1,12 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  csrFromDense,
-  csrLeft,
-  csrLeftReference,
-  csrRightT,
-  csrRightTReference,
-  uploadCsr,
-} from '../src/index.js';
+import { csrLeft, csrRightT, uploadCsr } from '../src/index.js';
+import { csrFromDense, csrLeftReference, csrRightTReference } from '../src/reference.js';
 import { NAN_BITS, expectClose, makeRng, randn, useGpu } from './harness.js';
 
 const gpu = useGpu();

@@ -2,28 +2,30 @@ import { describe, expect, it } from 'vitest';
 import {
   add,
   addScaled,
-  addScaledReference,
   biasAdd,
-  biasAddReference,
   f16Round,
   gelu,
   geluBackward,
-  geluBackwardReference,
-  geluReference,
   scale,
-  scaleReference,
   silu,
   siluBackward,
-  siluBackwardReference,
-  siluReference,
   swiglu,
   swigluBackward,
-  swigluBackwardReference,
-  swigluReference,
   type FloatDType,
   type GpuRuntime,
   Tensor,
 } from '../src/index.js';
+import {
+  addScaledReference,
+  biasAddReference,
+  geluBackwardReference,
+  geluReference,
+  scaleReference,
+  siluBackwardReference,
+  siluReference,
+  swigluBackwardReference,
+  swigluReference,
+} from '../src/reference.js';
 import { expectClose, makeRng, NAN_BITS, randn, useGpu, type Tolerance } from './harness.js';
 
 const gpu = useGpu();

@@ -2,15 +2,8 @@
 // poisoned outputs, and compare with the float64 reference under an error bound scaled by
 // sum |alpha a b| + |beta c| per element (plus f16 rounding of the output where C is f16).
 import { expect } from 'vitest';
-import {
-  f16Round,
-  matmulReference,
-  matmulStrided,
-  type GpuRuntime,
-  type MatmulPath,
-  type MatmulPlan,
-  type TiledConfig,
-} from '../src/index.js';
+import { f16Round, matmulStrided, type GpuRuntime, type MatmulPath, type TiledConfig } from '../src/index.js';
+import { matmulReference, type MatmulPlan } from '../src/reference.js';
 import { NAN_BITS, makeRng, randomArray } from './harness.js';
 
 export type Float = 'f32' | 'f16';

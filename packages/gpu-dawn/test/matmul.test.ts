@@ -4,14 +4,8 @@
 // Bigger tiles (the GPU defaults) are in matmul-tiles.test.ts; the subgroup-matrix path needs a GPU
 // that has it and is checked by bench/matmul-check.mjs.
 import { describe, expect, it } from 'vitest';
-import {
-  GpuRuntime,
-  matmul,
-  matmulPlan,
-  matmulReference,
-  matmulStrided,
-  subgroupMatrixSupport,
-} from '../src/index.js';
+import { GpuRuntime, matmul, matmulStrided, subgroupMatrixSupport } from '../src/index.js';
+import { matmulPlan, matmulReference } from '../src/reference.js';
 import { tiledSharedBytes } from '../src/kernels/matmul.wgsl.js';
 import {
   checkMatmul,

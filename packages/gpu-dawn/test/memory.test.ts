@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { GpuMemoryError, Params, axpby, sizeClass } from '../src/index.js';
+import { GpuMemoryError, axpby, sizeClass } from '../src/index.js';
+import { Params } from '../src/reference.js';
 import { useGpu } from './harness.js';
 
 const gpu = useGpu({ budgetBytes: 8 << 20 });

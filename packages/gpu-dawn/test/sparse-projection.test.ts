@@ -1,23 +1,25 @@
 import { describe, expect, it } from 'vitest';
 import {
   addTimesProjT,
-  addTimesProjTReference,
   buildColumnIndex,
   expandRows,
-  expandRowsReference,
   f16BitsToF32,
   f16Round,
   f32ToF16Bits,
   gatherColumns,
-  gatherColumnsReference,
   gatherRowsT,
-  gatherRowsTReference,
   sampledRowDots,
-  sampledRowDotsReference,
   syncColumnValues,
   uploadSparseProjector,
   type SparseProjectorHost,
 } from '../src/index.js';
+import {
+  addTimesProjTReference,
+  expandRowsReference,
+  gatherColumnsReference,
+  gatherRowsTReference,
+  sampledRowDotsReference,
+} from '../src/reference.js';
 import { NAN_BITS, expectClose, makeRng, randn, useGpu } from './harness.js';
 
 const gpu = useGpu();

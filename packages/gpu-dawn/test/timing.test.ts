@@ -1,14 +1,8 @@
 // GPU timer: regions of known relative cost order correctly, multi-pass and nested regions, no stalls,
 // JSON and Chrome-trace schema, capacity overflow and the fallback without timestamp-query.
 import { describe, expect, it } from 'vitest';
-import {
-  GpuRuntime,
-  GpuTimer,
-  GPU_TIMING_SCHEMA,
-  Params,
-  type GpuTimingReport,
-  type Tensor,
-} from '../src/index.js';
+import { GpuRuntime, GpuTimer, GPU_TIMING_SCHEMA, type GpuTimingReport, type Tensor } from '../src/index.js';
+import { Params } from '../src/reference.js';
 import { NAN_BITS, useGpu } from './harness.js';
 
 const gpu = useGpu();

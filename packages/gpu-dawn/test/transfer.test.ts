@@ -8,11 +8,11 @@ import {
   HOST_COPY_METHODS,
   copyHostBytes,
   axpby,
-  axpbyReference,
   fromF16Array,
   toF16Array,
   GpuRuntime,
 } from '../src/index.js';
+import { axpbyReference } from '../src/reference.js';
 import { expectClose, makeRng, NAN_BITS, randomArray, useGpu } from './harness.js';
 
 const gpu = useGpu();

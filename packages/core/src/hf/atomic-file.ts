@@ -70,13 +70,14 @@ export async function writeAll(file: FileHandle, bytes: Uint8Array, position: nu
   }
 }
 
-async function syncDirectory(dir: string): Promise<void> {
+/** fsync a directory so the renames and file creations in it survive a power loss. */
+export async function syncDirectory(dir: string): Promise<void> {
   let handle: FileHandle | undefined;
   try {
     handle = await open(dir, 'r');
     await handle.sync();
   } catch (e) {
-    // Some platforms cannot open or fsync a directory; the rename is still atomic there.
+    // Some platforms cannot open or fsync a directory; renames are still atomic there.
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'EBADF') throw e;
   } finally {

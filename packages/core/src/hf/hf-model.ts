@@ -2,7 +2,8 @@
 // to the checkpoint's tensors under their canonical HF names, validated against each other up front.
 import { CheckpointDir } from './checkpoint-dir.js';
 import { matchCheckpoint } from './checkpoint-match.js';
-import { loadModelConfig, type ModelConfig } from './model-config.js';
+import type { ModelConfig } from './model-config.js';
+import { loadModelConfig } from './parse-model-config.js';
 import { listParameters, type ParameterSpec } from './parameters.js';
 import { TensorReader, type TensorSourceInfo } from './tensor-reader.js';
 

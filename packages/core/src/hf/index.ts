@@ -36,7 +36,7 @@ export {
   writeCheckpointDir,
 } from './checkpoint-dir.js';
 export type { CheckpointWriteOptions } from './checkpoint-dir.js';
-export { SUPPORTED_MODEL_TYPES, loadModelConfig, parseModelConfig } from './model-config.js';
+export { SUPPORTED_MODEL_TYPES, loadModelConfig, parseModelConfig } from './parse-model-config.js';
 export type { ModelConfig, ModelFamily } from './model-config.js';
 export { listParameters, parameterCount } from './parameters.js';
 export type {

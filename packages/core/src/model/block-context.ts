@@ -1,7 +1,20 @@
-// What a transformer block needs to run: the GPU, the config, the weights, the batch geometry.
-import { attentionBackward, biasGrad, type GpuRuntime, type Tensor } from '@lsp-offload/gpu-dawn';
-import type { LinearWeightSpec, ModelConfig, ParameterSpec } from '../hf/index.js';
-import type { GradientSink } from './gradient-sink.js';
+// What a transformer block needs to run (the GPU, the config, the weights, the batch geometry) and the
+// steps every block shares: a resolved linear's forward, input gradient and parameter gradients, a norm's
+// gradients, the attention backward.
+import {
+  attentionBackward,
+  biasGrad,
+  layerNormBackward,
+  layerNormForward,
+  rmsNormBackward,
+  rmsNormForward,
+  type GpuRuntime,
+  type Tensor,
+} from '@lsp-offload/gpu-dawn';
+import type { ModelConfig } from '../hf/index.js';
+import type { ResolvedLinear, ResolvedNorm, ResolvedParameter } from './block-parameters.js';
+import type { GradientSink, GradTarget } from './gradient-sink.js';
+import { linearBackwardInput, linearForward } from './linear.js';
 import type { ModelWeights } from './weights.js';
 
 export interface BatchShape {
@@ -49,28 +62,25 @@ export class TensorGroup {
   }
 }
 
-export function param(ctx: BlockContext, name: string): Tensor {
-  return ctx.weights.get(name);
+/** y [T, out] = x [T, in] . W (+ bias). */
+export function forwardLinear(ctx: BlockContext, lin: ResolvedLinear, x: Tensor, y: Tensor): void {
+  linearForward(ctx.gpu, lin.spec, lin.weight, x, y, lin.bias?.tensor);
 }
 
-export function linearSpec(ctx: BlockContext, name: string): LinearWeightSpec {
-  const s = ctx.weights.spec(name);
-  if (s.role !== 'linear') throw new Error(`${name} is not a linear weight`);
-  return s;
-}
-
-/** Write a non-linear parameter's gradient through the sink when it is wanted. */
-export function withGradTarget(
+/** dx [T, in] (+)= dy [T, out] . W^T. */
+export function backwardLinearInput(
   ctx: BlockContext,
-  sink: GradientSink,
-  name: string,
-  write: (target: Tensor, accumulate: boolean) => void,
+  lin: ResolvedLinear,
+  dy: Tensor,
+  dx: Tensor,
+  accumulate = false,
 ): void {
-  const spec: ParameterSpec = ctx.weights.spec(name);
-  if (!sink.wants(spec)) return;
-  const target = sink.gradTarget(spec);
-  write(target.tensor, target.accumulate);
-  sink.gradReady(spec);
+  linearBackwardInput(ctx.gpu, lin.spec, lin.weight, dy, dx, accumulate);
+}
+
+/** Where the sink wants a parameter's gradient written, or undefined when it does not want it. */
+function gradTargetOf(sink: GradientSink, p: ResolvedParameter): GradTarget | undefined {
+  return sink.wants(p.spec) ? sink.gradTarget(p.spec) : undefined;
 }
 
 /**
@@ -80,15 +90,75 @@ export function withGradTarget(
 export function linearGradients(
   ctx: BlockContext,
   sink: GradientSink,
-  base: string,
+  lin: ResolvedLinear,
   x: Tensor,
   dy: Tensor,
 ): void {
-  const spec = linearSpec(ctx, `${base}.weight`);
-  if (sink.wants(spec)) sink.linear(spec, x, dy);
-  if (ctx.weights.has(`${base}.bias`)) {
-    withGradTarget(ctx, sink, `${base}.bias`, (t, accumulate) => biasGrad(ctx.gpu, dy, t, { accumulate }));
+  if (sink.wants(lin.spec)) sink.linear(lin.spec, x, dy);
+  const target = lin.bias && gradTargetOf(sink, lin.bias);
+  if (target) biasGrad(ctx.gpu, dy, target.tensor, { accumulate: target.accumulate });
+}
+
+/** A norm's forward (RMSNorm or LayerNorm, by the config): y, and the statistics the backward reads. */
+export function normForward(
+  ctx: BlockContext,
+  norm: ResolvedNorm,
+  a: { x: Tensor; y: Tensor; mean?: Tensor; rstd: Tensor },
+): void {
+  const eps = ctx.config.norm.eps;
+  if (ctx.config.norm.kind === 'rmsnorm') {
+    rmsNormForward(ctx.gpu, { x: a.x, weight: norm.weight.tensor, y: a.y, rstd: a.rstd, eps });
+    return;
   }
+  if (!a.mean || !norm.bias) throw new Error('LayerNorm needs a bias and a tensor for the mean');
+  layerNormForward(ctx.gpu, {
+    x: a.x,
+    weight: norm.weight.tensor,
+    bias: norm.bias.tensor,
+    y: a.y,
+    mean: a.mean,
+    rstd: a.rstd,
+    eps,
+  });
+}
+
+/** What a norm's backward reads: the forward's input and statistics (mean: LayerNorm only). */
+export interface NormBackwardInputs {
+  dy: Tensor;
+  x: Tensor;
+  mean?: Tensor;
+  rstd: Tensor;
+  /** Written, or added to with accumulateDx (the residual stream's gradient). */
+  dx: Tensor;
+  accumulateDx: boolean;
+}
+
+/** A norm's backward (RMSNorm or LayerNorm, by the config): dx, and its weight's and bias's gradients. */
+export function normGradients(
+  ctx: BlockContext,
+  sink: GradientSink,
+  norm: ResolvedNorm,
+  a: NormBackwardInputs,
+): void {
+  const w = gradTargetOf(sink, norm.weight);
+  const b = norm.bias && gradTargetOf(sink, norm.bias);
+  const common = {
+    dy: a.dy,
+    x: a.x,
+    weight: norm.weight.tensor,
+    rstd: a.rstd,
+    dx: a.dx,
+    accumulateDx: a.accumulateDx,
+    ...(w && { dweight: w.tensor }),
+    // weight and bias targets come from the same sink: they accumulate alike
+    accumulateParams: w?.accumulate ?? b?.accumulate ?? false,
+  };
+  if (ctx.config.norm.kind === 'rmsnorm') {
+    rmsNormBackward(ctx.gpu, common);
+    return;
+  }
+  if (!a.mean) throw new Error('LayerNorm backward needs the mean saved by the forward');
+  layerNormBackward(ctx.gpu, { ...common, mean: a.mean, ...(b && { dbias: b.tensor }) });
 }
 
 /** What the attention backward needs from a block's tape. */
@@ -98,6 +168,20 @@ export interface AttentionTape {
   v: Tensor;
   o: Tensor;
   lse: Tensor;
+}
+
+/**
+ * What every block's forward keeps for its backward: the input, the first norm's output and statistics,
+ * the attention's tensors, the residual stream after attention, the second norm's; all in `group`.
+ */
+export interface BlockTape extends AttentionTape {
+  x: Tensor;
+  xn1: Tensor;
+  rstd1: Tensor;
+  h: Tensor;
+  xn2: Tensor;
+  rstd2: Tensor;
+  group: TensorGroup;
 }
 
 /** dq, dk, dv (shaped like q, k, v) from dO, in tensors of group `g`. */

@@ -29,8 +29,6 @@ export class DenseGradients implements GradientSink {
     return { tensor: this.grad(spec), accumulate: this.accumulate };
   }
 
-  gradReady(): void {}
-
   /** The gradient tensor of a parameter (allocated on first use, f32, shaped like the parameter). */
   grad(spec: ParameterSpec): Tensor {
     let g = this.grads.get(spec.name);

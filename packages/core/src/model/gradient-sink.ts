@@ -22,8 +22,4 @@ export interface GradientSink {
   linear(spec: LinearWeightSpec, x: Tensor, dy: Tensor): void;
   /** Where to write a non-linear parameter's gradient (norms, biases, embeddings, lm_head). */
   gradTarget(spec: ParameterSpec): GradTarget;
-  /** The gradient of `spec` has been completely recorded into its target. */
-  gradReady(spec: ParameterSpec): void;
-  /** Block `layer`'s backward has been recorded (layers finish last to first). */
-  blockDone?(layer: number): void;
 }

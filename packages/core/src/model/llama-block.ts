@@ -2,8 +2,6 @@
 import {
   add,
   attentionForward,
-  rmsNormBackward,
-  rmsNormForward,
   ropeBackward,
   ropeForward,
   swiglu,
@@ -13,50 +11,20 @@ import {
 import {
   TensorGroup,
   attentionGradients,
+  backwardLinearInput,
+  forwardLinear,
   linearGradients,
-  linearSpec,
-  param,
+  normForward,
+  normGradients,
   type BlockContext,
+  type BlockTape,
 } from './block-context.js';
 import type { GradientSink } from './gradient-sink.js';
-import { linearBackwardInput, linearForward } from './linear.js';
 
-export interface LlamaTape {
-  x: Tensor;
-  xn1: Tensor;
-  rstd1: Tensor;
-  q: Tensor;
-  k: Tensor;
-  v: Tensor;
-  o: Tensor;
-  lse: Tensor;
-  h: Tensor;
-  xn2: Tensor;
-  rstd2: Tensor;
+export interface LlamaTape extends BlockTape {
   gate: Tensor;
   up: Tensor;
   act: Tensor;
-  group: TensorGroup;
-}
-
-const names = (layer: number) => {
-  const p = `model.layers.${layer}`;
-  return {
-    inNorm: `${p}.input_layernorm.weight`,
-    postNorm: `${p}.post_attention_layernorm.weight`,
-    q: `${p}.self_attn.q_proj`,
-    k: `${p}.self_attn.k_proj`,
-    v: `${p}.self_attn.v_proj`,
-    o: `${p}.self_attn.o_proj`,
-    gate: `${p}.mlp.gate_proj`,
-    up: `${p}.mlp.up_proj`,
-    down: `${p}.mlp.down_proj`,
-  };
-};
-
-function bias(ctx: BlockContext, linear: string): Tensor | undefined {
-  const name = `${linear}.bias`;
-  return ctx.weights.has(name) ? param(ctx, name) : undefined;
 }
 
 /** Forward of layer `layer` on x [T, C]; returns the output [T, C] (caller owns) and the tape. */
@@ -66,40 +34,20 @@ export function llamaBlockForward(
   x: Tensor,
 ): { out: Tensor; tape: LlamaTape } {
   const { gpu, config: c, tokens: T, shape } = ctx;
-  const n = names(layer);
+  // resolved once per model from the parameter list
+  const p = ctx.weights.block(layer);
   const g = new TensorGroup(gpu, `L${layer}`);
   const qw = c.numHeads * c.headDim;
   const kvw = c.numKeyValueHeads * c.headDim;
   const xn1 = g.f32('xn1', [T, c.hiddenSize]);
   const rstd1 = g.f32('rstd1', [T]);
-  rmsNormForward(gpu, { x, weight: param(ctx, n.inNorm), y: xn1, rstd: rstd1, eps: c.norm.eps });
+  normForward(ctx, p.norm('input_layernorm'), { x, y: xn1, rstd: rstd1 });
   const q = g.f32('q', [shape.batch, shape.seqLen, c.numHeads, c.headDim]);
   const k = g.f32('k', [shape.batch, shape.seqLen, c.numKeyValueHeads, c.headDim]);
   const v = g.f32('v', [shape.batch, shape.seqLen, c.numKeyValueHeads, c.headDim]);
-  linearForward(
-    gpu,
-    linearSpec(ctx, `${n.q}.weight`),
-    param(ctx, `${n.q}.weight`),
-    xn1,
-    q.view([T, qw]),
-    bias(ctx, n.q),
-  );
-  linearForward(
-    gpu,
-    linearSpec(ctx, `${n.k}.weight`),
-    param(ctx, `${n.k}.weight`),
-    xn1,
-    k.view([T, kvw]),
-    bias(ctx, n.k),
-  );
-  linearForward(
-    gpu,
-    linearSpec(ctx, `${n.v}.weight`),
-    param(ctx, `${n.v}.weight`),
-    xn1,
-    v.view([T, kvw]),
-    bias(ctx, n.v),
-  );
+  forwardLinear(ctx, p.linear('q_proj'), xn1, q.view([T, qw]));
+  forwardLinear(ctx, p.linear('k_proj'), xn1, k.view([T, kvw]));
+  forwardLinear(ctx, p.linear('v_proj'), xn1, v.view([T, kvw]));
   ropeForward(gpu, {
     q: q.view([T, c.numHeads, c.headDim]),
     k: k.view([T, c.numKeyValueHeads, c.headDim]),
@@ -111,47 +59,19 @@ export function llamaBlockForward(
   if (ctx.cache) ctx.cache.attend(layer, q, k, v, o);
   else attentionForward(gpu, { q, k, v, o, lse });
   const h = g.f32('h', [T, c.hiddenSize]);
-  linearForward(
-    gpu,
-    linearSpec(ctx, `${n.o}.weight`),
-    param(ctx, `${n.o}.weight`),
-    o.view([T, qw]),
-    h,
-    bias(ctx, n.o),
-  );
+  forwardLinear(ctx, p.linear('o_proj'), o.view([T, qw]), h);
   add(gpu, h, x, h);
   const xn2 = g.f32('xn2', [T, c.hiddenSize]);
   const rstd2 = g.f32('rstd2', [T]);
-  rmsNormForward(gpu, { x: h, weight: param(ctx, n.postNorm), y: xn2, rstd: rstd2, eps: c.norm.eps });
+  normForward(ctx, p.norm('post_attention_layernorm'), { x: h, y: xn2, rstd: rstd2 });
   const gate = g.f32('gate', [T, c.intermediateSize]);
   const up = g.f32('up', [T, c.intermediateSize]);
-  linearForward(
-    gpu,
-    linearSpec(ctx, `${n.gate}.weight`),
-    param(ctx, `${n.gate}.weight`),
-    xn2,
-    gate,
-    bias(ctx, n.gate),
-  );
-  linearForward(
-    gpu,
-    linearSpec(ctx, `${n.up}.weight`),
-    param(ctx, `${n.up}.weight`),
-    xn2,
-    up,
-    bias(ctx, n.up),
-  );
+  forwardLinear(ctx, p.linear('gate_proj'), xn2, gate);
+  forwardLinear(ctx, p.linear('up_proj'), xn2, up);
   const act = g.f32('act', [T, c.intermediateSize]);
   swiglu(gpu, gate, up, act);
   const out = gpu.tensor(`L${layer}.out`, 'f32', [T, c.hiddenSize], 'activations');
-  linearForward(
-    gpu,
-    linearSpec(ctx, `${n.down}.weight`),
-    param(ctx, `${n.down}.weight`),
-    act,
-    out,
-    bias(ctx, n.down),
-  );
+  forwardLinear(ctx, p.linear('down_proj'), act, out);
   add(gpu, out, h, out);
   return { out, tape: { x, xn1, rstd1, q, k, v, o, lse, h, xn2, rstd2, gate, up, act, group: g } };
 }
@@ -168,46 +88,35 @@ export function llamaBlockBackward(
   sink: GradientSink,
 ): Tensor {
   const { gpu, config: c, tokens: T, shape } = ctx;
-  const n = names(layer);
+  // resolved once per model from the parameter list
+  const p = ctx.weights.block(layer);
   const g = new TensorGroup(gpu, `L${layer}.bwd`);
   const qw = c.numHeads * c.headDim;
   const kvw = c.numKeyValueHeads * c.headDim;
-  const lin = (base: string, x: Tensor, dy: Tensor) => linearGradients(ctx, sink, base, x, dy);
   // MLP: out = h + down(swiglu(gate(xn2), up(xn2)))
   const dAct = g.f32('dAct', [T, c.intermediateSize]);
-  linearBackwardInput(gpu, linearSpec(ctx, `${n.down}.weight`), param(ctx, `${n.down}.weight`), dOut, dAct);
-  lin(n.down, tape.act, dOut);
+  backwardLinearInput(ctx, p.linear('down_proj'), dOut, dAct);
+  linearGradients(ctx, sink, p.linear('down_proj'), tape.act, dOut);
   // gate/up are dead after this: their storage takes dGate/dUp
   const { dGate, dUp } = swigluBackward(gpu, tape.gate, tape.up, dAct, { dGate: tape.gate, dUp: tape.up });
   const dXn2 = g.f32('dXn2', [T, c.hiddenSize]);
-  linearBackwardInput(gpu, linearSpec(ctx, `${n.gate}.weight`), param(ctx, `${n.gate}.weight`), dGate, dXn2);
-  linearBackwardInput(gpu, linearSpec(ctx, `${n.up}.weight`), param(ctx, `${n.up}.weight`), dUp, dXn2, true);
-  lin(n.gate, tape.xn2, dGate);
-  lin(n.up, tape.xn2, dUp);
+  backwardLinearInput(ctx, p.linear('gate_proj'), dGate, dXn2);
+  backwardLinearInput(ctx, p.linear('up_proj'), dUp, dXn2, true);
+  linearGradients(ctx, sink, p.linear('gate_proj'), tape.xn2, dGate);
+  linearGradients(ctx, sink, p.linear('up_proj'), tape.xn2, dUp);
   // dH = dOut + norm backward (accumulated in place into dOut's storage)
   const dH = dOut;
-  const postSpec = ctx.weights.spec(n.postNorm);
-  const postTarget = sink.wants(postSpec) ? sink.gradTarget(postSpec) : undefined;
-  rmsNormBackward(gpu, {
+  normGradients(ctx, sink, p.norm('post_attention_layernorm'), {
     dy: dXn2,
     x: tape.h,
-    weight: param(ctx, n.postNorm),
     rstd: tape.rstd2,
     dx: dH,
     accumulateDx: true,
-    ...(postTarget && { dweight: postTarget.tensor, accumulateParams: postTarget.accumulate }),
   });
-  if (postTarget) sink.gradReady(postSpec);
   // attention: h = x + o_proj(attn(rope(q), rope(k), v))
   const dO = g.f32('dO', [shape.batch, shape.seqLen, c.numHeads, c.headDim]);
-  linearBackwardInput(
-    gpu,
-    linearSpec(ctx, `${n.o}.weight`),
-    param(ctx, `${n.o}.weight`),
-    dH,
-    dO.view([T, qw]),
-  );
-  lin(n.o, tape.o.view([T, qw]), dH);
+  backwardLinearInput(ctx, p.linear('o_proj'), dH, dO.view([T, qw]));
+  linearGradients(ctx, sink, p.linear('o_proj'), tape.o.view([T, qw]), dH);
   const { dq, dk, dv } = attentionGradients(gpu, g, tape, dO);
   ropeBackward(gpu, {
     dq: dq.view([T, c.numHeads, c.headDim]),
@@ -216,45 +125,19 @@ export function llamaBlockBackward(
     positions: { offset: 0, sequenceLength: shape.seqLen },
   });
   const dXn1 = g.f32('dXn1', [T, c.hiddenSize]);
-  linearBackwardInput(
-    gpu,
-    linearSpec(ctx, `${n.q}.weight`),
-    param(ctx, `${n.q}.weight`),
-    dq.view([T, qw]),
-    dXn1,
-  );
-  linearBackwardInput(
-    gpu,
-    linearSpec(ctx, `${n.k}.weight`),
-    param(ctx, `${n.k}.weight`),
-    dk.view([T, kvw]),
-    dXn1,
-    true,
-  );
-  linearBackwardInput(
-    gpu,
-    linearSpec(ctx, `${n.v}.weight`),
-    param(ctx, `${n.v}.weight`),
-    dv.view([T, kvw]),
-    dXn1,
-    true,
-  );
-  lin(n.q, tape.xn1, dq.view([T, qw]));
-  lin(n.k, tape.xn1, dk.view([T, kvw]));
-  lin(n.v, tape.xn1, dv.view([T, kvw]));
-  const inSpec = ctx.weights.spec(n.inNorm);
-  const inTarget = sink.wants(inSpec) ? sink.gradTarget(inSpec) : undefined;
-  rmsNormBackward(gpu, {
+  backwardLinearInput(ctx, p.linear('q_proj'), dq.view([T, qw]), dXn1);
+  backwardLinearInput(ctx, p.linear('k_proj'), dk.view([T, kvw]), dXn1, true);
+  backwardLinearInput(ctx, p.linear('v_proj'), dv.view([T, kvw]), dXn1, true);
+  linearGradients(ctx, sink, p.linear('q_proj'), tape.xn1, dq.view([T, qw]));
+  linearGradients(ctx, sink, p.linear('k_proj'), tape.xn1, dk.view([T, kvw]));
+  linearGradients(ctx, sink, p.linear('v_proj'), tape.xn1, dv.view([T, kvw]));
+  normGradients(ctx, sink, p.norm('input_layernorm'), {
     dy: dXn1,
     x: tape.x,
-    weight: param(ctx, n.inNorm),
     rstd: tape.rstd1,
     dx: dH,
     accumulateDx: true,
-    ...(inTarget && { dweight: inTarget.tensor, accumulateParams: inTarget.accumulate }),
   });
-  if (inTarget) sink.gradReady(inSpec);
-  sink.blockDone?.(layer);
   g.releaseAll();
   tape.group.releaseAll();
   return dH;

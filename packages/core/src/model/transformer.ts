@@ -8,16 +8,18 @@ import {
   crossEntropyForward,
   embeddingBackward,
   embeddingForward,
-  layerNormBackward,
-  layerNormForward,
   matmulStrided,
-  rmsNormBackward,
-  rmsNormForward,
   addScaled,
   type GpuRuntime,
 } from '@lsp-offload/gpu-dawn';
-import type { ModelConfig, ParameterSpec } from '../hf/index.js';
-import type { AttentionCache, BlockContext, BatchShape } from './block-context.js';
+import type { ModelConfig } from '../hf/index.js';
+import {
+  normForward,
+  normGradients,
+  type AttentionCache,
+  type BlockContext,
+  type BatchShape,
+} from './block-context.js';
 import { gpt2BlockBackward, gpt2BlockForward, type Gpt2Tape } from './gpt2-block.js';
 import type { GradientSink } from './gradient-sink.js';
 import { llamaBlockBackward, llamaBlockForward, type LlamaTape } from './llama-block.js';
@@ -87,7 +89,7 @@ export class Transformer {
     this.chunkTokens = Math.max(64, Math.floor((options.lossChunkTokens ?? 1024) / 64) * 64);
   }
 
-  /** Names of the parameters outside the blocks. */
+  /** Names of the parameters outside the blocks (from the parameter list). */
   get names(): {
     embed: string;
     positions?: string;
@@ -95,20 +97,13 @@ export class Transformer {
     finalNormBias?: string;
     lmHead: string;
   } {
-    const c = this.config;
-    if (c.family === 'llama') {
-      return {
-        embed: 'model.embed_tokens.weight',
-        finalNorm: 'model.norm.weight',
-        lmHead: c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight',
-      };
-    }
+    const o = this.weights.outer;
     return {
-      embed: 'transformer.wte.weight',
-      positions: 'transformer.wpe.weight',
-      finalNorm: 'transformer.ln_f.weight',
-      finalNormBias: 'transformer.ln_f.bias',
-      lmHead: c.tieWordEmbeddings ? 'transformer.wte.weight' : 'lm_head.weight',
+      embed: o.embed.spec.name,
+      ...(o.positions && { positions: o.positions.spec.name }),
+      finalNorm: o.finalNorm.weight.spec.name,
+      ...(o.finalNorm.bias && { finalNormBias: o.finalNorm.bias.spec.name }),
+      lmHead: o.lmHead.spec.name,
     };
   }
 
@@ -138,7 +133,7 @@ export class Transformer {
       k: this.config.hiddenSize,
       transB: true,
       a: { tensor: xf.y },
-      b: { tensor: this.weights.get(this.names.lmHead) },
+      b: { tensor: this.weights.outer.lmHead.tensor },
       c: { tensor: logits },
       label: 'lm_head forward',
     });
@@ -167,7 +162,7 @@ export class Transformer {
       k: c.hiddenSize,
       transB: true,
       a: { tensor: xf.y, offset: (ids.length - 1) * c.hiddenSize },
-      b: { tensor: this.weights.get(this.names.lmHead) },
+      b: { tensor: this.weights.outer.lmHead.tensor },
       c: { tensor: logits },
       label: 'lm_head forward (last token)',
     });
@@ -220,13 +215,13 @@ export class Transformer {
 
   private embed(ctx: BlockContext, ids: Tensor): Tensor {
     const x = this.gpu.tensor('x0', 'f32', [ctx.tokens, this.config.hiddenSize], 'activations');
-    const n = this.names;
+    const o = this.weights.outer;
     embeddingForward(this.gpu, {
       ids,
-      table: this.weights.get(n.embed),
+      table: o.embed.tensor,
       out: x,
-      ...(n.positions && {
-        positionTable: this.weights.get(n.positions),
+      ...(o.positions && {
+        positionTable: o.positions.tensor,
         positions: { offset: ctx.cache?.past ?? 0, sequenceLength: ctx.shape.seqLen },
       }),
     });
@@ -291,20 +286,7 @@ export class Transformer {
     const y = this.gpu.tensor('xf', 'f32', [ctx.tokens, c.hiddenSize], 'activations');
     const mean = this.gpu.tensor('xf.mean', 'f32', [ctx.tokens], 'activations');
     const rstd = this.gpu.tensor('xf.rstd', 'f32', [ctx.tokens], 'activations');
-    const n = this.names;
-    if (c.norm.kind === 'rmsnorm') {
-      rmsNormForward(this.gpu, { x, weight: this.weights.get(n.finalNorm), y, rstd, eps: c.norm.eps });
-    } else {
-      layerNormForward(this.gpu, {
-        x,
-        weight: this.weights.get(n.finalNorm),
-        bias: this.weights.get(n.finalNormBias!),
-        y,
-        mean,
-        rstd,
-        eps: c.norm.eps,
-      });
-    }
+    normForward(ctx, this.weights.outer.finalNorm, { x, y, mean, rstd });
     return {
       y,
       mean,
@@ -355,36 +337,14 @@ export class Transformer {
     if (training && dxf) {
       // final norm backward: dx_L from dxf
       const dx = gpu.tensor('dx', 'f32', [T, c.hiddenSize], 'activations');
-      const n = this.names;
-      const wSpec = this.weights.spec(n.finalNorm);
-      const wT = sink.wants(wSpec) ? sink.gradTarget(wSpec) : undefined;
-      if (c.norm.kind === 'rmsnorm') {
-        rmsNormBackward(gpu, {
-          dy: dxf,
-          x: fwd.final,
-          weight: this.weights.get(n.finalNorm),
-          rstd: xf.rstd,
-          dx,
-          ...(wT && { dweight: wT.tensor, accumulateParams: wT.accumulate }),
-        });
-        if (wT) sink.gradReady(wSpec);
-      } else {
-        const bSpec = this.weights.spec(n.finalNormBias!);
-        const bT = sink.wants(bSpec) ? sink.gradTarget(bSpec) : undefined;
-        layerNormBackward(gpu, {
-          dy: dxf,
-          x: fwd.final,
-          weight: this.weights.get(n.finalNorm),
-          mean: xf.mean,
-          rstd: xf.rstd,
-          dx,
-          ...(wT && { dweight: wT.tensor }),
-          ...(bT && { dbias: bT.tensor }),
-          accumulateParams: wT?.accumulate ?? bT?.accumulate ?? false,
-        });
-        if (wT) sink.gradReady(wSpec);
-        if (bT) sink.gradReady(bSpec);
-      }
+      normGradients(ctx, sink, this.weights.outer.finalNorm, {
+        dy: dxf,
+        x: fwd.final,
+        mean: xf.mean,
+        rstd: xf.rstd,
+        dx,
+        accumulateDx: false,
+      });
       xf.release();
       dxf.release();
       fwd.final.release();
@@ -431,9 +391,9 @@ export class Transformer {
     const V = c.vocabSize;
     const C = c.hiddenSize;
     const chunk = Math.min(this.chunkTokens, T);
-    const w = this.weights.get(this.names.lmHead);
-    const headSpec: ParameterSpec = this.weights.spec(this.names.lmHead);
-    const headTarget = sink?.wants(headSpec) ? sink.gradTarget(headSpec) : undefined;
+    const head = this.weights.outer.lmHead;
+    const w = head.tensor;
+    const headTarget = sink?.wants(head.spec) ? sink.gradTarget(head.spec) : undefined;
     const logits = gpu.tensor('logits.chunk', 'f32', [chunk, V], 'activations');
     const lse = gpu.tensor('logits.lse', 'f32', [chunk], 'activations');
     const perToken = gpu.tensor('loss.perToken', 'f32', [chunk], 'activations');
@@ -497,16 +457,13 @@ export class Transformer {
         });
       }
     }
-    // tied head: the embedding backward adds its part later, so the gradient is complete only then
-    if (headTarget && !this.config.tieWordEmbeddings) sink!.gradReady(headSpec);
     for (const t of [logits, lse, perToken, partial, count]) t.release();
   }
 
   private embeddingBackward(ctx: BlockContext, ids: Tensor, dx: Tensor, sink: GradientSink): void {
-    const n = this.names;
-    const spec = this.weights.spec(n.embed);
-    if (sink.wants(spec)) {
-      const t = sink.gradTarget(spec);
+    const { embed, positions } = this.weights.outer;
+    if (sink.wants(embed.spec)) {
+      const t = sink.gradTarget(embed.spec);
       // tied: the LM head already wrote (or added) its part into the same target
       embeddingBackward(this.gpu, {
         dy: dx,
@@ -514,20 +471,15 @@ export class Transformer {
         tableGrad: t.tensor,
         accumulate: t.accumulate || this.config.tieWordEmbeddings,
       });
-      sink.gradReady(spec);
     }
-    if (n.positions) {
-      const pSpec = this.weights.spec(n.positions);
-      if (sink.wants(pSpec)) {
-        const t = sink.gradTarget(pSpec);
-        embeddingBackward(this.gpu, {
-          dy: dx,
-          ids: { offset: 0, sequenceLength: ctx.shape.seqLen },
-          tableGrad: t.tensor,
-          accumulate: t.accumulate,
-        });
-        sink.gradReady(pSpec);
-      }
+    if (positions && sink.wants(positions.spec)) {
+      const t = sink.gradTarget(positions.spec);
+      embeddingBackward(this.gpu, {
+        dy: dx,
+        ids: { offset: 0, sequenceLength: ctx.shape.seqLen },
+        tableGrad: t.tensor,
+        accumulate: t.accumulate,
+      });
     }
   }
 }

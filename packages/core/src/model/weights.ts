@@ -3,16 +3,27 @@ import type { GpuRuntime, Tensor } from '@lsp-offload/gpu-dawn';
 import { fillNormal } from '@lsp-offload/gpu-dawn';
 import { listParameters, type HfModel, type ModelConfig, type ParameterSpec } from '../hf/index.js';
 import type { Rng } from '../util/rng.js';
+import {
+  resolveParameters,
+  type BlockParameters,
+  type OuterParameters,
+  type ResolvedModelParameters,
+} from './block-parameters.js';
 
 export type WeightDtype = 'f32' | 'f16';
 
 export class ModelWeights {
+  private readonly specByName: ReadonlyMap<string, ParameterSpec>;
+  private resolved: ResolvedModelParameters | undefined;
+
   private constructor(
     readonly config: ModelConfig,
     readonly specs: readonly ParameterSpec[],
     readonly dtype: WeightDtype,
     private readonly tensors: Map<string, Tensor>,
-  ) {}
+  ) {
+    this.specByName = new Map(specs.map((s) => [s.name, s]));
+  }
 
   /** Upload a checkpoint's weights, one tensor at a time (never the whole checkpoint in host memory). */
   static async load(
@@ -76,9 +87,26 @@ export class ModelWeights {
   }
 
   spec(name: string): ParameterSpec {
-    const s = this.specs.find((p) => p.name === name);
+    const s = this.specByName.get(name);
     if (!s) throw new Error(`model has no parameter '${name}'`);
     return s;
+  }
+
+  /** Block `layer`'s linears and norms (resolved once, from the parameter list). */
+  block(layer: number): BlockParameters {
+    const b = this.resolve().blocks[layer];
+    if (!b) throw new Error(`model has no block ${layer} (it has ${this.config.numLayers})`);
+    return b;
+  }
+
+  /** The embeddings, final norm and LM head. */
+  get outer(): OuterParameters {
+    return this.resolve().outer;
+  }
+
+  private resolve(): ResolvedModelParameters {
+    this.resolved ??= resolveParameters(this.specs, this.config.numLayers, (name) => this.get(name));
+    return this.resolved;
   }
 
   /** Download every parameter as f32 (export, checkpoints, tests). */

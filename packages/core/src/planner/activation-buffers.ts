@@ -1,7 +1,7 @@
 // The activations one training step allocates, mirroring ../model/transformer.ts and the block files
 // (llama-block.ts, gpt2-block.ts): what each block's forward keeps on its tape, what its backward adds,
 // and what the LM head and the loss hold. Everything is f32 (activations are f32 whatever the weights).
-import { normChunking } from '@lsp-offload/gpu-dawn';
+import { normChunking } from '@lsp-offload/gpu-dawn/reference';
 import type { ModelConfig } from '../hf/index.js';
 import { tensorBuffer, type PlannedBuffer } from './planned-buffer.js';
 

@@ -1,7 +1,7 @@
 // Checking a memory plan against a GPU budget. Over budget, the error says by how much, where the peak
 // is and what holds it, and lists changes that WOULD fit, each found by planning again with the change.
 import { MEMORY_CATEGORIES } from '@lsp-offload/gpu-dawn';
-import { formatMemorySize } from './format-bytes.js';
+import { formatMemorySize } from '../util/format-bytes.js';
 import type { PlanInput, ResolvedPlanInput } from './plan-input.js';
 import { planMemory, type MemoryPlan } from './plan-memory.js';
 

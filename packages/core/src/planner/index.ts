@@ -6,4 +6,3 @@ export type { HostMemoryPlan, HostMemoryItem } from './host-memory.js';
 export { checkBudget, suggestChanges, describeOverBudget, MemoryBudgetError } from './budget.js';
 export type { BudgetSuggestion } from './budget.js';
 export { planTrainerMemory } from './trainer-plan.js';
-export { formatMemorySize } from './format-bytes.js';

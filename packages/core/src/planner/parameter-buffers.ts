@@ -1,5 +1,5 @@
 // Buffers that follow the parameters: the weights (../model/weights.ts) and RoPE table
-// (../model/transformer.ts), the projector pairs (../trainer/projected-layers.ts, uploadSparseProjector),
+// (../model/transformer.ts), the projector pairs (../projectors/projector-set.ts, uploadSparseProjector),
 // the staging rings and the native mode's GPU AdamW state and dense gradients (../trainer/trainer.ts), and
 // what each mode's gradient sink (../trainer/sinks.ts, ../model/dense-gradients.ts) and the lsp apply
 // allocate per block.

@@ -1,7 +1,7 @@
 // What a memory plan is computed from: the run's geometry and the trainer options that change what is
 // allocated. Everything but the geometry, the mode and the weight dtype defaults to the trainer's defaults.
 import { DEFAULT_SLOTS } from '@lsp-offload/gpu-dawn';
-import { DEFAULT_TRAINER_OPTIONS, type TrainMode, type TrainerOptions } from '../trainer/options.js';
+import { DEFAULT_TRAINER_OPTIONS, type TrainMode, type TrainerOptions } from '../options/trainer-options.js';
 import type { WeightDtype } from '../model/weights.js';
 
 /** The Trainer's default lead (Trainer.leadBlocks): the recorder runs at most this many blocks ahead. */

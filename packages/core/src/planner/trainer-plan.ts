@@ -1,7 +1,7 @@
 // The memory plan of a Trainer about to be created: its options and the loaded weights' config and dtype.
 import type { ModelConfig } from '../hf/index.js';
 import type { WeightDtype } from '../model/weights.js';
-import type { TrainerOptions } from '../trainer/options.js';
+import type { TrainerOptions } from '../options/trainer-options.js';
 import { planMemory, type MemoryPlan } from './plan-memory.js';
 
 /**

@@ -1,49 +1,29 @@
-// The refit policy the trainer calls every `checkFreq` steps. It owns the projector pairs of all projected
-// layers (one per layer or one per layer type), measures each pair's reconstruction error on dense
-// gradients of a small held-out batch set, refits only the pairs above alpha (fresh random positions,
-// values learned by Adam), and moves each refitted layer's optimizer moments into the new subspace
-// (m <- A_L m A_R, v <- (A_L o A_L) v (A_R o A_R), non-finite -> 0, step count untouched; the authors'
-// release re-zeroed them by mistake).
+// The refit policy the trainer calls every `checkFreq` steps. It acts on the set of projector pairs
+// (ProjectorSet, one pair per layer or per layer type): measures each pair's reconstruction error on dense
+// gradients of a small held-out batch set, refits only the pairs above alpha (fresh random positions
+// from the set's generator, values learned by Adam), replaces them in the set, and moves each refitted
+// layer's optimizer moments into the new subspace (m <- A_L m A_R, v <- (A_L o A_L) v (A_R o A_R),
+// non-finite -> 0, step count untouched; the authors' release re-zeroed them by mistake).
 //
 // Usage by the trainer:
-//   const refitter = new ProjectorRefitter(gpu, projectedLayersOf(specs), { d, r, alpha: 0.3, sharing: 'type', seed });
-//   const { left, right } = refitter.projectors(layerName);   // GPU tensors for compress and apply;
-//                                                             // refits rewrite them in place
+//   const set = new ProjectorSet(gpu, projectedLayersOf(specs), { d, r, sharing: 'type', seed });
+//   const refitter = new ProjectorRefitter(gpu, set, { alpha: 0.3 });
 //   if (refitter.due(step)) report = await refitter.refit(heldOutGradients, moments);
-import {
-  releaseSparseProjector,
-  type GpuRuntime,
-  type SparseProjectorTensors,
-  type Tensor,
-} from '@lsp-offload/gpu-dawn';
-import type { TensorReader, TensorToWrite } from '../hf/index.js';
-import { Rng, type RngState } from '../util/rng.js';
+import type { GpuRuntime, Tensor } from '@lsp-offload/gpu-dawn';
+import { DEFAULT_REFIT } from '../options/trainer-options.js';
 import { MomentTransfer } from './moment-transfer.js';
 import { evaluatePair, gradientNorms } from './pair-evaluation.js';
-import {
-  groupLayers,
-  type ProjectedLayerInfo,
-  type ProjectorGroup,
-  type ProjectorSharing,
-} from './projector-groups.js';
+import type { ProjectorGroup } from './projector-groups.js';
 import { DEFAULT_LEARNING, learnProjectorPair, type LearningOptions } from './projector-learning.js';
-import { overwriteProjectorTensors } from './projector-overwrite.js';
-import { readSparseProjector, sparseProjectorTensors } from './projector-safetensors.js';
-import { SparseProjector, type ProjectorInit } from './sparse-projector.js';
+import type { ProjectorSet } from './projector-set.js';
+import type { SparseProjector } from './sparse-projector.js';
 import { zeroNonFiniteOnGpu } from './zero-non-finite-gpu.js';
 
 export interface RefitterOptions {
-  d: number;
-  r: number;
   /** A pair whose mean error on the held-out gradients is above this is refitted (0.2-0.3 typical). */
   alpha: number;
-  /** One pair per layer type ('type', the paper's cheaper option) or per layer. */
-  sharing: ProjectorSharing;
-  /** Seeds the positions and starting values of every pair drawn (initial ones and refits). */
-  seed: number;
   /** Steps between checks (due()); default 100 as in the paper's accuracy runs. */
   checkFreq?: number;
-  init?: ProjectorInit;
   /** Adam settings of the learning (the target error is always alpha). */
   learning?: Partial<Omit<LearningOptions, 'targetError'>>;
   /**
@@ -106,69 +86,20 @@ export interface RefitReport {
   gradientMs: number;
 }
 
-interface PairState {
-  group: ProjectorGroup;
-  left: SparseProjector;
-  right: SparseProjector;
-  leftGpu: SparseProjectorTensors;
-  rightGpu: SparseProjectorTensors;
-}
-
 export class ProjectorRefitter {
-  readonly groups: readonly ProjectorGroup[];
-  private readonly pairs = new Map<string, PairState>();
-  private readonly groupOfLayer = new Map<string, string>();
-  private rng: Rng;
-
   constructor(
     private readonly gpu: GpuRuntime,
-    layers: readonly ProjectedLayerInfo[],
+    /** The pairs it measures and replaces. */
+    readonly set: ProjectorSet,
     readonly options: RefitterOptions,
   ) {
-    const { d, r, alpha } = options;
-    if (!Number.isInteger(d) || d < 1 || !Number.isInteger(r) || r < 1 || r > d)
-      throw new RangeError(`refitter: need integers 1 <= r <= d, got d = ${d}, r = ${r}`);
-    if (!(alpha >= 0)) throw new RangeError(`refitter: alpha must be >= 0, got ${alpha}`);
-    this.rng = new Rng(options.seed, 0x5eed);
-    this.groups = groupLayers(layers, options.sharing);
-    for (const group of this.groups) {
-      const { left, right } = this.randomPair(group);
-      this.pairs.set(group.key, {
-        group,
-        left,
-        right,
-        leftGpu: left.toGpu(gpu, `projector.${group.key}.left`),
-        rightGpu: right.toGpu(gpu, `projector.${group.key}.right`),
-      });
-      for (const layer of group.layers) this.groupOfLayer.set(layer.name, group.key);
-    }
+    if (!(options.alpha >= 0)) throw new RangeError(`refitter: alpha must be >= 0, got ${options.alpha}`);
   }
 
   /** Whether a check is due after `step` optimizer steps (every checkFreq steps, never at step 0). */
   due(step: number): boolean {
-    const every = this.options.checkFreq ?? 100;
+    const every = this.options.checkFreq ?? DEFAULT_REFIT.checkFreq;
     return step > 0 && step % every === 0;
-  }
-
-  /** The layer's projectors on the GPU (left rows x d, right cols x d); refits rewrite them in place. */
-  projectors(layer: string): { left: SparseProjectorTensors; right: SparseProjectorTensors } {
-    const p = this.pairOf(layer);
-    return { left: p.leftGpu, right: p.rightGpu };
-  }
-
-  /** The generator fresh positions are drawn from (saved in checkpoints so refits after a resume match). */
-  get rngState(): RngState {
-    return this.rng.getState();
-  }
-
-  set rngState(s: RngState) {
-    this.rng = Rng.fromState(s);
-  }
-
-  /** The layer's projectors on the host (what the GPU tensors hold). */
-  hostProjectors(layer: string): { left: SparseProjector; right: SparseProjector } {
-    const p = this.pairOf(layer);
-    return { left: p.left, right: p.right };
   }
 
   /**
@@ -188,68 +119,13 @@ export class ProjectorRefitter {
     return report;
   }
 
-  /**
-   * Every pair as safetensors tensors, `<prefix>.<group>.left.*` and `.right.*`, and the generator's state
-   * (`<prefix>.rng`, U64 [2]) so refits after a resume draw what they would have drawn.
-   */
-  checkpointTensors(prefix = 'projectors'): TensorToWrite[] {
-    const { state, inc } = this.rng.getState();
-    return [
-      ...[...this.pairs.values()].flatMap((p) => [
-        ...sparseProjectorTensors(`${prefix}.${p.group.key}.left`, p.left),
-        ...sparseProjectorTensors(`${prefix}.${p.group.key}.right`, p.right),
-      ]),
-      {
-        name: `${prefix}.rng`,
-        dtype: 'U64',
-        shape: [2],
-        data: BigUint64Array.of(BigInt(state), BigInt(inc)),
-      },
-    ];
-  }
-
-  /** Restore every pair (and the generator) from checkpointTensors' output (same layers, sharing, d, r). */
-  async restore(reader: TensorReader, prefix = 'projectors'): Promise<void> {
-    for (const p of this.pairs.values()) {
-      const left = await readSparseProjector(reader, `${prefix}.${p.group.key}.left`);
-      const right = await readSparseProjector(reader, `${prefix}.${p.group.key}.right`);
-      this.replacePair(p, left, right);
-    }
-    const rng = await reader.read(`${prefix}.rng`);
-    if (rng.dtype !== 'U64' || rng.data.length !== 2)
-      throw new Error(`refitter checkpoint: '${prefix}.rng' must be U64 [2]`);
-    const [state, inc] = rng.data as BigUint64Array;
-    this.rng = Rng.fromState({ state: state!.toString(), inc: inc!.toString() });
-  }
-
-  release(): void {
-    this.gpu.submit();
-    for (const p of this.pairs.values()) for (const t of [p.leftGpu, p.rightGpu]) releaseSparseProjector(t);
-    this.pairs.clear();
-  }
-
-  private pairOf(layer: string): PairState {
-    const key = this.groupOfLayer.get(layer);
-    const p = key === undefined ? undefined : this.pairs.get(key);
-    if (!p) throw new Error(`refitter: '${layer}' is not a projected layer`);
-    return p;
-  }
-
-  private randomPair(group: ProjectorGroup): { left: SparseProjector; right: SparseProjector } {
-    const { d, r, init } = this.options;
-    return {
-      left: SparseProjector.random(group.rows, d, r, this.rng, init),
-      right: SparseProjector.random(group.cols, d, r, this.rng, init),
-    };
-  }
-
   /** Groups in order, cut into requests of at most layersPerRequest layers (a group is never split). */
   private requestBatches(): ProjectorGroup[][] {
     const limit = this.options.layersPerRequest ?? Number.POSITIVE_INFINITY;
     const batches: ProjectorGroup[][] = [];
     let current: ProjectorGroup[] = [];
     let count = 0;
-    for (const group of this.groups) {
+    for (const group of this.set.groups) {
       if (current.length > 0 && count + group.layers.length > limit) {
         batches.push(current);
         current = [];
@@ -268,7 +144,8 @@ export class ProjectorRefitter {
     moments: MomentAccess | undefined,
     report: RefitReport,
   ): Promise<void> {
-    const pair = this.pairs.get(group.key)!;
+    const pair = this.set.hostProjectors(group.layers[0]!.name);
+    const { left: leftGpu, right: rightGpu } = this.set.projectors(group.layers[0]!.name);
     const tensors: Tensor[] = [];
     const layerOf: number[] = [];
     group.layers.forEach((layer, i) => {
@@ -284,7 +161,7 @@ export class ProjectorRefitter {
       }
     });
     const norms = await gradientNorms(this.gpu, tensors);
-    const before = await evaluatePair(this.gpu, tensors, norms, pair.leftGpu, pair.rightGpu, false);
+    const before = await evaluatePair(this.gpu, tensors, norms, leftGpu, rightGpu, false);
     const groupReport: GroupRefitReport = {
       group: group.key,
       errorBefore: before.meanError,
@@ -297,7 +174,7 @@ export class ProjectorRefitter {
     };
     let errorsAfter = before.errors;
     if (before.meanError > this.options.alpha) {
-      const learned = await learnProjectorPair(this.gpu, tensors, this.randomPair(group), {
+      const learned = await learnProjectorPair(this.gpu, tensors, this.set.draw(group), {
         ...DEFAULT_LEARNING,
         ...this.options.learning,
         targetError: this.options.alpha,
@@ -310,7 +187,7 @@ export class ProjectorRefitter {
       });
       if (learned.meanError < before.meanError) {
         await this.moveMoments(group, pair, learned.left, learned.right, moments);
-        this.replacePair(pair, learned.left, learned.right);
+        this.set.replace(group.key, learned.left, learned.right);
         groupReport.refitted = true;
         groupReport.errorAfter = learned.meanError;
         errorsAfter = learned.errors;
@@ -334,7 +211,7 @@ export class ProjectorRefitter {
 
   private async moveMoments(
     group: ProjectorGroup,
-    pair: PairState,
+    pair: { left: SparseProjector; right: SparseProjector },
     left: SparseProjector,
     right: SparseProjector,
     moments: MomentAccess | undefined,
@@ -355,12 +232,5 @@ export class ProjectorRefitter {
       this.gpu.submit(); // recorded transfers must be queued before A_L, A_R are given back
       transfer.release();
     }
-  }
-
-  private replacePair(pair: PairState, left: SparseProjector, right: SparseProjector): void {
-    overwriteProjectorTensors(this.gpu, pair.leftGpu, left);
-    overwriteProjectorTensors(this.gpu, pair.rightGpu, right);
-    pair.left = left;
-    pair.right = right;
   }
 }

@@ -1,6 +1,6 @@
 // The HTML report of `lsp-offload bench`: step time per mode, where it went, memory against the plan,
 // and the losses of the measured steps.
-import { formatMemorySize } from '../planner/format-bytes.js';
+import { formatMemorySize } from '../util/format-bytes.js';
 import { htmlPage, htmlTable } from './html-page.js';
 import { barChart, escapeHtml, lineChart } from './svg-chart.js';
 

@@ -8,11 +8,11 @@ import type { ModelConfig } from '../hf/index.js';
 import { ModelWeights, type WeightDtype } from '../model/weights.js';
 import { Rng } from '../util/rng.js';
 import { median } from '../util/stats.js';
-import type { TrainMode, TrainerOptions } from '../trainer/options.js';
+import type { TrainMode, TrainerOptions } from '../options/trainer-options.js';
 import { Trainer, type StepMetrics } from '../trainer/trainer.js';
 import type { TokenBatch } from '../model/transformer.js';
 import { planTrainerMemory } from '../planner/trainer-plan.js';
-import { DEFAULT_TRAINER_OPTIONS } from '../trainer/options.js';
+import { DEFAULT_TRAINER_OPTIONS } from '../options/trainer-options.js';
 import { KernelProfiler, formatKernelProfile, type KernelProfile } from './kernel-profile.js';
 
 export interface BenchModeSpec {

@@ -1,7 +1,7 @@
 // The settings of a training run as one record (the first of its metrics): what the report shows at the
 // top and what a reader of metrics.jsonl needs to know which run the numbers belong to.
 import type { WeightDtype } from '../model/weights.js';
-import type { TrainerOptions } from '../trainer/options.js';
+import type { TrainerOptions } from '../options/trainer-options.js';
 import type { TrainRunOptions } from './train-run.js';
 
 export interface RunSettings {

@@ -24,7 +24,7 @@ import { Rng } from '../util/rng.js';
 import { mean } from '../util/stats.js';
 import { planTrainerMemory } from '../planner/trainer-plan.js';
 import { renderTrainReport } from '../report/train-report.js';
-import type { TrainerOptions } from '../trainer/options.js';
+import type { TrainerOptions } from '../options/trainer-options.js';
 import { Trainer, type StepMetrics } from '../trainer/trainer.js';
 import {
   TORCH_DTYPE_NAMES,
@@ -33,7 +33,7 @@ import {
   resumeTraining,
   saveCheckpoint,
   type SavedWeightDtype,
-} from '../trainer/checkpoint/index.js';
+} from '../checkpoint/index.js';
 import { runSettings } from './run-settings.js';
 
 export interface TrainRunOptions {

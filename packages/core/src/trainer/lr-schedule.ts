@@ -2,10 +2,7 @@
 // over the run, as transformers' get_{constant,linear,cosine}_schedule_with_warmup (the factor of step s,
 // 1-based, is theirs at index s - 1: the first warmup step has rate 0, the full rate is reached after
 // warmupSteps steps, and linear and cosine reach 0 after totalSteps).
-
-export type LrScheduleKind = 'constant' | 'linear' | 'cosine';
-
-export const LR_SCHEDULES: readonly LrScheduleKind[] = ['constant', 'linear', 'cosine'];
+import { LR_SCHEDULES, type LrScheduleKind } from '../options/trainer-options.js';
 
 export interface LrScheduleOptions {
   lr: number;

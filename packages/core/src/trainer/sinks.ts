@@ -3,14 +3,14 @@
 //   lsp:  S = (rowsAct L)^T (colsAct R) per projected linear (d x d f32), computed the moment X and dY
 //         exist; dense f32 gradients of the non-projected parameters when those are trained.
 //   zero: dense gradients of everything, f16 for the linears (ZeRO-Offload's fp16 gradients).
-import { gatherColumns, matmul, type GpuRuntime, type Tensor } from '@lsp-offload/gpu-dawn';
+import type { GpuRuntime, Tensor } from '@lsp-offload/gpu-dawn';
 import type { LinearWeightSpec, ParameterSpec } from '../hf/index.js';
 import type { GradientSink, GradTarget } from '../model/gradient-sink.js';
-import { linearWeightGradient, storedSides } from '../model/linear.js';
-import type { ProjectedLayer } from './projected-layers.js';
+import { linearWeightGradient } from '../model/linear.js';
+import type { ProjectorPair } from '../projectors/projector-pair.js';
 
 export interface CompressedGradient {
-  layer: ProjectedLayer;
+  layer: ProjectorPair;
   s: Tensor;
 }
 
@@ -67,8 +67,6 @@ abstract class CollectingSink implements GradientSink {
     return this.accumulate ? this.denseByName.get(spec.name)?.grad : undefined;
   }
 
-  gradReady(): void {}
-
   /** Hand over (and forget) what a unit produced this step. */
   take(unit: number): UnitGradients {
     const u = this.units.get(unit) ?? { compressed: [], dense: [] };
@@ -96,7 +94,7 @@ abstract class CollectingSink implements GradientSink {
 export class LspSink extends CollectingSink {
   constructor(
     gpu: GpuRuntime,
-    private readonly layers: Map<string, ProjectedLayer>,
+    private readonly layers: ReadonlyMap<string, ProjectorPair>,
     private readonly trainNonProjected: boolean,
   ) {
     super(gpu);
@@ -108,23 +106,9 @@ export class LspSink extends CollectingSink {
 
   linear(spec: LinearWeightSpec, x: Tensor, dy: Tensor): void {
     const layer = this.layers.get(spec.name)!;
-    const { rowsAct, colsAct } = storedSides(spec, x, dy);
-    const tokens = x.numel / spec.inFeatures;
-    // A and B are given back right after S is recorded: reusing their buffers later is ordered on the GPU
-    const a = this.gpu.tensor(`A.${spec.name}`, 'f32', [tokens, layer.d], 'workspace');
-    const b = this.gpu.tensor(`B.${spec.name}`, 'f32', [tokens, layer.d], 'workspace');
-    gatherColumns(this.gpu, rowsAct.view([tokens, layer.rows]), layer.leftGpu, a);
-    gatherColumns(this.gpu, colsAct.view([tokens, layer.cols]), layer.rightGpu, b);
     const unit = this.unit(unitOf(spec));
     const earlier = this.accumulate ? unit.compressed.find((c) => c.layer === layer) : undefined;
-    const s = earlier?.s ?? this.gpu.tensor(`S.${spec.name}`, 'f32', [layer.d, layer.d], 'gradients');
-    matmul(this.gpu, a, b, s, {
-      transA: true,
-      accumulate: earlier !== undefined,
-      label: `${spec.name} compress`,
-    });
-    a.release();
-    b.release();
+    const s = layer.compress(x, dy, earlier?.s);
     if (!earlier) unit.compressed.push({ layer, s });
   }
 }

@@ -55,6 +55,7 @@ describe('checkBudget', () => {
     seqLen: 1024,
     weightDtype: 'f32',
     checkpointing: false,
+    nonProjected: 'frozen',
   };
 
   it('accepts a plan at the budget and refuses one byte less, saying by how much and where', () => {
@@ -91,6 +92,7 @@ describe('checkBudget', () => {
       nnz: 4,
       weightDtype: 'f16',
       checkpointing: true,
+      nonProjected: 'frozen',
     };
     const plan = planMemory(tinyLlama, lsp);
     const budget = plan.peakBytes - 1;
@@ -119,7 +121,14 @@ describe('checkBudget', () => {
 });
 
 describe('Trainer.create under a budget', () => {
-  const options = { mode: 'lsp' as const, rank: 32, nnz: 4, checkpointing: true, threads: 2 };
+  const options = {
+    mode: 'lsp' as const,
+    rank: 32,
+    nnz: 4,
+    checkpointing: true,
+    threads: 2,
+    nonProjected: 'frozen' as const,
+  };
   const plannedBatch = { batch: 2, seqLen: 48 };
   const plan = planMemory(llama, { ...options, ...plannedBatch, weightDtype: 'f32' });
 

@@ -77,7 +77,14 @@ afterAll(() => {
 
 describe('predicted vs measured GPU memory', () => {
   it.each(cases)('$name $mode checkpointing=$checkpointing $weightDtype', async (c) => {
-    const options = { mode: c.mode, checkpointing: c.checkpointing, rank: 32, nnz: 4, lossChunkTokens: 64 };
+    const options = {
+      mode: c.mode,
+      checkpointing: c.checkpointing,
+      rank: 32,
+      nnz: 4,
+      lossChunkTokens: 64,
+      nonProjected: 'frozen' as const,
+    };
     const input = { ...options, batch: BATCH, seqLen: SEQ, weightDtype: c.weightDtype };
     const plan = planMemory(c.config, input);
     // nothing in flight, and either every update applied inside the backward or every one deferred

@@ -26,6 +26,7 @@ describe('planMemory', () => {
     nnz: 4,
     checkpointing: true,
     weightDtype: 'f16',
+    nonProjected: 'frozen',
   };
 
   it('counts the weights in their dtype, size-classed like GpuMemory (plus the RoPE table)', () => {

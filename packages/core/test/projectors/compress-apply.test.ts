@@ -1,9 +1,10 @@
-// The trainer's compress and apply paths end to end against dense float64 algebra:
-//   S = (dY L)^T (X R)      equals L^T (dY^T X) R   (the gradient in the stored out x in layout)
-//   W + L D R^T via expandRows + addTimesProjT equals the dense product (f32 weights)
+// The projector pair's compress and apply (the code training runs) end to end against dense float64
+// algebra, for both stored layouts (LLaMA's out x in, GPT-2's Conv1D in x out):
+//   compress(X, dY) = S equals L^T G R, with G = the weight gradient in the stored layout
+//   apply(W, D) equals W + L D R^T (f32 weights)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GpuRuntime, addTimesProjT, expandRows, gatherColumns, matmul } from '@lsp-offload/gpu-dawn';
-import { Rng, SparseProjector } from '../../src/index.js';
+import { GpuRuntime } from '@lsp-offload/gpu-dawn';
+import { ProjectorSet, Rng, type LinearWeightSpec } from '../../src/index.js';
 
 let gpu: GpuRuntime;
 beforeAll(async () => {
@@ -23,65 +24,83 @@ function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
   return Math.sqrt(num / den);
 }
 
-describe('compress and apply through sparse projectors', () => {
-  for (const [T, rows, cols, d, r] of [
-    [13, 29, 17, 7, 1],
-    [33, 41, 23, 11, 4],
-    [9, 37, 45, 19, 16],
-  ] as const) {
-    it(`S from the sparse path equals L^T (dY^T X) R, and the apply equals W + L D R^T (T=${T}, ${rows}x${cols}, d=${d}, r=${r})`, async () => {
-      const rng = new Rng(T * rows + r);
-      const L = SparseProjector.random(rows, d, r, rng);
-      const R = SparseProjector.random(cols, d, r, rng);
-      const x = randn(rng, T * cols);
-      const dy = randn(rng, T * rows);
-      const Lg = L.toGpu(gpu, 'L');
-      const Rg = R.toGpu(gpu, 'R');
-      const xt = gpu.upload('X', 'f32', [T, cols], x);
-      const dyt = gpu.upload('dY', 'f32', [T, rows], dy);
-      const a = gpu.tensor('A', 'f32', [T, d], 'workspace');
-      const b = gpu.tensor('B', 'f32', [T, d], 'workspace');
-      const s = gpu.tensor('S', 'f32', [d, d], 'gradients');
-      gatherColumns(gpu, dyt, Lg, a); // rowsAct = dY
-      gatherColumns(gpu, xt, Rg, b); // colsAct = X
-      matmul(gpu, a, b, s, { transA: true });
-      // dense reference: G = dY^T X (rows x cols), S = L^T G R
-      const Ld = L.toDense();
-      const Rd = R.toDense();
-      const G = new Float64Array(rows * cols);
-      for (let t = 0; t < T; t++)
-        for (let i = 0; i < rows; i++)
-          for (let j = 0; j < cols; j++) G[i * cols + j]! += dy[t * rows + i]! * x[t * cols + j]!;
-      const GR = new Float64Array(rows * d);
-      for (let i = 0; i < rows; i++)
-        for (let j = 0; j < cols; j++)
-          for (let c = 0; c < d; c++) GR[i * d + c]! += G[i * cols + j]! * Rd[j * d + c]!;
-      const S = new Float64Array(d * d);
-      for (let i = 0; i < rows; i++)
-        for (let a2 = 0; a2 < d; a2++)
-          for (let c = 0; c < d; c++) S[a2 * d + c]! += Ld[i * d + a2]! * GR[i * d + c]!;
-      expect(relErr(await gpu.read(s), S)).toBeLessThan(1e-5);
+/** A linear weight stored rows x cols, in either layout. */
+function linearSpec(rows: number, cols: number, layout: 'out_in' | 'in_out'): LinearWeightSpec {
+  const [outFeatures, inFeatures] = layout === 'out_in' ? [rows, cols] : [cols, rows];
+  return {
+    name: 'model.layers.3.self_attn.q_proj.weight',
+    shape: [rows, cols],
+    role: 'linear',
+    layer: 3,
+    linearType: 'q_proj',
+    inFeatures,
+    outFeatures,
+    layout,
+  };
+}
 
-      const D = randn(rng, d * d);
-      const w = randn(rng, rows * cols);
-      const dt = gpu.upload('D', 'f32', [d, d], D);
-      const wt = gpu.upload('W', 'f32', [rows, cols], w);
-      const f = gpu.tensor('F', 'f32', [rows, d], 'workspace');
-      expandRows(gpu, dt, Lg, f);
-      addTimesProjT(gpu, wt, f, Rg, 1);
-      const LD = new Float64Array(rows * d);
-      for (let i = 0; i < rows; i++)
-        for (let a2 = 0; a2 < d; a2++)
-          for (let c = 0; c < d; c++) LD[i * d + c]! += Ld[i * d + a2]! * D[a2 * d + c]!;
-      const want = Float64Array.from(w);
-      for (let i = 0; i < rows; i++)
-        for (let j = 0; j < cols; j++)
-          for (let c = 0; c < d; c++) want[i * cols + j]! += LD[i * d + c]! * Rd[j * d + c]!;
-      const got = await gpu.read(wt);
-      let worst = 0;
-      for (let i = 0; i < want.length; i++)
-        worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / (1 + Math.abs(want[i]!)));
-      expect(worst).toBeLessThan(1e-6);
-    });
-  }
+describe('compress and apply through sparse projectors', () => {
+  for (const layout of ['out_in', 'in_out'] as const)
+    for (const [T, rows, cols, d, r] of [
+      [13, 29, 17, 7, 1],
+      [33, 41, 23, 11, 4],
+      [9, 37, 45, 19, 16],
+    ] as const) {
+      it(`S from the sparse path equals L^T G R, and the apply equals W + L D R^T (${layout}, T=${T}, ${rows}x${cols}, d=${d}, r=${r})`, async () => {
+        const rng = new Rng(T * rows + r);
+        const spec = linearSpec(rows, cols, layout);
+        const set = new ProjectorSet(gpu, [{ name: spec.name, type: 'q_proj', rows, cols }], {
+          d,
+          r,
+          sharing: 'layer',
+          seed: T + rows,
+        });
+        const pair = set.pairsOf([spec]).get(spec.name)!;
+        const { left: L, right: R } = set.hostProjectors(spec.name);
+        const x = randn(rng, T * spec.inFeatures);
+        const dy = randn(rng, T * spec.outFeatures);
+        const xt = gpu.upload('X', 'f32', [T, spec.inFeatures], x);
+        const dyt = gpu.upload('dY', 'f32', [T, spec.outFeatures], dy);
+        const s = pair.compress(xt, dyt);
+        // dense reference: G = rowsAct^T colsAct (dY^T X out x in, or X^T dY in x out), S = L^T G R
+        const [rowsAct, colsAct] = layout === 'out_in' ? [dy, x] : [x, dy];
+        const Ld = L.toDense();
+        const Rd = R.toDense();
+        const G = new Float64Array(rows * cols);
+        for (let t = 0; t < T; t++)
+          for (let i = 0; i < rows; i++)
+            for (let j = 0; j < cols; j++)
+              G[i * cols + j]! += rowsAct[t * rows + i]! * colsAct[t * cols + j]!;
+        const GR = new Float64Array(rows * d);
+        for (let i = 0; i < rows; i++)
+          for (let j = 0; j < cols; j++)
+            for (let c = 0; c < d; c++) GR[i * d + c]! += G[i * cols + j]! * Rd[j * d + c]!;
+        const S = new Float64Array(d * d);
+        for (let i = 0; i < rows; i++)
+          for (let a2 = 0; a2 < d; a2++)
+            for (let c = 0; c < d; c++) S[a2 * d + c]! += Ld[i * d + a2]! * GR[i * d + c]!;
+        expect(relErr(await gpu.read(s), S)).toBeLessThan(1e-5);
+
+        const D = randn(rng, d * d);
+        const w = randn(rng, rows * cols);
+        const dt = gpu.upload('D', 'f32', [d, d], D);
+        const wt = gpu.upload('W', 'f32', [rows, cols], w);
+        pair.apply(wt, dt, 1);
+        const LD = new Float64Array(rows * d);
+        for (let i = 0; i < rows; i++)
+          for (let a2 = 0; a2 < d; a2++)
+            for (let c = 0; c < d; c++) LD[i * d + c]! += Ld[i * d + a2]! * D[a2 * d + c]!;
+        const want = Float64Array.from(w);
+        for (let i = 0; i < rows; i++)
+          for (let j = 0; j < cols; j++)
+            for (let c = 0; c < d; c++) want[i * cols + j]! += LD[i * d + c]! * Rd[j * d + c]!;
+        const got = await gpu.read(wt);
+        let worst = 0;
+        for (let i = 0; i < want.length; i++)
+          worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / (1 + Math.abs(want[i]!)));
+        expect(worst).toBeLessThan(1e-6);
+        for (const t of [xt, dyt, s, dt, wt]) t.release();
+        set.release();
+      });
+    }
 });

@@ -13,6 +13,7 @@ import {
   type HeldOutGradients,
   type LayerMoments,
 } from '../../src/projectors/projector-refitter.js';
+import { ProjectorSet } from '../../src/projectors/projector-set.js';
 import { readSparseProjector, sparseProjectorTensors } from '../../src/projectors/projector-safetensors.js';
 import { reconstructionError } from '../../src/projectors/reconstruction-error.js';
 import { SparseProjector } from '../../src/projectors/sparse-projector.js';
@@ -85,18 +86,15 @@ describe('ProjectorRefitter', () => {
   it('refits only pairs above alpha, rewrites the GPU projectors in place and moves the moments', async () => {
     const rng = new Rng(21);
     const d = 5;
-    const refitter = new ProjectorRefitter(gpu, LAYERS, {
-      d,
-      r: 2,
+    const set = new ProjectorSet(gpu, LAYERS, { d, r: 2, sharing: 'type', seed: 4 });
+    const refitter = new ProjectorRefitter(gpu, set, {
       alpha: 0.3,
-      sharing: 'type',
-      seed: 4,
       learning: { lr: 0.1, maxIterations: 30 },
       layersPerRequest: 2,
     });
     const { source, requests } = heldOut(rng);
-    const gpuBefore = refitter.projectors('l1.q');
-    const oldQ = refitter.hostProjectors('l0.q');
+    const gpuBefore = set.projectors('l1.q');
+    const oldQ = set.hostProjectors('l0.q');
     // l0.q has moments (one with a value that overflows to Inf in the transfer), l1.q none yet
     const m = Float32Array.from({ length: d * d }, () => rng.normal());
     const v = Float32Array.from({ length: d * d }, () => rng.next());
@@ -128,14 +126,14 @@ describe('ProjectorRefitter', () => {
     expect((qLayers[0]!.errorAfter + qLayers[1]!.errorAfter) / 2).toBeCloseTo(q.errorAfter, 6);
 
     // the trainer's tensors are the same objects and now hold the learned pair
-    const now = refitter.projectors('l1.q');
+    const now = set.projectors('l1.q');
     expect(now.left).toBe(gpuBefore.left);
     const grads = await source(['l1.q']);
     const e0 = await reconstructionError(gpu, grads.get('l1.q')![0]!, now.left, now.right);
     const e1 = await reconstructionError(gpu, grads.get('l1.q')![1]!, now.left, now.right);
     expect((e0 + e1) / 2).toBeCloseTo(qLayers[1]!.errorAfter, 4);
 
-    const newQ = refitter.hostProjectors('l0.q');
+    const newQ = set.hostProjectors('l0.q');
     expect(newQ.left.positions).not.toEqual(oldQ.left.positions);
     const want = transferMomentsReference(m, v, oldQ.left, newQ.left, oldQ.right, newQ.right);
     const gotV = (await gpu.read(state.v)) as Float32Array;
@@ -144,22 +142,17 @@ describe('ProjectorRefitter', () => {
     const finiteWant = want.v.map((x) => (Math.abs(x) > 3.4e38 ? 0 : x));
     expect(maxRelativeError(gotV, finiteWant)).toBeLessThan(1e-5);
     expect(moved).toEqual(['l0.q']);
-    refitter.release();
+    set.release();
   });
 
   it('leaves pairs at or below alpha alone; per-layer sharing gives every layer its own pair', async () => {
-    const refitter = new ProjectorRefitter(gpu, LAYERS, {
-      d: 4,
-      r: 1,
-      alpha: 100,
-      sharing: 'layer',
-      seed: 1,
-    });
-    expect(refitter.groups).toHaveLength(4);
+    const set = new ProjectorSet(gpu, LAYERS, { d: 4, r: 1, sharing: 'layer', seed: 1 });
+    const refitter = new ProjectorRefitter(gpu, set, { alpha: 100 });
+    expect(set.groups).toHaveLength(4);
     expect(refitter.due(0)).toBe(false);
     expect(refitter.due(100)).toBe(true);
     expect(refitter.due(150)).toBe(false);
-    const before = refitter.hostProjectors('l1.up').left.values.slice();
+    const before = set.hostProjectors('l1.up').left.values.slice();
     const { source, requests } = heldOut(new Rng(2));
     const report = await refitter.refit(source);
     expect(requests).toHaveLength(1);
@@ -168,15 +161,15 @@ describe('ProjectorRefitter', () => {
       expect(l.errorAfter).toBe(l.errorBefore);
     }
     expect(report.groups.every((g) => !g.learned && g.iterations === 0)).toBe(true);
-    expect(refitter.hostProjectors('l1.up').left.values).toEqual(before);
-    expect(() => refitter.projectors('nope')).toThrow(/not a projected layer/);
-    refitter.release();
+    expect(set.hostProjectors('l1.up').left.values).toEqual(before);
+    expect(() => set.projectors('nope')).toThrow(/not a projected layer/);
+    set.release();
   });
 
-  it('checkpoints its pairs and restores them into another refitter', async () => {
-    const options = { d: 4, r: 2, alpha: 0.2, sharing: 'type', seed: 9 } as const;
-    const a = new ProjectorRefitter(gpu, LAYERS, options);
-    const b = new ProjectorRefitter(gpu, LAYERS, { ...options, seed: 10 });
+  it('a projector set checkpoints its pairs and restores them into another; refits then match', async () => {
+    const options = { d: 4, r: 2, sharing: 'type', seed: 9 } as const;
+    const a = new ProjectorSet(gpu, LAYERS, options);
+    const b = new ProjectorSet(gpu, LAYERS, { ...options, seed: 10 });
     const path = join(tempDir(), 'projectors.safetensors');
     await writeSafetensors(path, a.checkpointTensors());
     const file = await SafetensorsFile.open(path);
@@ -191,9 +184,9 @@ describe('ProjectorRefitter', () => {
       );
     }
     // both draw the same pairs from here on
-    const next = async (x: ProjectorRefitter): Promise<Uint32Array> => {
+    const next = async (x: ProjectorSet): Promise<Uint32Array> => {
       const { source } = heldOut(new Rng(3));
-      await x.refit(source);
+      await new ProjectorRefitter(gpu, x, { alpha: 0.2 }).refit(source);
       return x.hostProjectors('l0.q').left.positions;
     };
     expect(await next(b)).toEqual(await next(a));

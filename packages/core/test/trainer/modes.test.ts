@@ -83,6 +83,17 @@ describe('training modes', () => {
     expect(new Set(zero.losses).size).toBe(data.length);
   });
 
+  it('with decoupled weight decay, lsp with exact projectors still matches zero', async () => {
+    const zero = await run({ mode: 'zero', weightDecay: 0.1 }, data);
+    const lsp = await run(
+      { mode: 'lsp', exactProjectors: true, nonProjected: 'adamw', stepDtype: 'f32', weightDecay: 0.1 },
+      data,
+    );
+    for (let s = 0; s < data.length; s++)
+      expect(Math.abs(lsp.losses[s]! - zero.losses[s]!)).toBeLessThan(1e-6 * Math.abs(zero.losses[s]!));
+    expect(maxRelDiff(lsp.weights, zero.weights)).toBeLessThan(1e-6);
+  });
+
   it('the pipelined schedule gives the same weights as a synchronous run', async () => {
     const opts = {
       mode: 'lsp' as const,

@@ -41,6 +41,7 @@ describe('projector refits during lsp training', () => {
       mode: 'lsp',
       rank: 8,
       nnz: 2,
+      nonProjected: 'frozen',
       lr: 1e-2,
       threads: 2,
       refit: { alpha: 0.3, checkFreq: 2, sharing: 'type' },
@@ -89,7 +90,14 @@ describe('projector refits during lsp training', () => {
     await hf.close();
     // alpha 0: every pair is refitted at every check, so each check draws fresh positions
     const refit = { alpha: 0, checkFreq: 1, sharing: 'type' as const };
-    const trainer = await Trainer.create(gpu, weights, { mode: 'lsp', rank: 8, nnz: 2, threads: 2, refit });
+    const trainer = await Trainer.create(gpu, weights, {
+      mode: 'lsp',
+      rank: 8,
+      nnz: 2,
+      nonProjected: 'frozen',
+      threads: 2,
+      refit,
+    });
     const initial = trainer.refitRngState!;
     const [train, heldOut] = [batches(3, 2, hf.config.vocabSize), batches(4, 1, hf.config.vocabSize)];
     await trainer.trainStep(train[0]!);

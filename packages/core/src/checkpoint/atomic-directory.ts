@@ -9,8 +9,9 @@
 // directory is deleted only once the new one has its name, so an old sibling seen while <name> is missing
 // is always complete. One writer per directory at a time.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { syncDirectory } from '../hf/atomic-file.js';
 import { CheckpointError } from './errors.js';
 
 type SiblingPhase = 'partial' | 'ready' | 'old';
@@ -132,19 +133,4 @@ async function kindOf(path: string): Promise<'missing' | 'directory' | 'other'> 
 
 async function isEmptyDirectory(dir: string): Promise<boolean> {
   return (await readdir(dir)).length === 0;
-}
-
-/** fsync a directory so the renames and file creations in it survive a power loss. */
-export async function syncDirectory(dir: string): Promise<void> {
-  let handle: FileHandle | undefined;
-  try {
-    handle = await open(dir, 'r');
-    await handle.sync();
-  } catch (e) {
-    // Some platforms cannot open or fsync a directory; the renames are still atomic there.
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'EBADF') throw e;
-  } finally {
-    await handle?.close();
-  }
 }

@@ -5,10 +5,10 @@
 import { readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeTextFileAtomically } from '../../hf/index.js';
-import type { BatchLoaderState } from '../../data/batch-loader.js';
-import type { RngState } from '../../util/rng.js';
-import type { Trainer } from '../trainer.js';
+import { writeTextFileAtomically } from '../hf/index.js';
+import type { BatchLoaderState } from '../data/batch-loader.js';
+import type { RngState } from '../util/rng.js';
+import type { Trainer } from '../trainer/trainer.js';
 import { replaceDirectoryAtomically } from './atomic-directory.js';
 import { CheckpointError } from './errors.js';
 import { digestFile, type FileDigest } from './file-digest.js';

@@ -15,9 +15,9 @@ import {
   writeTextFileAtomically,
   type SafetensorsDtype,
   type TensorToWrite,
-} from '../../hf/index.js';
-import type { ModelWeights } from '../../model/weights.js';
-import type { Trainer } from '../trainer.js';
+} from '../hf/index.js';
+import type { ModelWeights } from '../model/weights.js';
+import type { Trainer } from '../trainer/trainer.js';
 import { replaceDirectoryAtomically } from './atomic-directory.js';
 import { configJsonFor, type SavedWeightDtype } from './config-json.js';
 import { MANIFEST_FILE } from './manifest.js';

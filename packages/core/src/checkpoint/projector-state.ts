@@ -2,11 +2,11 @@
 // apply use, so a pair rewritten in place by a refit is saved as it is now (positions and values), and
 // restored into the same tensors (and the host copies) without re-drawing anything.
 import type { SparseProjectorTensors } from '@lsp-offload/gpu-dawn';
-import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../../hf/index.js';
-import { overwriteProjectorTensors } from '../../projectors/projector-overwrite.js';
-import { readSparseProjector, sparseProjectorTensors } from '../../projectors/projector-safetensors.js';
-import { SparseProjector } from '../../projectors/sparse-projector.js';
-import type { Trainer } from '../trainer.js';
+import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../hf/index.js';
+import { overwriteProjectorTensors } from '../projectors/projector-overwrite.js';
+import { readSparseProjector, sparseProjectorTensors } from '../projectors/projector-safetensors.js';
+import { SparseProjector } from '../projectors/sparse-projector.js';
+import type { Trainer } from '../trainer/trainer.js';
 import { CheckpointError } from './errors.js';
 
 type Side = 'left' | 'right';

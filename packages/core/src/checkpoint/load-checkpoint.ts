@@ -12,10 +12,10 @@ import {
   openHfModel,
   type ModelConfig,
   type TensorReader,
-} from '../../hf/index.js';
-import { ModelWeights } from '../../model/weights.js';
-import type { TrainerOptions, TrainMode } from '../options.js';
-import { Trainer } from '../trainer.js';
+} from '../hf/index.js';
+import { ModelWeights } from '../model/weights.js';
+import type { TrainerOptions, TrainMode } from '../options/trainer-options.js';
+import { Trainer } from '../trainer/trainer.js';
 import { recoverInterruptedReplace } from './atomic-directory.js';
 import { parameterDifferences } from './config-json.js';
 import { CheckpointError } from './errors.js';

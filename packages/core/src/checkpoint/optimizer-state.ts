@@ -2,13 +2,11 @@
 // per-tensor step counts and group hyper-parameters in its metadata), written in parts straight from the
 // optimizer's shared memory. native: the GPU AdamW's m, v and (f16 weights) fp32 master per parameter.
 import { openFileSource, type AdamW as CpuAdamW, type FileSource } from '@lsp-offload/cpu-wasm';
-import type { Tensor } from '@lsp-offload/gpu-dawn';
-import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../../hf/index.js';
-import { stageFile, writeAll } from '../../hf/atomic-file.js';
-import type { Trainer } from '../trainer.js';
+import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../hf/index.js';
+import { stageFile, writeAll } from '../hf/atomic-file.js';
+import type { GpuAdamWState } from '../trainer/gpu-optimizer.js';
+import type { Trainer } from '../trainer/trainer.js';
 import { CheckpointError } from './errors.js';
-
-type GpuAdamWState = { m: Tensor; v: Tensor; master?: Tensor };
 
 const SUFFIXES = { m: 'exp_avg', v: 'exp_avg_sq', master: 'master' } as const;
 

@@ -43,7 +43,7 @@ import {
   type TrainerOptions,
   type WeightDtype,
 } from '../../src/index.js';
-import { leftoverSiblings } from '../../src/trainer/checkpoint/atomic-directory.js';
+import { leftoverSiblings } from '../../src/checkpoint/atomic-directory.js';
 
 let gpu: GpuRuntime;
 const made: string[] = [];
@@ -153,7 +153,7 @@ const RESUME_CASES: ResumeCase[] = [
   },
   {
     name: 'lsp with f16 weights and f16 steps',
-    options: { mode: 'lsp', rank: 8, nnz: 2 },
+    options: { mode: 'lsp', rank: 8, nnz: 2, nonProjected: 'frozen' },
     dtype: 'f16',
     via: 'resume',
     checkUninterrupted: true,
@@ -246,7 +246,7 @@ describe('save and resume', () => {
 
 describe('atomic saves', () => {
   it('a save that fails midway leaves the previous checkpoint and nothing else', async () => {
-    const trainer = await newTrainer({ mode: 'lsp', rank: 8, nnz: 2 }, 'f32');
+    const trainer = await newTrainer({ mode: 'lsp', rank: 8, nnz: 2, nonProjected: 'frozen' }, 'f32');
     const loader = new BatchLoader(packedRows(5, 4, tinyLlama.vocabSize), { batchSize: BATCH, seed: 3 });
     await losses(trainer, loader, 1);
     const parent = tempDir();
@@ -318,7 +318,7 @@ describe('atomic saves', () => {
 
 describe('export', () => {
   it('writes a plain HF directory: same weights through openHfModel, f32 or converted to f16, sharded', async () => {
-    const trainer = await newTrainer({ mode: 'lsp', rank: 8, nnz: 2 }, 'f32');
+    const trainer = await newTrainer({ mode: 'lsp', rank: 8, nnz: 2, nonProjected: 'frozen' }, 'f32');
     await losses(
       trainer,
       new BatchLoader(packedRows(5, 4, tinyLlama.vocabSize), { batchSize: BATCH, seed: 3 }),
@@ -407,7 +407,7 @@ function dtypeFieldsOf(json: unknown, dtype: string): Record<string, string> {
 }
 
 describe('bad checkpoints', () => {
-  const lspOptions = { mode: 'lsp' as const, rank: 8, nnz: 2 };
+  const lspOptions = { mode: 'lsp' as const, rank: 8, nnz: 2, nonProjected: 'frozen' as const };
   let good: string;
   beforeAll(async () => {
     const trainer = await newTrainer(lspOptions, 'f32');

@@ -2,8 +2,8 @@
 // directory (keeping the fields lsp-offload does not use, e.g. pad_token_id), or one rendered from the
 // ModelConfig (random-init and demo models), with the dtype field set to what the weights are saved in.
 // Either way it is checked to describe exactly the parameters being written, so the directory loads.
-import { listParameters, parseModelConfig, type ModelConfig, type ParameterSpec } from '../../hf/index.js';
-import { isPlainObject } from '../../hf/safetensors-header.js';
+import { listParameters, parseModelConfig, type ModelConfig, type ParameterSpec } from '../hf/index.js';
+import { isPlainObject } from '../hf/safetensors-header.js';
 import { CheckpointError } from './errors.js';
 
 export type JsonObject = Record<string, unknown>;

@@ -1,7 +1,11 @@
 // What a training run is configured by. One object shared by the trainer, the planner and the CLI.
-import type { LrScheduleKind } from './lr-schedule.js';
+/** The training modes, the one list everything that names them (CLI flags, checks) reads. */
+export const TRAIN_MODES = ['lsp', 'zero', 'native'] as const;
+export type TrainMode = (typeof TRAIN_MODES)[number];
 
-export type TrainMode = 'lsp' | 'zero' | 'native';
+/** The learning-rate schedules after warmup (trainer/lr-schedule.ts computes them). */
+export const LR_SCHEDULES = ['constant', 'linear', 'cosine'] as const;
+export type LrScheduleKind = (typeof LR_SCHEDULES)[number];
 
 export interface OptimizerHyperParams {
   lr: number;
@@ -31,7 +35,10 @@ export interface TrainerOptions extends OptimizerHyperParams {
   projectorInit: 'gaussian' | 'rademacher';
   /** lsp: signed-permutation projectors with d = rows = cols (every projected layer must be square). */
   exactProjectors: boolean;
-  /** lsp: embeddings, norms, biases, lm_head: frozen, or trained by an offloaded (CPU) AdamW. */
+  /**
+   * lsp: embeddings, norms, biases, lm_head: trained by an offloaded (CPU) AdamW (the default, as the
+   * CLI's --non-projected), or frozen.
+   */
   nonProjected: 'frozen' | 'adamw';
   /** lsp: dtype of the subspace step D on its way back to the GPU. */
   stepDtype: 'f16' | 'f32';
@@ -84,7 +91,7 @@ export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
   nnz: 4,
   projectorInit: 'gaussian',
   exactProjectors: false,
-  nonProjected: 'frozen',
+  nonProjected: 'adamw',
   stepDtype: 'f16',
   checkpointing: true,
   threads: 0,
@@ -93,4 +100,11 @@ export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
   pipelined: true,
   stagingChunkBytes: 4 << 20,
   optimizerShardBytes: 32 << 20,
+};
+
+/** Projector refits when asked for (TrainerOptions.refit; `lsp-offload train --refit-every`). */
+export const DEFAULT_REFIT: Required<NonNullable<TrainerOptions['refit']>> = {
+  alpha: 0.3,
+  checkFreq: 100,
+  sharing: 'type',
 };

@@ -3,12 +3,17 @@
 // the data position, generator states and the metrics so far, plus the size and SHA-256 of every other
 // file so a truncated or altered file is named on load. Its presence is what marks a directory as a
 // training checkpoint (a plain export has none).
-import type { RngState } from '../../util/rng.js';
-import type { BatchLoaderState } from '../../data/batch-loader.js';
-import type { ModelFamily } from '../../hf/index.js';
-import { isPlainObject } from '../../hf/safetensors-header.js';
-import type { WeightDtype } from '../../model/weights.js';
-import { DEFAULT_TRAINER_OPTIONS, type TrainerOptions, type TrainMode } from '../options.js';
+import type { RngState } from '../util/rng.js';
+import type { BatchLoaderState } from '../data/batch-loader.js';
+import type { ModelFamily } from '../hf/index.js';
+import { isPlainObject } from '../hf/safetensors-header.js';
+import type { WeightDtype } from '../model/weights.js';
+import {
+  DEFAULT_TRAINER_OPTIONS,
+  TRAIN_MODES,
+  type TrainerOptions,
+  type TrainMode,
+} from '../options/trainer-options.js';
 import { CheckpointError } from './errors.js';
 import type { FileDigest } from './file-digest.js';
 
@@ -112,8 +117,10 @@ function parseOptions(value: unknown, fail: (problem: string) => never): Trainer
     if (!ok) fail(`"options"."${key}" must be like ${JSON.stringify(d)}, got ${JSON.stringify(v)}`);
   }
   const mode = value.mode;
-  if (mode !== 'lsp' && mode !== 'zero' && mode !== 'native')
-    fail(`"options"."mode" must be "lsp", "zero" or "native", got ${JSON.stringify(mode)}`);
+  if (!(TRAIN_MODES as readonly unknown[]).includes(mode))
+    fail(
+      `"options"."mode" must be ${TRAIN_MODES.map((m) => JSON.stringify(m)).join(', ')}, got ${JSON.stringify(mode)}`,
+    );
   return { ...DEFAULT_TRAINER_OPTIONS, ...value } as TrainerOptions;
 }
 

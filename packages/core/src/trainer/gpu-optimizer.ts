@@ -1,0 +1,126 @@
+// Native mode's update path: dense f32 gradients kept on the GPU and AdamW run there (the unlimited-memory
+// reference). The AdamW state (m, v and, for f16 weights, an f32 master copy) is created per parameter at
+// its first step. The step's learning rate follows the schedule; gradient accumulation and clipping scale
+// the gradients inside the AdamW kernel (the clipping coefficient from the norm on the GPU, no host sync).
+import { adamw, createAdamWState, globalNorm, type GpuRuntime, type Tensor } from '@lsp-offload/gpu-dawn';
+import { DenseGradients } from '../model/dense-gradients.js';
+import type { ModelWeights } from '../model/weights.js';
+import type { OptimizerHyperParams } from '../options/trainer-options.js';
+import { scheduledLr, type LrScheduleOptions } from './lr-schedule.js';
+import type { ModeUpdates } from './mode-updates.js';
+
+export type GpuOptimizerOptions = OptimizerHyperParams &
+  LrScheduleOptions & {
+    /** Global gradient-norm clipping (0: off). */
+    maxGradNorm: number;
+  };
+
+export interface GpuAdamWState {
+  m: Tensor;
+  v: Tensor;
+  master?: Tensor;
+}
+
+export class GpuOptimizer implements ModeUpdates {
+  readonly sink: DenseGradients;
+  readonly cpuBusyMs = 0;
+  private readonly states = new Map<string, GpuAdamWState>();
+  private microBatches = 1;
+  /** The step's gradient-sum norm on the GPU when clipping (read by gradNorm). */
+  private norm: Tensor | undefined;
+
+  constructor(
+    private readonly gpu: GpuRuntime,
+    private readonly weights: ModelWeights,
+    private readonly hyper: GpuOptimizerOptions,
+  ) {
+    this.sink = new DenseGradients(gpu, weights);
+  }
+
+  /** The AdamW state per parameter (created at the first step, or by ensureState). */
+  get state(): ReadonlyMap<string, GpuAdamWState> {
+    return this.states;
+  }
+
+  /** Create the state of every parameter now (e.g. before loading a checkpoint into it). */
+  ensureState(): void {
+    for (const spec of this.weights.specs) this.stateOf(spec.name);
+  }
+
+  beginStep(microBatches: number): void {
+    this.microBatches = microBatches;
+  }
+
+  async beforeForward(): Promise<void> {}
+
+  async afterBlockBackward(): Promise<void> {}
+
+  /** GPU AdamW over the mean gradient of the step's micro-batches. */
+  async afterBackward(step: number): Promise<void> {
+    const list = [];
+    for (const spec of this.weights.specs) {
+      const grad = this.sink.get(spec.name);
+      if (!grad) continue;
+      list.push({ param: this.weights.get(spec.name), grad, ...this.stateOf(spec.name) });
+    }
+    const h = this.hyper;
+    // clipping: the coefficient comes from the norm on the GPU (no host sync before the step)
+    const norm =
+      h.maxGradNorm > 0
+        ? globalNorm(
+            this.gpu,
+            list.map((p) => p.grad),
+          )
+        : undefined;
+    this.norm = norm;
+    adamw(this.gpu, list, {
+      lr: scheduledLr(h, step),
+      beta1: h.betas[0],
+      beta2: h.betas[1],
+      eps: h.eps,
+      weightDecay: h.weightDecay,
+      step,
+      gradScale: 1 / this.microBatches,
+      ...(norm && { clip: { norm, maxNorm: h.maxGradNorm } }),
+    });
+  }
+
+  /** The norm of the mean gradient (the norm measured is of the micro-batches' sum). */
+  async gradNorm(): Promise<number | null> {
+    const norm = this.norm;
+    if (!norm) return null;
+    this.norm = undefined;
+    try {
+      return (await this.gpu.read(norm))[0]! / this.microBatches;
+    } finally {
+      norm.release();
+    }
+  }
+
+  failStep(): void {
+    this.norm?.release();
+    this.norm = undefined;
+  }
+
+  async flush(): Promise<void> {
+    await this.gpu.sync('flushing updates');
+  }
+
+  async settled(): Promise<void> {}
+
+  async destroy(): Promise<void> {
+    this.sink.release();
+    for (const s of this.states.values()) for (const t of [s.m, s.v, s.master]) t?.release();
+    this.states.clear();
+  }
+
+  private stateOf(name: string): GpuAdamWState {
+    let state = this.states.get(name);
+    if (!state) {
+      const param = this.weights.get(name);
+      state = createAdamWState(this.gpu, param, { master: param.dtype === 'f16' });
+      this.states.set(name, state);
+    }
+    return state;
+  }
+}

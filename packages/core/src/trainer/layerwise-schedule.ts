@@ -1,0 +1,437 @@
+// The layer-wise schedule of the offloading modes (lsp, zero). When block l's backward is recorded, its
+// gradients start their trip (download -> CPU step on worker threads -> upload) while the GPU goes on with
+// the blocks below. An update is applied at the first block boundary at which its upload has been recorded
+// (later in the same backward when the CPU keeps up), and at the latest right before block l's next
+// forward, which waits for it: no forward ever runs on stale weights. The recorder stays at most
+// `leadBlocks` blocks ahead of the GPU so updates get the chance to land inside the backward.
+// The schedule owns what that takes: the mode's gradient sink, the CPU optimizer and its step queue, the
+// staging rings both ways, the pending updates, and the row blocks large dense parameters are stepped in.
+// Each CPU step multiplies its gradients by the step's factor (grad-scale.ts: 1 / micro-batches, times
+// the clipping coefficient); with clipping the factor is known, and CPU steps start, only once the whole
+// backward has handed over its gradients.
+import { DownloadRing, UploadRing, type GpuRuntime, type Tensor, type Transfer } from '@lsp-offload/gpu-dawn';
+import { AdamW as CpuAdamW } from '@lsp-offload/cpu-wasm';
+import { availableParallelism } from 'node:os';
+import type { ParameterSpec } from '../hf/index.js';
+import type { ModelWeights } from '../model/weights.js';
+import type { TrainerOptions } from '../options/trainer-options.js';
+import { DEFAULT_LEAD_BLOCKS } from '../planner/plan-input.js';
+import type { ProjectorPair } from '../projectors/projector-pair.js';
+import type { LayerMoments, MomentAccess } from '../projectors/projector-refitter.js';
+import { StepGradScale } from './grad-scale.js';
+import { scheduledLr } from './lr-schedule.js';
+import type { ModeUpdates } from './mode-updates.js';
+import { rowShards, type RowShard } from './row-shards.js';
+import { HEAD_UNIT, LspSink, OUTER_UNIT, ZeroSink, type UnitGradients } from './sinks.js';
+import type { StepRecorder } from './step-recorder.js';
+import { TRACE_THREADS, type StepTrace } from './trace.js';
+
+interface PendingUpdate {
+  unit: number;
+  /** Downloads of this unit's gradients finished (the GPU is past its backward). */
+  downloaded: Promise<void>;
+  /** Uploads recorded: apply may be recorded now. */
+  ready: Promise<void>;
+  isReady: boolean;
+  apply: () => void;
+}
+
+function unitLabel(unit: number): string {
+  return unit === OUTER_UNIT ? 'embeddings' : unit === HEAD_UNIT ? 'head' : `L${unit}`;
+}
+
+/** Part of a unit's update that goes through download, CPU step and upload on its own. */
+interface UpdatePiece {
+  names: string[];
+  downloads: Transfer[];
+  uploads: () => Transfer[];
+}
+
+/** Serialises CPU optimizer steps (one runs at a time; each spreads over all worker threads). */
+class CpuStepQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+  busyMs = 0;
+
+  constructor(private readonly opt: CpuAdamW) {}
+
+  step(names: string[], trace?: StepTrace, label = 'AdamW', gradScale = 1): Promise<void> {
+    const run = this.tail.then(async () => {
+      const t0 = performance.now();
+      const report = await this.opt.step({ names, nonFinite: 'skip', gradScale });
+      const t1 = performance.now();
+      this.busyMs += t1 - t0;
+      trace?.add(label, TRACE_THREADS.optimizer, t0, t1, { tensors: names.length });
+      if (!report.applied && report.nonFinite.length) {
+        throw new Error(
+          `non-finite gradients in ${report.nonFinite.map((r) => r.name).join(', ')}: step skipped`,
+        );
+      }
+    });
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+}
+
+/** The staging rings' geometry (the planner sizes them for leadBlocks + 1 blocks in flight). */
+export interface StagingGeometry {
+  slots: { down: number; up: number };
+  chunkBytes: number;
+}
+
+export class LayerwiseSchedule implements ModeUpdates {
+  readonly sink: LspSink | ZeroSink;
+  /** The recorder runs at most this many blocks ahead of the GPU. */
+  leadBlocks = DEFAULT_LEAD_BLOCKS;
+  private readonly queue: CpuStepQueue;
+  private readonly pending = new Map<number, PendingUpdate>();
+  /** This step's gradient factor (1 / micro-batches, times the clipping coefficient). */
+  private gradScale: StepGradScale | undefined;
+
+  private constructor(
+    private readonly gpu: GpuRuntime,
+    private readonly weights: ModelWeights,
+    private readonly options: TrainerOptions,
+    /** lsp: the projected layers' pairs (compress in the sink, apply here). */
+    private readonly layers: ReadonlyMap<string, ProjectorPair>,
+    private readonly recorder: StepRecorder,
+    /** The CPU optimizer (its stateDict() holds moments, masters and step counts). */
+    readonly cpuOptimizer: CpuAdamW,
+    /** The row blocks each dense CPU-optimized parameter is stepped in (one block: the whole parameter). */
+    private readonly shards: ReadonlyMap<string, RowShard[]>,
+    private readonly down: DownloadRing,
+    private readonly up: UploadRing,
+  ) {
+    this.sink =
+      options.mode === 'lsp'
+        ? new LspSink(gpu, layers, options.nonProjected === 'adamw')
+        : new ZeroSink(gpu, weights.dtype);
+    this.queue = new CpuStepQueue(cpuOptimizer);
+  }
+
+  /**
+   * The CPU optimizer (step-only subspace AdamW for the projected layers, full AdamW on fp32 masters for
+   * the dense parameters it trains) and the staging rings.
+   */
+  static async create(
+    gpu: GpuRuntime,
+    weights: ModelWeights,
+    o: TrainerOptions,
+    layers: ReadonlyMap<string, ProjectorPair>,
+    recorder: StepRecorder,
+    staging: StagingGeometry,
+  ): Promise<LayerwiseSchedule> {
+    const threads = o.threads > 0 ? o.threads : availableParallelism();
+    const cpu = new CpuAdamW({
+      threads,
+      lr: o.lr,
+      betas: o.betas,
+      eps: o.eps,
+      weightDecay: o.weightDecay,
+      nonFinite: 'skip',
+      // each tensor steps once per optimizer step: its count of completed steps is the step before
+      lrSchedule: ({ step }) => scheduledLr(o, step + 1),
+    });
+    for (const layer of layers.values()) {
+      cpu.addStepOnly(layer.spec.name, layer.d * layer.d, { outDtype: o.stepDtype });
+    }
+    const shardsByName = new Map<string, RowShard[]>();
+    const trainDense = o.mode === 'zero' || o.nonProjected === 'adamw';
+    if (trainDense) {
+      for (const spec of weights.specs) {
+        if (layers.has(spec.name)) continue;
+        const init = (await gpu.read(weights.get(spec.name))) as Float32Array;
+        const shards = rowShards(spec, o.optimizerShardBytes);
+        shardsByName.set(spec.name, shards);
+        const cols = init.length / spec.shape[0]!;
+        for (const shard of shards)
+          cpu.addParam(shard.name, init.subarray(shard.rowStart * cols, shard.rowEnd * cols), {
+            gradDtype: o.mode === 'zero' && spec.role === 'linear' ? weights.dtype : 'f32',
+            // fp16 weights go back as fp16 bytes, converted inside the AdamW kernel on the workers
+            paramF16: weights.dtype === 'f16',
+          });
+      }
+    }
+    const down = await DownloadRing.create(gpu, {
+      label: 'gradients to host',
+      slots: staging.slots.down,
+      chunkBytes: staging.chunkBytes,
+    });
+    const up = await UploadRing.create(gpu, {
+      label: 'updates to device',
+      slots: staging.slots.up,
+      chunkBytes: staging.chunkBytes,
+    });
+    return new LayerwiseSchedule(gpu, weights, o, layers, recorder, cpu, shardsByName, down, up);
+  }
+
+  get cpuBusyMs(): number {
+    return this.queue.busyMs;
+  }
+
+  beginStep(microBatches: number): void {
+    this.gradScale = new StepGradScale(
+      this.gpu,
+      microBatches,
+      this.options.maxGradNorm,
+      // one sum of squares per unit: every block, the embeddings and the head
+      this.weights.config.numLayers + 2,
+    );
+  }
+
+  /** The step's factor; only a step in progress has one. */
+  private get stepScale(): StepGradScale {
+    if (!this.gradScale) throw new Error('layer-wise schedule: an update started outside a training step');
+    return this.gradScale;
+  }
+
+  /** Before unit's forward: its pending update must be in. */
+  async beforeForward(unit: number): Promise<void> {
+    const u = this.pending.get(unit);
+    if (!u) return;
+    if (!u.isReady) {
+      const t0 = performance.now();
+      this.gpu.submit(); // let the GPU run what is recorded while we wait
+      await this.recorder.waiting(`update of ${unitLabel(unit)}`, () => u.ready);
+      this.recorder.counters.waitForUpdatesMs += performance.now() - t0;
+    }
+    u.apply();
+    this.pending.delete(unit);
+    this.recorder.counters.appliedBeforeForward++;
+  }
+
+  async afterBlockBackward(layer: number): Promise<void> {
+    if (!this.options.pipelined) return;
+    this.gpu.submit();
+    this.start(layer);
+    this.applyReady(layer);
+    // keep the recorder at most leadBlocks ahead of the GPU
+    const ahead = this.pending.get(layer + this.leadBlocks);
+    if (ahead) await this.recorder.waiting(`GPU (lead of ${this.leadBlocks} blocks)`, () => ahead.downloaded);
+    this.applyReady(layer);
+  }
+
+  async afterBackward(): Promise<void> {
+    if (this.options.pipelined) {
+      this.gpu.submit();
+      // the next forward needs the embeddings first and the head last: the embeddings' update goes
+      // ahead, the head's has the whole forward to arrive. (Started earlier, in the backward, the head's
+      // large gradient would hold up the blocks' transfers in the staging ring.)
+      this.start(OUTER_UNIT);
+      this.start(HEAD_UNIT);
+      await this.recorder.waiting('gradient norm', () => this.stepScale.finish());
+    } else {
+      // reference order: every unit's update completes and is applied before the next step
+      this.start(HEAD_UNIT);
+      for (let layer = this.weights.config.numLayers - 1; layer >= 0; layer--) this.start(layer);
+      this.start(OUTER_UNIT);
+      await this.recorder.waiting('gradient norm', () => this.stepScale.finish());
+      await this.flush();
+    }
+  }
+
+  async gradNorm(): Promise<number | null> {
+    return this.gradScale?.norm ?? null;
+  }
+
+  failStep(e: unknown): void {
+    this.gradScale?.fail(e);
+  }
+
+  async flush(): Promise<void> {
+    for (const unit of [...this.pending.keys()].sort((a, b) => b - a)) await this.beforeForward(unit);
+    await this.gpu.sync('flushing updates');
+  }
+
+  async settled(): Promise<void> {
+    await Promise.all([...this.pending.values()].map((u) => u.ready.catch(() => undefined)));
+  }
+
+  /**
+   * The moments of projected layers on the GPU for a refit: `get` uploads a layer's CPU moments into
+   * temporaries, `moved` downloads the moved ones back; release() frees what is left.
+   */
+  refitMoments(): MomentAccess & { release(): void } {
+    const cpu = this.cpuOptimizer;
+    const temporaries = new Map<string, LayerMoments>();
+    return {
+      get: async (name) => {
+        const layer = this.layers.get(name);
+        if (!layer) throw new Error(`refit: '${name}' is not a projected layer`);
+        const m = this.gpu.tensor(`moments.${name}.m`, 'f32', [layer.d, layer.d], 'optimizer');
+        const v = this.gpu.tensor(`moments.${name}.v`, 'f32', [layer.d, layer.d], 'optimizer');
+        await Promise.all([
+          this.up.upload(cpu.expAvg(name), m).enqueued,
+          this.up.upload(cpu.expAvgSq(name), v).enqueued,
+        ]);
+        temporaries.set(name, { m, v });
+        return { m, v };
+      },
+      moved: async (name, mv) => {
+        await Promise.all([
+          this.down.download(mv.m, cpu.expAvg(name)).done,
+          this.down.download(mv.v, cpu.expAvgSq(name)).done,
+        ]);
+        mv.m.release();
+        mv.v.release();
+        temporaries.delete(name);
+      },
+      release: () => {
+        for (const t of temporaries.values()) {
+          t.m.release();
+          t.v.release();
+        }
+        temporaries.clear();
+      },
+    };
+  }
+
+  async destroy(): Promise<void> {
+    await this.cpuOptimizer.destroy();
+    await this.down.close();
+    await this.up.close();
+  }
+
+  /** Updates whose uploads are recorded go in now (only blocks above `below`, which are done). */
+  private applyReady(below: number): void {
+    for (const [unit, u] of this.pending) {
+      if (unit > below && u.isReady) {
+        u.apply();
+        this.pending.delete(unit);
+        this.recorder.counters.appliedInBackward++;
+      }
+    }
+  }
+
+  /** Start a unit's update: its gradients go down, through the CPU optimizer and back up. */
+  private start(unit: number): void {
+    const grads: UnitGradients = this.sink.take(unit);
+    if (!grads.compressed.length && !grads.dense.length) return;
+    const gradScale = this.stepScale;
+    gradScale.addUnit([...grads.compressed.map((c) => c.s), ...grads.dense.map((d) => d.grad)]);
+    const cpu = this.cpuOptimizer;
+    const down = this.down;
+    const counters = this.recorder.counters;
+    // Pieces of the update, each downloaded, stepped on the CPU and uploaded as soon as it can be: the
+    // unit's projected layers and small parameters together, and every row block of a sharded parameter
+    // on its own, so the blocks of a large one flow through download, CPU step and upload overlapped.
+    const whole: UpdatePiece = { names: [], downloads: [], uploads: () => [] };
+    const pieces: UpdatePiece[] = [whole];
+    const stepTensors: { layer: ProjectorPair; d: Tensor }[] = [];
+    for (const c of grads.compressed) {
+      const name = c.layer.spec.name;
+      whole.names.push(name);
+      whole.downloads.push(down.download(c.s, cpu.grad(name), { label: `S ${name}` }));
+    }
+    const wholeDense: { spec: ParameterSpec; shard: RowShard }[] = [];
+    for (const d of grads.dense) {
+      const shards = this.shardsOf(d.spec);
+      const rowBytes = d.grad.byteLength / d.spec.shape[0]!;
+      for (const shard of shards) {
+        const dst = d.grad.dtype === 'f16' ? cpu.gradF16(shard.name) : cpu.grad(shard.name);
+        const transfer = down.download(d.grad, dst, {
+          label: `grad ${shard.name}`,
+          srcOffsetBytes: shard.rowStart * rowBytes,
+        });
+        if (shards.length === 1) {
+          whole.names.push(shard.name);
+          whole.downloads.push(transfer);
+          wholeDense.push({ spec: d.spec, shard });
+        } else {
+          pieces.push({
+            names: [shard.name],
+            downloads: [transfer],
+            uploads: () => [this.uploadParam(d.spec, shard)],
+          });
+        }
+      }
+    }
+    whole.uploads = () => {
+      const uploads: Transfer[] = [];
+      for (const c of grads.compressed) {
+        const name = c.layer.spec.name;
+        const d = this.gpu.tensor(`D.${name}`, this.options.stepDtype, [c.layer.d, c.layer.d], 'gradients');
+        const src = this.options.stepDtype === 'f16' ? cpu.outF16(name) : cpu.out(name);
+        uploads.push(this.up.upload(src, d, { label: `D ${name}` }));
+        stepTensors.push({ layer: c.layer, d });
+      }
+      for (const { spec, shard } of wholeDense) uploads.push(this.uploadParam(spec, shard));
+      return uploads;
+    };
+    const transfers = pieces.flatMap((p) => p.downloads);
+    for (const t of transfers) counters.bytesToHost += t.bytes;
+    const trace = this.recorder.trace;
+    const label = unitLabel(unit);
+    const downloadStart = performance.now();
+    const gradTensors = [...grads.compressed.map((c) => c.s), ...grads.dense.map((d) => d.grad)];
+    // the gradient buffers may be reused once their copies are recorded
+    // (a failed transfer surfaces through `ready`; here it must not become an unhandled rejection)
+    void Promise.all(transfers.map((t) => t.enqueued)).then(
+      () => {
+        for (const t of gradTensors) t.release();
+      },
+      () => undefined,
+    );
+    const downloaded = Promise.all(transfers.map((t) => t.done)).then(() => undefined);
+    // what will travel back, counted now so it belongs to this step's metrics
+    const stepBytes = this.options.stepDtype === 'f16' ? 2 : 4;
+    for (const c of grads.compressed) counters.bytesToDevice += c.layer.d * c.layer.d * stepBytes;
+    for (const d of grads.dense) counters.bytesToDevice += this.weights.get(d.spec.name).byteLength;
+    const producedAt = this.recorder.step;
+    const update: PendingUpdate = {
+      unit,
+      downloaded,
+      isReady: false,
+      ready: Promise.resolve(),
+      // rounding seeded by the step that made the update, not the one applying it: a flush (save, eval)
+      // that applies it earlier must not change the f16 weights
+      apply: () => this.applySteps(stepTensors, producedAt),
+    };
+    const runPiece = async (piece: UpdatePiece, i: number): Promise<void> => {
+      if (!piece.names.length) return;
+      await Promise.all(piece.downloads.map((t) => t.done));
+      const tag = pieces.length > 1 ? `${label} (${i + 1}/${pieces.length})` : label;
+      trace?.add(`download ${tag}`, TRACE_THREADS.transfers, downloadStart, performance.now());
+      const factor = await gradScale.factor;
+      await this.queue.step(piece.names, trace, `AdamW ${tag}`, factor);
+      const uploadStart = performance.now();
+      const uploads = piece.uploads();
+      await Promise.all(uploads.map((t) => t.enqueued));
+      trace?.add(`upload ${tag}`, TRACE_THREADS.transfers, uploadStart, performance.now());
+    };
+    update.ready = (async () => {
+      await Promise.all(pieces.map(runPiece));
+      update.isReady = true;
+    })();
+    update.ready.catch(() => undefined); // surfaced by whoever awaits it
+    this.pending.set(unit, update);
+  }
+
+  private shardsOf(spec: ParameterSpec): RowShard[] {
+    const shards = this.shards.get(spec.name);
+    if (!shards) throw new Error(`no CPU optimizer state for '${spec.name}'`);
+    return shards;
+  }
+
+  /** Fresh fp32 params of one row block from the CPU optimizer into the GPU weights (fp16 as fp16 bytes). */
+  private uploadParam(spec: ParameterSpec, shard: RowShard): Transfer {
+    const w = this.weights.get(spec.name);
+    const cpu = this.cpuOptimizer;
+    const src = w.dtype === 'f16' ? cpu.paramF16(shard.name) : cpu.param(shard.name);
+    const rowBytes = w.byteLength / spec.shape[0]!;
+    return this.up.upload(src, w, {
+      label: `param ${shard.name}`,
+      dstOffsetBytes: shard.rowStart * rowBytes,
+    });
+  }
+
+  /** Record W += L D R^T for each projected layer of a unit (and decoupled weight decay). */
+  private applySteps(steps: { layer: ProjectorPair; d: Tensor }[], step: number): void {
+    const o = this.options;
+    for (const { layer, d } of steps) {
+      layer.apply(this.weights.get(layer.spec.name), d, step, {
+        ...(o.weightDecay > 0 && { decay: scheduledLr(o, step) * o.weightDecay }),
+      });
+      d.release();
+    }
+  }
+}
