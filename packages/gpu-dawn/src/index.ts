@@ -199,3 +199,7 @@ export type {
   SubgroupMatrixShape,
 } from './kernels/matmul.js';
 export { fillNormal } from './kernels/random.js';
+export { attentionPlan } from './kernels/attention.js';
+export type { AttentionTcConfig, TcQueryTiles, TcKeyTiles } from './kernels/attention.js';
+export { hasBufferView, tcProfile } from './kernels/matmul.js';
+export type { TcTileConfig, TcProfile } from './kernels/matmul.js';
