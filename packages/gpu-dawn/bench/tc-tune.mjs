@@ -73,7 +73,7 @@ const save = (name, data) => {
   if (!outDir) return;
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, `${name}.json`), JSON.stringify({ ...header, ...data }, null, 2));
-  writeFileSync(join(outDir, `${name}.txt`), `${lines.join('\n')}\n`);
+  if (!args.includes('--json-only')) writeFileSync(join(outDir, `${name}.txt`), `${lines.join('\n')}\n`);
 };
 const scale = small ? 16 : 1;
 const down = (x) => Math.max(8, Math.round(x / scale / 8) * 8);
@@ -125,9 +125,11 @@ async function timeCalls(call, batchMs = 60) {
   const samples = [];
   for (let s = 0; s < 3; s++) {
     t0 = performance.now();
+    // Calls recorded back to back into few command buffers, as torch's stream runs them (a submit per
+    // call adds the submit's cost to every call); a submit every 16 calls releases the per-call scratch (split-K workspaces, deltas).
     for (let i = 0; i < reps; i++) {
       call();
-      gpu.submit(); // releases per-call scratch (split-K workspaces, attention deltas)
+      if (i % 16 === 15) gpu.submit();
     }
     await gpu.sync('timing');
     samples.push((performance.now() - t0) / reps);
@@ -278,27 +280,20 @@ const VARIANTS = small
       { name: 'emu 2x1 sg 1x2 bk32 prefetch', choice: { tcTile: tc(2, 1, 1, 2, 32, 'prefetch', false, 0) } },
     ]
   : [
-      { name: '128x128 4sg 64x64 bk32 double', choice: { tcTile: tc(2, 2, 4, 4, 32, 'double') } },
-      { name: '128x128 4sg 64x64 bk32 prefetch', choice: { tcTile: tc(2, 2, 4, 4, 32, 'prefetch') } },
-      { name: '128x128 4sg 64x64 bk16 double', choice: { tcTile: tc(2, 2, 4, 4, 16, 'double') } },
-      { name: '128x128 4sg 64x64 bk64 prefetch', choice: { tcTile: tc(2, 2, 4, 4, 64, 'prefetch') } },
-      { name: '128x128 4sg 64x64 bk32 none', choice: { tcTile: tc(2, 2, 4, 4, 32, 'none') } },
-      { name: '128x128 8sg 64x32 bk32 double', choice: { tcTile: tc(2, 4, 4, 2, 32, 'double') } },
-      { name: '128x128 8sg 32x64 bk32 double', choice: { tcTile: tc(4, 2, 2, 4, 32, 'double') } },
       { name: '128x256 8sg 64x64 bk16 double', choice: { tcTile: tc(2, 4, 4, 4, 16, 'double') } },
       { name: '128x256 8sg 64x64 bk32 prefetch', choice: { tcTile: tc(2, 4, 4, 4, 32, 'prefetch') } },
       { name: '256x128 8sg 64x64 bk32 prefetch', choice: { tcTile: tc(4, 2, 4, 4, 32, 'prefetch') } },
-      { name: '64x128 4sg 32x64 bk32 double', choice: { tcTile: tc(2, 2, 2, 4, 32, 'double') } },
+      { name: '128x128 4sg 64x64 bk32 double', choice: { tcTile: tc(2, 2, 4, 4, 32, 'double') } },
+      { name: '128x128 8sg 64x32 bk32 double', choice: { tcTile: tc(2, 4, 4, 2, 32, 'double') } },
       {
-        name: '128x128 4sg bk32 double, no buffer view',
-        choice: { tcTile: tc(2, 2, 4, 4, 32, 'double', false) },
+        name: '128x256 bk16 double, no buffer view',
+        choice: { tcTile: tc(2, 4, 4, 4, 16, 'double', false) },
       },
-      {
-        name: '128x128 4sg bk32 double, no swizzle',
-        choice: { tcTile: tc(2, 2, 4, 4, 32, 'double', true, 0) },
-      },
+      { name: '128x256 bk16 double, no swizzle', choice: { tcTile: tc(2, 4, 4, 4, 16, 'double', true, 0) } },
+      { name: '128x256 bk16 single stage', choice: { tcTile: tc(2, 4, 4, 4, 16, 'none') } },
       { name: 'general kernel (before)', choice: { subgroupKernel: 'general' } },
     ];
+const noCheck = args.includes('--no-check');
 
 async function matmulSweep() {
   const byName = (n) => shapes.matmul.find((s) => s.name === n);
@@ -320,25 +315,34 @@ async function matmulSweep() {
     if (overBudget()) break;
     const row = { variant: v.name, choice: v.choice, checks: [], times: [] };
     results.push(row);
-    for (const [tA, tB] of [
-      [false, false],
-      [true, false],
-      [false, true],
-    ]) {
+    for (const [tA, tB] of noCheck
+      ? []
+      : [
+          [false, false],
+          [true, false],
+          [false, true],
+        ]) {
       const r = await checkMatmul(odd(tA, tB), v.choice);
       row.checks.push({ layout: `${tA ? 'T' : 'N'}${tB ? 'T' : 'N'}`, ...r });
     }
     const ok = row.checks.every((c) => c.ok);
     for (const s of ok ? sweepShapes : []) {
-      const r = await timeMatmul(s, 'f16', 'f16', 'f16', { ...v.choice, splitK: 1 });
-      row.times.push({ shape: s.name, ...r });
+      const r = await timeMatmul(s, 'f16', 'f16', 'f32', { ...v.choice, splitK: 1 });
+      const r16 = await timeMatmul(s, 'f16', 'f16', 'f16', { ...v.choice, splitK: 1 });
+      row.times.push({ shape: s.name, ...r, f16out: r16 });
     }
     const tf = row.times.map((t) => t.tflops).filter(Boolean);
     row.geomean =
       tf.length === sweepShapes.length ? Math.exp(tf.reduce((x, y) => x + Math.log(y), 0) / tf.length) : 0;
     say(
       `${v.name.padEnd(44)} check ${ok ? 'ok  ' : 'FAIL'} ` +
-        row.times.map((t) => (t.tflops ? t.tflops.toFixed(1) : 'err').padStart(7)).join(' ') +
+        row.times
+          .map((t) =>
+            `${t.tflops ? t.tflops.toFixed(1) : 'err'}/${t.f16out?.tflops ? t.f16out.tflops.toFixed(1) : 'err'}`.padStart(
+              12,
+            ),
+          )
+          .join(' ') +
         `  geomean ${row.geomean.toFixed(1)}` +
         (ok ? '' : `\n    ${row.checks.find((c) => !c.ok)?.error ?? row.checks.find((c) => !c.ok)?.detail}`),
     );
@@ -351,8 +355,12 @@ async function matmulSweep() {
   );
   const splits = [];
   if (best) {
-    for (const v of [best, results.find((r) => r.variant.startsWith('64x128'))].filter(Boolean)) {
-      for (const splitK of [1, 2, 4, 8]) {
+    const smallTile = {
+      variant: '64x128 4sg 32x64 bk32 double',
+      choice: { tcTile: tc(2, 2, 2, 4, 32, 'double') },
+    };
+    for (const v of [best, smallTile]) {
+      for (const splitK of [1, 2, 4]) {
         if (overBudget()) break;
         const r = await timeMatmul(lsp, 'f16', 'f16', 'f32', { ...v.choice, splitK });
         splits.push({ variant: v.variant, splitK, ...r });
@@ -481,34 +489,19 @@ const ATT_VARIANTS = small
       },
     ]
   : [
+      { name: 'default (two-pass f4x32 q4x32 kv2x32)', options: {} },
+      { name: 'two-pass, no buffer view', options: { tc: { bufferView: false } }, noCheck: true },
       {
-        name: 'online f4x32 q4x32 kv2x32',
-        options: { tc: { forwardMode: 'online', forward: q(4, 32), dq: q(4, 32), dkdv: kt(2, 32) } },
+        name: 'two-pass f2x32 q2x32 kv4x16',
+        options: { tc: { forward: q(2, 32), dq: q(2, 32), dkdv: kt(4, 16) } },
+        noCheck: true,
       },
       {
-        name: 'two-pass f4x32 q4x32 kv2x32',
-        options: { tc: { forwardMode: 'two-pass', forward: q(4, 32), dq: q(4, 32), dkdv: kt(2, 32) } },
+        name: 'two-pass f4x32 q2x16 kv2x16',
+        options: { tc: { forward: q(4, 32), dq: q(2, 16), dkdv: kt(2, 16) } },
+        noCheck: true,
       },
-      {
-        name: 'online f2x32 q2x32 kv4x16',
-        options: { tc: { forwardMode: 'online', forward: q(2, 32), dq: q(2, 32), dkdv: kt(4, 16) } },
-      },
-      {
-        name: 'online f4x32 q2x16 kv2x16',
-        options: { tc: { forwardMode: 'online', forward: q(4, 32), dq: q(2, 16), dkdv: kt(2, 16) } },
-      },
-      {
-        name: 'online f4x64 (d64) q4x32 kv4x32',
-        options: { tc: { forwardMode: 'online', forward: q(4, 64), dq: q(4, 32), dkdv: kt(4, 32) } },
-        d64: true,
-      },
-      {
-        name: 'online, no buffer view',
-        options: {
-          tc: { forwardMode: 'online', forward: q(4, 32), dq: q(4, 32), dkdv: kt(2, 32), bufferView: false },
-        },
-      },
-      { name: 'tiled f16 kernels (before)', options: { path: 'tiled' } },
+      { name: 'tiled f16 kernels (before)', options: { path: 'tiled' }, noCheck: true },
     ];
 
 async function attentionSweep() {
@@ -533,7 +526,7 @@ async function attentionSweep() {
     };
     const row = { variant: v.name, options: v.options, checks: [], times: [] };
     results.push(row);
-    for (const headDim of small ? [16] : v.d64 ? [64] : [64, 128]) {
+    for (const headDim of v.noCheck ? [] : small ? [16] : v.d64 ? [64] : [64, 128]) {
       const cs = { batch: 1, seqLen: small ? 37 : 77, nHeads: 6, nKvHeads: 2, headDim };
       row.checks.push({ headDim, ...(await checkAttention(cs, opts)) });
     }
@@ -586,8 +579,25 @@ async function tables() {
     );
     save('tc-tables', { matmul: mm });
   }
+  // With an attention sweep in the folder, its fastest variant that passed its checks (else the default).
+  const attFile = outDir && join(outDir, 'tc-attention-sweep.json');
+  const attSweep = attFile && existsSync(attFile) ? JSON.parse(readFileSync(attFile, 'utf8')) : undefined;
+  const total = (r) => r.times.reduce((x, t) => x + (t.fwdBwdMs ?? Infinity), 0);
+  const attBest = !bestFile
+    ? undefined
+    : attSweep?.results
+        .filter(
+          (r) =>
+            r.options.path !== 'tiled' &&
+            r.checks.every((c) => c.ok) &&
+            r.times.length === shapes.attention.length,
+        )
+        .sort((a, b) => total(a) - total(b))[0];
+  const attOptions = { ...(attBest?.options ?? {}), ...(emulate && { emulateSubgroupMatrix: true }) };
   const att = [];
-  say(`\ncausal attention, f16 q/k/v/o, ms; torch SDPA flash bf16`);
+  say(
+    `\ncausal attention, f16 q/k/v/o, ms; torch SDPA flash bf16${attBest ? `; variant '${attBest.variant}'` : ''}`,
+  );
   say(
     'shape                         | ours fwd  fwd+bwd  TFLOP/s | tiled fwd+bwd | torch fwd fwd+bwd | torch/ours fwd  fwd+bwd',
   );
@@ -604,9 +614,14 @@ async function tables() {
         }
       : s0;
     const { t } = attentionTensors(s, 'f16');
-    const plan = attentionPlan(gpu, t.q, t.k, t.v, emulate ? { emulateSubgroupMatrix: true } : {});
+    let plan;
+    try {
+      plan = attentionPlan(gpu, t.q, t.k, t.v, attOptions);
+    } catch (e) {
+      plan = { error: String(e.message ?? e) };
+    }
     releaseTensors(t);
-    const ours = await timeAttention(s, emulate ? { emulateSubgroupMatrix: true } : {});
+    const ours = await timeAttention(s, attOptions);
     const tiled = small ? {} : await timeAttention(s, { path: 'tiled' });
     const tr = torch?.attention.find((x) => x.name === s.name)?.flash_bf16;
     att.push({ ...s, plan, ours, tiled, torch: tr ?? null });

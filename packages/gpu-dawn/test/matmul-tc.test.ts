@@ -64,7 +64,7 @@ describe('fast subgroup-matrix kernel (emulated)', () => {
       expect(plan.path).toBe('subgroup-matrix');
       expect(plan.tcTile).toBeDefined();
       expect(plan.emulated).toBe(true);
-    });
+    }, 600_000);
   }
 
   it('batched, strided views (rows padded by 8, offsets of 8 halves), general beta', async () => {

@@ -329,7 +329,9 @@ const TC_DKDV: TcKeyTiles[] = [
   { subgroups: 2, rowsPerBlock: 16 },
   { subgroups: 1, rowsPerBlock: 16 },
 ];
-const TC_FORWARD_MODE: AttentionTcConfig['forwardMode'] = 'online';
+// 'online' passes the emulated tests but failed the H200 check (2026-12-03: wrong lse and o); the
+// two-pass forward passed, so it is the default until that is understood.
+const TC_FORWARD_MODE: AttentionTcConfig['forwardMode'] = 'two-pass';
 
 interface TcChoice {
   spec: AttentionTcSpec;

@@ -621,14 +621,17 @@ export interface TcProfile {
   minStepsPerSplit: number;
 }
 
-// Chosen on the H200 from bench/tc-tune.mjs (see the README): the tile and pipeline per problem size.
+// Chosen on the H200 from bench/tc-tune.mjs (2026-12-03, see the README): 128 x 256 tiles of 8 subgroups
+// (64 x 64 each), K depth 16, two stages, buffer-view tiles, 8 tile rows per swizzle group; problems
+// with fewer than one wave of those tiles (132 compute units) take 64 x 128 tiles of 4 subgroups, and
+// split K only if even those are fewer than a wave.
 const TC_PROFILES: readonly TcProfile[] = [
   {
     name: 'nvidia',
     matches: (gpu) => /nvidia/i.test(`${gpu.ctx.report.vendor} ${gpu.ctx.report.description}`),
-    large: { sgm: 2, sgn: 2, fm: 4, fn: 4, bk: 32, pipeline: 'double', bufferView: true, swizzle: 8 },
+    large: { sgm: 2, sgn: 4, fm: 4, fn: 4, bk: 16, pipeline: 'double', bufferView: true, swizzle: 8 },
     small: { sgm: 2, sgn: 2, fm: 2, fn: 4, bk: 32, pipeline: 'double', bufferView: true, swizzle: 8 },
-    minTiles: 264,
+    minTiles: 132,
     maxSplits: 8,
     minStepsPerSplit: 8,
   },
@@ -755,10 +758,13 @@ function chooseTcTile(
     splits =
       tiles >= profile.minTiles
         ? 1
-        : Math.min(
-            profile.maxSplits,
-            Math.ceil(profile.minTiles / tiles),
-            Math.floor(steps / profile.minStepsPerSplit),
+        : Math.max(
+            1,
+            Math.min(
+              profile.maxSplits,
+              Math.ceil(profile.minTiles / tiles),
+              Math.floor(steps / profile.minStepsPerSplit),
+            ),
           );
   } else {
     splits = choice.splitK;
@@ -827,7 +833,12 @@ function planFor(gpu: GpuRuntime, r: Resolved, choice: MatmulKernelChoice): Matm
           throw new Error(`${r.label}: ${m} x ${n} x batch ${batch} x ${splits} splits is too large a grid`);
         const split = splits > 1;
         const cAligned = r.c.offset % 4 === 0 && r.c.ld % 4 === 0 && r.c.batchStride % 4 === 0;
-        const directStore = split || (layout.cType === 'f32' && cAligned);
+        // Dawn requires a binding that fragment stores write to hold at least one f32 fragment.
+        const fragmentBytes = s.m * s.n * 4;
+        const wsBytes = splits * batch * m * Math.ceil(n / 8) * 8 * 4;
+        const directStore = split
+          ? wsBytes >= fragmentBytes
+          : layout.cType === 'f32' && cAligned && r.c.tensor.bindingSize >= fragmentBytes;
         const key =
           `matmul.tc.${s.m}x${s.n}x${s.k}.${config.sgm}x${config.sgn}.${config.fm}x${config.fn}.bk${config.bk}` +
           `.${config.pipeline}.bv${+config.bufferView}.sw${config.swizzle}.sg${support.subgroupSize}.${tag}` +
@@ -846,7 +857,11 @@ function planFor(gpu: GpuRuntime, r: Resolved, choice: MatmulKernelChoice): Matm
       const config = chooseSubgroupTile(gpu, r, support, choice.subgroupTile);
       const { bm, bn } = subgroupTile({ shape: s, config });
       const directStore =
-        layout.cType === 'f32' && r.c.offset % 4 === 0 && r.c.ld % 4 === 0 && r.c.batchStride % 4 === 0;
+        layout.cType === 'f32' &&
+        r.c.offset % 4 === 0 &&
+        r.c.ld % 4 === 0 &&
+        r.c.batchStride % 4 === 0 &&
+        r.c.tensor.bindingSize >= s.m * s.n * 4;
       const key =
         `matmul.sgmat.${s.m}x${s.n}x${s.k}.${config.sgm}x${config.sgn}.${config.fm}x${config.fn}.bk${config.bk}` +
         `.${config.staging}${config.stages}.sg${support.subgroupSize}.${tag}.v${+vecA}${+vecB}.ds${+directStore}${emu}`;
