@@ -1,13 +1,16 @@
-// Device-only correctness check for the matmul paths CI (llvmpipe) cannot run: the subgroup-matrix
-// (tensor-core) kernel in every layout, output type, staging variant and tile, and the tiled kernel with
-// the tile this GPU picks, on odd shapes against the float64 reference with poisoned outputs.
-// Usage: node bench/matmul-check.mjs [outDir] [--quick] [--no-robustness]. Exits 1 if any case fails.
+// Device-only correctness check for the matmul paths CI (llvmpipe) cannot run on real tensor cores: the
+// fast subgroup-matrix kernel (every layout, output type, the adapter's tiles, every pipeline, with and
+// without buffer views, epilogues: alpha, beta, bias, f16 output; batched, strided, split-K, tiny and
+// ragged shapes), the general subgroup-matrix kernel in every layout, output type, staging variant and
+// tile, and the tiled kernel with the tile this GPU picks, on odd shapes against the float64 reference
+// with poisoned outputs. Usage: node bench/matmul-check.mjs [outDir] [--quick] [--no-robustness].
+// Exits 1 if any case fails.
 //   --quick          the default (auto) tiles only, on every layout and output type
 //   --no-robustness  device without Dawn's robustness transform (what the fast configuration runs)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { GpuRuntime, f16Round, matmulStrided, subgroupMatrixSupport } from '../dist/index.js';
+import { GpuRuntime, f16Round, matmulStrided, subgroupMatrixSupport, tcProfile } from '../dist/index.js';
 import { matmulReference } from '../dist/reference.js';
 
 const args = process.argv.slice(2);
@@ -62,6 +65,8 @@ async function runCase(cs) {
   const a = rnd(aType, sizeA);
   const b = rnd(bType, sizeB);
   const c0 = beta === 0 ? new Float32Array(sizeC).fill(NaN) : rnd(cType, sizeC);
+  const bias = cs.bias ? rnd(cs.bias, n) : undefined;
+  const biasT = bias && gpu.upload('bias', cs.bias, [n], bias);
   const at = gpu.upload('A', aType, [sizeA], a);
   const bt = gpu.upload('B', bType, [sizeB], b);
   const ct = gpu.upload('C', cType, [sizeC], c0);
@@ -82,7 +87,14 @@ async function runCase(cs) {
         alpha,
         beta,
         path: cs.path ?? 'auto',
+        ...(biasT && { bias: biasT }),
         ...(cs.subgroupTile && { subgroupTile: cs.subgroupTile }),
+        ...(cs.tcTile && { tcTile: cs.tcTile }),
+        // the 'sgmat' cases are the general kernel's (aligned ones would otherwise take the fast kernel)
+        ...((cs.subgroupKernel || cs.name.startsWith('sgmat')) && {
+          subgroupKernel: cs.subgroupKernel ?? 'general',
+        }),
+        ...(cs.splitK && { splitK: cs.splitK }),
         ...(cs.tile && { tile: cs.tile }),
       }),
     );
@@ -90,6 +102,11 @@ async function runCase(cs) {
     const common = { m, n, k, batch, transA, transB, lda, ldb, ldc, strideA, strideB, strideC };
     const offs = { offsetA: off, offsetB: off, offsetC: off };
     const want = matmulReference({ ...common, ...offs, a, b, c: c0, alpha, beta });
+    if (bias) {
+      for (let bi = 0; bi < batch; bi++)
+        for (let i = 0; i < m; i++)
+          for (let j = 0; j < n; j++) want[off + bi * strideC + i * ldc + j] += bias[j];
+    }
     const abs = (x) => x.map(Math.abs);
     const scale = matmulReference({
       ...common,
@@ -110,7 +127,11 @@ async function runCase(cs) {
         }
         continue;
       }
-      const bound = 2 ** -16 * scale[i] + (cType === 'f16' ? 2 ** -10 * Math.abs(want[i]) : 0) + 1e-30;
+      const bound =
+        2 ** -16 * scale[i] +
+        (bias ? 2 ** -16 : 0) +
+        (cType === 'f16' ? 2 ** -10 * Math.abs(want[i]) : 0) +
+        1e-30;
       const ratio = Math.abs(got[i] - want[i]) / bound;
       if (!(ratio <= worst)) {
         worst = Number.isNaN(ratio) ? Infinity : ratio;
@@ -131,6 +152,7 @@ async function runCase(cs) {
     at.release();
     bt.release();
     ct.release();
+    biasT?.release();
   }
 }
 
@@ -335,6 +357,78 @@ for (const [tA, tB] of quick ? [] : LAYOUTS) {
     cType: 'f16',
     path: 'tiled',
   });
+}
+
+// The fast subgroup-matrix kernel: shapes whose rows are 16-byte aligned (multiples of 8) but not of the
+// tile, so every edge and the partial last K step run.
+if (typeof support !== 'string') {
+  const profile = tcProfile(gpu);
+  const fastTiles = quick
+    ? [{ name: 'auto' }]
+    : [
+        { name: 'auto' },
+        { name: `${profile.name} large`, tcTile: profile.large },
+        { name: `${profile.name} small`, tcTile: profile.small },
+        { name: 'pipeline none', tcTile: { ...profile.large, pipeline: 'none' } },
+        { name: 'pipeline prefetch', tcTile: { ...profile.large, pipeline: 'prefetch' } },
+        { name: 'no buffer view', tcTile: { ...profile.large, bufferView: false } },
+        { name: 'no swizzle', tcTile: { ...profile.large, swizzle: 0 } },
+        {
+          name: '8 subgroups 128x256',
+          tcTile: { sgm: 2, sgn: 4, fm: 4, fn: 4, bk: 16, pipeline: 'double', bufferView: true, swizzle: 8 },
+        },
+      ];
+  const shapesFast = [
+    [264, 200, 152],
+    [136, 392, 72],
+    [8, 8, 8],
+    [1032, 24, 40],
+  ];
+  let s = 0;
+  for (const t of fastTiles) {
+    for (const [tA, tB] of LAYOUTS) {
+      for (const cType of ['f32', 'f16']) {
+        const [m, n, k] = shapesFast[s++ % shapesFast.length];
+        cases.push({
+          name: `fast ${t.name} ${lname(tA, tB)} f16->${cType} ${m}x${n}x${k}`,
+          m,
+          n,
+          k,
+          transA: tA,
+          transB: tB,
+          cType,
+          path: 'subgroup-matrix',
+          subgroupKernel: 'fast',
+          ...(t.tcTile && { tcTile: t.tcTile }),
+          splitK: 1,
+        });
+      }
+    }
+  }
+  const epilogues = [
+    { name: 'alpha beta accumulate', alpha: -0.5, beta: 1 },
+    { name: 'general beta, f16 out', beta: 0.25, cType: 'f16' },
+    { name: 'bias f32', bias: 'f32' },
+    { name: 'bias f16, f16 out, alpha', bias: 'f16', cType: 'f16', alpha: 2 },
+    { name: 'batched strided (pad 8, offset 16)', batch: 3, pad: 8, off: 16, beta: 1 },
+    { name: 'split-K 3', splitK: 3, k: 1000 },
+    { name: 'split-K 4 accumulate bias f16 out', splitK: 4, k: 520, beta: 1, bias: 'f32', cType: 'f16' },
+    { name: 'split-K auto (skinny)', k: 4096, m: 136, n: 136 },
+  ];
+  for (const [i, e] of epilogues.entries()) {
+    const [tA, tB] = LAYOUTS[i % LAYOUTS.length];
+    cases.push({
+      m: 200,
+      n: 264,
+      k: 88,
+      ...e,
+      name: `fast ${e.name} ${lname(tA, tB)}`,
+      transA: tA,
+      transB: tB,
+      path: 'subgroup-matrix',
+      subgroupKernel: 'fast',
+    });
+  }
 }
 
 const results = [];

@@ -38,6 +38,11 @@ const benches = [
     args: quick ? ['--scale', '16', '--quick'] : ['--no-robustness'],
     torch: 'matmul_torch.py',
   },
+  {
+    name: 'tc-tune',
+    args: quick ? ['--part', 'tables', '--small'] : ['--part', 'tables', '--no-robustness'],
+    torch: 'tc_torch.py',
+  },
   { name: 'attention', args: quick ? ['--small'] : [], torch: 'attention_torch.py' },
   { name: 'transfer', args: quick ? ['--quick'] : [], torch: 'transfer_torch.py' },
   { name: 'elementwise', args: [], torch: undefined },

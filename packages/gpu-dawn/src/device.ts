@@ -60,6 +60,8 @@ export interface AdapterReport {
   toggles: string[];
   subgroupMinSize?: number;
   subgroupMaxSize?: number;
+  /** WGSL language features of the Dawn instance (`navigator.gpu.wgslLanguageFeatures`). */
+  wgslLanguageFeatures: string[];
 }
 
 export class GpuError extends Error {
@@ -168,6 +170,7 @@ export class GpuContext {
       features: [...device.features].sort(),
       limits,
       toggles: dawnToggles(options.robustness ?? true),
+      wgslLanguageFeatures: [...gpu(options.robustness ?? true).wgslLanguageFeatures].sort(),
       ...(info.subgroupMinSize !== undefined && { subgroupMinSize: info.subgroupMinSize }),
       ...(info.subgroupMaxSize !== undefined && { subgroupMaxSize: info.subgroupMaxSize }),
     };

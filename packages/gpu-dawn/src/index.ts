@@ -119,3 +119,7 @@ export type {
 export { fillNormal } from './kernels/random.js';
 export { cachedAttention, appendToCache } from './kernels/cached-attention.js';
 export type { CachedAttentionArgs, CachedAttentionShape } from './kernels/cached-attention.js';
+export { attentionPlan } from './kernels/attention.js';
+export type { AttentionTcConfig, TcQueryTiles, TcKeyTiles } from './kernels/attention.js';
+export { hasBufferView, tcProfile } from './kernels/matmul.js';
+export type { TcTileConfig, TcProfile } from './kernels/matmul.js';

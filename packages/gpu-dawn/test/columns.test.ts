@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { copyColumns } from '../src/index.js';
+import { copyColumns, f16Round } from '../src/index.js';
 import { copyColumnsReference } from '../src/reference.js';
 import { expectClose, makeRng, randn, useGpu } from './harness.js';
 
@@ -21,6 +21,21 @@ describe('copyColumns', () => {
       copyColumns(g, { src: dst, srcCol: 0, dst: back, dstCol: part * C, width: C });
     }
     expectClose(await g.read(back), qkv, { rtol: 0, atol: 0 }, 'round trip');
+  });
+
+  it('copies f16 columns (odd widths and offsets: neighbouring halves of one word)', async () => {
+    const g = gpu();
+    const [T, C] = [5, 9];
+    const qkv = randn(makeRng(6), T * 3 * C).map(f16Round);
+    const src = g.upload('qkv', 'f16', [T, 3 * C], qkv);
+    const dst = g.upload('dst', 'f16', [T, C + 2], new Float32Array(T * (C + 2)).fill(7));
+    copyColumns(g, { src, srcCol: C + 1, dst, dstCol: 1, width: C });
+    const want = copyColumnsReference(qkv, 3 * C, C + 1, new Float64Array(T * (C + 2)).fill(7), C + 2, 1, C);
+    expectClose(await g.read(dst), want, { rtol: 0, atol: 0 }, 'f16 columns');
+    const f32 = g.tensor('f32', 'f32', [T, C], 'workspace');
+    expect(() => copyColumns(g, { src, srcCol: 0, dst: f32, dstCol: 0, width: 2 })).toThrow(
+      /differ in dtype/,
+    );
   });
 
   it('rejects out-of-range columns', () => {

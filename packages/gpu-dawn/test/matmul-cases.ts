@@ -2,7 +2,14 @@
 // poisoned outputs, and compare with the float64 reference under an error bound scaled by
 // sum |alpha a b| + |beta c| per element (plus f16 rounding of the output where C is f16).
 import { expect } from 'vitest';
-import { f16Round, matmulStrided, type GpuRuntime, type MatmulPath, type TiledConfig } from '../src/index.js';
+import {
+  f16Round,
+  matmulStrided,
+  type GpuRuntime,
+  type MatmulKernelChoice,
+  type MatmulPath,
+  type TiledConfig,
+} from '../src/index.js';
 import { matmulReference, type MatmulPlan } from '../src/reference.js';
 import { NAN_BITS, makeRng, randomArray } from './harness.js';
 
@@ -50,6 +57,10 @@ export interface MatmulCase {
   broadcastB?: boolean;
   path?: MatmulPath | 'auto';
   tile?: TiledConfig;
+  /** Further kernel choices (subgroup-matrix kernel and tile, split-K, emulation). */
+  choice?: Omit<MatmulKernelChoice, 'path' | 'tile' | 'label'>;
+  /** A bias of this storage type added per column. */
+  bias?: Float;
   seed?: number;
 }
 
@@ -105,9 +116,11 @@ export async function checkMatmul(
         addressed.fill(1, offC + bi * strideC + i * ldc, offC + bi * strideC + i * ldc + n);
     for (let i = 0; i < sizeC; i++) if (!addressed[i]) c0[i] = Number.NaN;
   }
+  const bias = cs.bias ? round(cs.bias, randomArray(rng, n)) : undefined;
   const at = g.upload('A', aType, [sizeA], a);
   const bt = g.upload('B', bType, [sizeB], b);
   const ct = g.upload('C', cType, [sizeC], c0);
+  const biasT = bias && g.upload('bias', cs.bias!, [n], bias);
   if (beta === 0) g.fill32(ct, cType === 'f16' ? F16_NAN_PAIR : NAN_BITS);
   const plan = matmulStrided(g, {
     m,
@@ -123,15 +136,24 @@ export async function checkMatmul(
     beta,
     ...(cs.path && { path: cs.path }),
     ...(cs.tile && { tile: cs.tile }),
+    ...(biasT && { bias: biasT }),
+    ...cs.choice,
     label: what,
   });
   const got = await g.read(ct);
   at.release();
   bt.release();
   ct.release();
+  biasT?.release();
   const common = { m, n, k, batch, transA, transB, lda, ldb, ldc, strideA, strideB, strideC };
   const offsets = { offsetA: offA, offsetB: offB, offsetC: offC };
   const want = matmulReference({ ...common, ...offsets, a, b, c: c0, alpha, beta });
+  // the bias is added after alpha * A.B + beta * C, to every addressed element of its column
+  if (bias) {
+    for (let bi = 0; bi < batch; bi++)
+      for (let i = 0; i < m; i++)
+        for (let j = 0; j < n; j++) want[offC + bi * strideC + i * ldc + j]! += bias[j]!;
+  }
   const scale = matmulReference({
     ...common,
     ...offsets,
@@ -141,6 +163,11 @@ export async function checkMatmul(
     alpha: Math.abs(alpha),
     beta: Math.abs(beta),
   });
+  if (bias) {
+    for (let bi = 0; bi < batch; bi++)
+      for (let i = 0; i < m; i++)
+        for (let j = 0; j < n; j++) scale[offC + bi * strideC + i * ldc + j]! += Math.abs(bias[j]!);
+  }
   const worst = compare(got, want, scale, cType, what);
   return { plan, worst };
 }

@@ -190,9 +190,43 @@ describe('sparse projector kernels vs float64 references', () => {
     const x = g.tensor('acts', 'f32', [3, 11], 'workspace');
     const out = g.tensor('out', 'f32', [3, 5], 'workspace');
     expect(() => gatherColumns(g, x, pt, out)).toThrow(
-      /gatherColumns: x acts: f32\[3, 11\] must be f32 \[T, 10\]/,
+      /gatherColumns: x acts: f32\[3, 11\] must be \[T, 10\]/,
+    );
+    const ints = g.tensor('ids', 'i32', [3, 10], 'workspace');
+    expect(() => gatherColumns(g, ints, pt, out)).toThrow(
+      /gatherColumns: x ids: i32\[3, 10\] must be f32 or f16/,
     );
   });
+
+  // lsp on f16 activations: A = X R and B = dY L gathered straight from f16 tensors into f16 operands
+  // of the tensor-core S = B^T A (f32 sums, one rounding to f16 at the end).
+  for (const [xType, outType] of [
+    ['f16', 'f16'],
+    ['f16', 'f32'],
+    ['f32', 'f16'],
+  ] as const) {
+    it(`gatherColumns and gatherRowsT with ${xType} input, ${outType} output`, async () => {
+      const g = gpu();
+      const { T, rows, d, r, C } = shapes[3]!;
+      const rng = makeRng(rows * 53 + r + xType.length);
+      const p = randomProjector(rng, rows, d, r);
+      const round = (a: Float32Array) => (xType === 'f16' ? a.map(f16Round) : a);
+      const x = round(randn(rng, T * rows));
+      const y = round(randn(rng, rows * C));
+      const pt = uploadSparseProjector(g, 'P', p);
+      const xt = g.upload('x', xType, [T, rows], x);
+      const yt = g.upload('y', xType, [rows, C], y);
+      const out = g.tensor('out', outType, [T, d], 'workspace');
+      const outT = g.tensor('outT', outType, [d, C], 'workspace');
+      for (const t of [out, outT]) g.fill32(t, outType === 'f16' ? 0x7e007e00 : NAN_BITS);
+      gatherColumns(g, xt, pt, out);
+      gatherRowsT(g, yt, pt, outT);
+      // f32 sums, then (f16 output) one rounding: half an f16 ulp relative
+      const tol = outType === 'f16' ? { rtol: 2 ** -11, atol: 1e-6 } : { rtol: 1e-5, atol: 1e-5 };
+      expectClose(await g.read(out), gatherColumnsReference(x, T, p), tol, 'x.P');
+      expectClose(await g.read(outT), gatherRowsTReference(y, C, p), tol, 'P^T.y');
+    });
+  }
 });
 
 describe('f16 weights: stochastic rounding of W += F.P^T', () => {

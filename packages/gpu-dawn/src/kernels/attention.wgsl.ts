@@ -118,7 +118,7 @@ function rowTensor(
   return [decl, load, store].join('\n');
 }
 
-const PARAMS = `struct Params {
+export const ATTENTION_PARAMS_WGSL = `struct Params {
   T: u32,
   H: u32,
   HKV: u32,
@@ -129,9 +129,9 @@ const PARAMS = `struct Params {
 }`;
 
 /** A finite stand-in for -inf: exp2(NEG - m) underflows to 0 while NEG - NEG stays finite (no NaN). */
-const NEG = '-3.0e38';
-const LOG2E = '1.4426950408889634';
-const LN2 = '0.6931471805599453';
+export const NEG = '-3.0e38';
+export const LOG2E = '1.4426950408889634';
+export const LN2 = '0.6931471805599453';
 
 function header(spec: AttentionKernelSpec): string {
   return spec.dtype === 'f16' ? 'enable f16;\n' : '';
@@ -152,7 +152,7 @@ export function attentionForwardWgsl(spec: AttentionKernelSpec, t: QueryBlockTil
   // Only the last head_dim column slot can fall past D4 when TC does not divide it.
   const dGuard = (j: number): string => (D4 % TC !== 0 && j === DN - 1 ? `if (tc + ${TC * j}u < D4) ` : '');
   return `${header(spec)}
-${PARAMS}
+${ATTENTION_PARAMS_WGSL}
 ${rowTensor(spec, 'q', 0, 'read')}
 ${rowTensor(spec, 'k', 1, 'read')}
 ${rowTensor(spec, 'v', 2, 'read')}
@@ -335,7 +335,7 @@ export function attentionDqWgsl(spec: AttentionKernelSpec, t: QueryBlockTiles): 
   const DN = Math.ceil(D4 / TC);
   const dGuard = (j: number): string => (D4 % TC !== 0 && j === DN - 1 ? `if (tc + ${TC * j}u < D4) ` : '');
   return `${header(spec)}
-${PARAMS}
+${ATTENTION_PARAMS_WGSL}
 ${rowTensor(spec, 'q', 0, 'read')}
 ${rowTensor(spec, 'k', 1, 'read')}
 ${rowTensor(spec, 'v', 2, 'read')}
@@ -488,7 +488,7 @@ export function attentionDkdvWgsl(spec: AttentionKernelSpec, t: KeyBlockTiles): 
   const DN = Math.ceil(D4 / TQ);
   const dGuard = (j: number): string => (D4 % TQ !== 0 && j === DN - 1 ? `if (tq + ${TQ * j}u < D4) ` : '');
   return `${header(spec)}
-${PARAMS}
+${ATTENTION_PARAMS_WGSL}
 ${rowTensor(spec, 'q', 0, 'read')}
 ${rowTensor(spec, 'k', 1, 'read')}
 ${rowTensor(spec, 'v', 2, 'read')}

@@ -1,22 +1,22 @@
-// dst[:, dstCol : dstCol + width] = src[:, srcCol : srcCol + width] for row-major f32 matrices.
+// dst[:, dstCol : dstCol + width] = src[:, srcCol : srcCol + width] for row-major f32 or f16 matrices.
 import type { GpuRuntime } from '../runtime.js';
 import type { Tensor } from '../tensor.js';
 import { Params } from '../uniforms.js';
 import { COLUMNS_WG, copyColumnsWgsl } from './columns.wgsl.js';
 
 export interface CopyColumnsArgs {
-  /** f32 [rows, srcLd]. */
+  /** f32 or f16 [rows, srcLd]. */
   src: Tensor;
   srcCol: number;
-  /** f32 [rows, dstLd]. */
+  /** [rows, dstLd], the dtype of src. */
   dst: Tensor;
   dstCol: number;
   width: number;
 }
 
 function cols2d(t: Tensor, what: string): [number, number] {
-  if (t.dtype !== 'f32' || t.shape.length < 2)
-    throw new Error(`copyColumns: ${what} ${t} must be an f32 matrix`);
+  if ((t.dtype !== 'f32' && t.dtype !== 'f16') || t.shape.length < 2)
+    throw new Error(`copyColumns: ${what} ${t} must be an f32 or f16 matrix`);
   const ld = t.shape[t.shape.length - 1]!;
   return [t.numel / ld, ld];
 }
@@ -31,7 +31,12 @@ export function copyColumns(gpu: GpuRuntime, a: CopyColumnsArgs): void {
       `copyColumns: columns [${a.srcCol}, +${a.width}) of ${a.src} -> [${a.dstCol}, +${a.width}) of ${a.dst} out of range`,
     );
   }
-  const pipeline = gpu.pipeline('copyColumns', () => copyColumnsWgsl);
+  if (a.src.dtype !== a.dst.dtype)
+    throw new Error(`copyColumns: src ${a.src} and dst ${a.dst} differ in dtype`);
+  const dtype = a.src.dtype as 'f32' | 'f16';
+  if (dtype === 'f16' && !gpu.has('shader-f16'))
+    throw new Error(`copyColumns: src ${a.src} is f16 but the device lacks 'shader-f16'`);
+  const pipeline = gpu.pipeline(`copyColumns.${dtype}`, () => copyColumnsWgsl(dtype));
   const maxRows = gpu.device.limits.maxComputeWorkgroupsPerDimension;
   for (let r0 = 0; r0 < rows; r0 += maxRows) {
     gpu.dispatch({

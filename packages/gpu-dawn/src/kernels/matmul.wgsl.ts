@@ -10,6 +10,8 @@
 // unrolls its inner loops into named variables so accumulators stay in registers (no indexed arrays,
 // which compilers may spill to local memory).
 
+import { subgroupMatrixOps, type MatrixSource } from './subgroup-matrix.wgsl.js';
+
 export type MatmulStorageType = 'f32' | 'f16';
 
 /** What every matmul kernel variant is specialised on besides its tile configuration. */
@@ -21,11 +23,17 @@ export interface MatmulLayout {
   aType: MatmulStorageType;
   bType: MatmulStorageType;
   cType: MatmulStorageType;
+  /** Bias added per column of C in the epilogue (its storage type), if any. */
+  bias?: MatmulStorageType;
+  /** Split-K first pass: raw partial sums into an f32 workspace (no alpha, beta or bias). */
+  splitK?: boolean;
 }
 
 /**
  * Uniform block shared by all variants (all u32 except alpha/beta). Offsets, leading dimensions (row
- * strides) and batch strides are in elements.
+ * strides) and batch strides are in elements. Split-K: workgroup z = split * batch + matrix; split s
+ * covers K range [s * kChunk, (s + 1) * kChunk) and writes at C offset s * splitStride. tilesM, tilesN,
+ * gridX: the tensor-core kernel's linear tile index (workgroup y * gridX + x).
  */
 export const MATMUL_PARAMS_WGSL = /* wgsl */ `
 struct Params {
@@ -34,26 +42,48 @@ struct Params {
   offA: u32, offB: u32, offC: u32,
   strideA: u32, strideB: u32, strideC: u32,
   alpha: f32, beta: f32,
+  batch: u32, kChunk: u32, splitStride: u32,
+  tilesM: u32, tilesN: u32, gridX: u32,
 }`;
 
 function enables(layout: MatmulLayout, extra: string[] = []): string {
-  const f16 = layout.aType === 'f16' || layout.bType === 'f16' || layout.cType === 'f16';
+  const f16 = [layout.aType, layout.bType, storedC(layout), layout.bias].includes('f16');
   return [...(f16 ? ['enable f16;'] : []), ...extra].join('\n');
 }
 
-/** The epilogue every path ends with: bounds check, alpha/beta, conversion to C's storage type. */
-function storeCFunction(cType: MatmulStorageType): string {
-  // beta == 0 must not read C: BLAS semantics, and it lets C start uninitialised (or NaN-poisoned).
+/**
+ * The epilogue every path ends with: bounds check, alpha, beta * C (never read when beta is 0: BLAS
+ * semantics, so C may start uninitialised or NaN), bias per column, conversion to C's storage type. The
+ * split-K first pass stores raw partial sums instead (its workspace is f32).
+ */
+export function storeCFunction(cType: MatmulStorageType, bias?: MatmulStorageType, splitK = false): string {
+  if (splitK) {
+    return /* wgsl */ `
+fn storeC(cBase: u32, gm: u32, gn: u32, v: f32) {
+  if (gm < p.m && gn < p.n) { C[cBase + gm * p.ldc + gn] = v; }
+}`;
+  }
   return /* wgsl */ `
 fn storeC(cBase: u32, gm: u32, gn: u32, v: f32) {
   if (gm < p.m && gn < p.n) {
     let idx = cBase + gm * p.ldc + gn;
     var out = p.alpha * v;
-    if (p.beta != 0.0) { out = fma(p.beta, f32(C[idx]), out); }
+    if (p.beta != 0.0) { out = fma(p.beta, f32(C[idx]), out); }${bias ? '\n    out += f32(bias[gn]);' : ''}
     C[idx] = ${cType}(out);
   }
 }`;
 }
+
+/** Bindings after A, B and C: the bias (if any), then the params. */
+function tailBindings(layout: MatmulLayout): string {
+  return layout.bias
+    ? `@group(0) @binding(3) var<storage, read> bias: array<${layout.bias}>;
+@group(0) @binding(4) var<uniform> p: Params;`
+    : '@group(0) @binding(3) var<uniform> p: Params;';
+}
+
+/** The C element type a kernel writes: the workspace of a split-K first pass is f32. */
+const storedC = (layout: MatmulLayout): MatmulStorageType => (layout.splitK ? 'f32' : layout.cType);
 
 // ---- simple ----------------------------------------------------------------------------------------
 
@@ -61,15 +91,16 @@ export const SIMPLE_WORKGROUP = [16, 16] as const;
 
 export function simpleMatmulWgsl(layout: MatmulLayout): string {
   const { transA, transB, aType, bType, cType } = layout;
+  if (layout.splitK) throw new Error('the simple matmul kernel has no split-K variant');
   const aIdx = transA ? 'kk * p.lda + gm' : 'gm * p.lda + kk';
   const bIdx = transB ? 'gn * p.ldb + kk' : 'kk * p.ldb + gn';
   return /* wgsl */ `${enables(layout)}
 ${MATMUL_PARAMS_WGSL}
 @group(0) @binding(0) var<storage, read> A: array<${aType}>;
 @group(0) @binding(1) var<storage, read> B: array<${bType}>;
-@group(0) @binding(2) var<storage, read_write> C: array<${cType}>;
-@group(0) @binding(3) var<uniform> p: Params;
-${storeCFunction(cType)}
+@group(0) @binding(2) var<storage, read_write> C: array<${storedC(layout)}>;
+${tailBindings(layout)}
+${storeCFunction(cType, layout.bias, layout.splitK)}
 
 @compute @workgroup_size(${SIMPLE_WORKGROUP[0]}, ${SIMPLE_WORKGROUP[1]})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -174,7 +205,7 @@ export function tiledMatmulWgsl(v: TiledVariant): string {
       return `let row = ${e} / ${bk / 4}u; let kq = ${e} % ${bk / 4}u;
 let gm = m0 + row; let gk = k0 + kq * 4u;
 var x = vec4<f32>(0.0);
-if (gm < p.m && gk < p.k) { x = vec4<f32>(A[(aBase + gm * p.lda + gk) / 4u]); }
+if (gm < p.m && gk < kEnd) { x = vec4<f32>(A[(aBase + gm * p.lda + gk) / 4u]); }
 ra${l} = x;`;
     }
     if (v.vecA && v.transA) {
@@ -182,20 +213,20 @@ ra${l} = x;`;
       return `let krow = ${e} / ${bm4}u; let mq = ${e} % ${bm4}u;
 let gm = m0 + mq * 4u; let gk = k0 + krow;
 var x = vec4<f32>(0.0);
-if (gm < p.m && gk < p.k) { x = vec4<f32>(A[(aBase + gk * p.lda + gm) / 4u]); }
+if (gm < p.m && gk < kEnd) { x = vec4<f32>(A[(aBase + gk * p.lda + gm) / 4u]); }
 ra${l} = x;`;
     }
     if (!v.transA) {
       return `let row = ${e} / ${bk}u; let kk = ${e} % ${bk}u;
 let gm = m0 + row; let gk = k0 + kk;
 var x = 0.0;
-if (gm < p.m && gk < p.k) { x = f32(A[aBase + gm * p.lda + gk]); }
+if (gm < p.m && gk < kEnd) { x = f32(A[aBase + gm * p.lda + gk]); }
 ra${l} = x;`;
     }
     return `let krow = ${e} / ${bm}u; let mm = ${e} % ${bm}u;
 let gm = m0 + mm; let gk = k0 + krow;
 var x = 0.0;
-if (gm < p.m && gk < p.k) { x = f32(A[aBase + gk * p.lda + gm]); }
+if (gm < p.m && gk < kEnd) { x = f32(A[aBase + gk * p.lda + gm]); }
 ra${l} = x;`;
   };
   const storeA = (e: string, l: number): string => {
@@ -222,7 +253,7 @@ As[dstA + krow * ${bm4}u + mm / 4u][mm % 4u] = ra${l};`;
       return `let krow = ${e} / ${bn4}u; let nq = ${e} % ${bn4}u;
 let gn = n0 + nq * 4u; let gk = k0 + krow;
 var x = vec4<f32>(0.0);
-if (gn < p.n && gk < p.k) { x = vec4<f32>(B[(bBase + gk * p.ldb + gn) / 4u]); }
+if (gn < p.n && gk < kEnd) { x = vec4<f32>(B[(bBase + gk * p.ldb + gn) / 4u]); }
 rb${l} = x;`;
     }
     if (v.vecB && v.transB) {
@@ -230,20 +261,20 @@ rb${l} = x;`;
       return `let nrow = ${e} / ${bk / 4}u; let kq = ${e} % ${bk / 4}u;
 let gn = n0 + nrow; let gk = k0 + kq * 4u;
 var x = vec4<f32>(0.0);
-if (gn < p.n && gk < p.k) { x = vec4<f32>(B[(bBase + gn * p.ldb + gk) / 4u]); }
+if (gn < p.n && gk < kEnd) { x = vec4<f32>(B[(bBase + gn * p.ldb + gk) / 4u]); }
 rb${l} = x;`;
     }
     if (!v.transB) {
       return `let krow = ${e} / ${bn}u; let nn = ${e} % ${bn}u;
 let gn = n0 + nn; let gk = k0 + krow;
 var x = 0.0;
-if (gn < p.n && gk < p.k) { x = f32(B[bBase + gk * p.ldb + gn]); }
+if (gn < p.n && gk < kEnd) { x = f32(B[bBase + gk * p.ldb + gn]); }
 rb${l} = x;`;
     }
     return `let nrow = ${e} / ${bk}u; let kk = ${e} % ${bk}u;
 let gn = n0 + nrow; let gk = k0 + kk;
 var x = 0.0;
-if (gn < p.n && gk < p.k) { x = f32(B[bBase + gn * p.ldb + gk]); }
+if (gn < p.n && gk < kEnd) { x = f32(B[bBase + gn * p.ldb + gk]); }
 rb${l} = x;`;
   };
   const storeB = (e: string, l: number): string => {
@@ -316,9 +347,9 @@ Bs[dstB + kk * ${bn4}u + nrow / 4u][nrow % 4u] = rb${l};`;
 ${MATMUL_PARAMS_WGSL}
 @group(0) @binding(0) var<storage, read> A: array<${aElem}>;
 @group(0) @binding(1) var<storage, read> B: array<${bElem}>;
-@group(0) @binding(2) var<storage, read_write> C: array<${v.cType}>;
-@group(0) @binding(3) var<uniform> p: Params;
-${storeCFunction(v.cType)}
+@group(0) @binding(2) var<storage, read_write> C: array<${storedC(v)}>;
+${tailBindings(v)}
+${storeCFunction(v.cType, v.bias, v.splitK)}
 
 const BK = ${bk}u;
 // One array: A stages at 0, B stages after them, and the C band of the epilogue over both.
@@ -330,14 +361,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let ty = tid / ${tx}u;
   let m0 = wg.y * ${bm}u;
   let n0 = wg.x * ${bn}u;
-  let aBase = p.offA + wg.z * p.strideA;
-  let bBase = p.offB + wg.z * p.strideB;
-  let cBase = p.offC + wg.z * p.strideC;
+  // Split-K: this workgroup sums K range [kBegin, kEnd) (all of K without a split).
+  let split = wg.z / p.batch;
+  let batch = wg.z % p.batch;
+  let kBegin = split * p.kChunk;
+  let kEnd = min(p.k, kBegin + p.kChunk);
+  let aBase = p.offA + batch * p.strideA;
+  let bBase = p.offB + batch * p.strideB;
+  let cBase = p.offC + batch * p.strideC + split * p.splitStride;
   ${regDecl.join('\n  ')}
   ${accDecl.join('\n  ')}
-  let numTiles = (p.k + BK - 1u) / BK;
+  let numTiles = select(0u, (kEnd - kBegin + BK - 1u) / BK, kEnd > kBegin);
   if (numTiles > 0u) {
-    let k0 = 0u;
+    let k0 = kBegin;
     ${loads}
     let dstA = 0u;
     let dstB = 0u;
@@ -349,7 +385,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     let hasNext = t + 1u < numTiles;
     if (hasNext) {
       // Issue the next tile's global loads now; they land in registers while this tile is computed.
-      let k0 = (t + 1u) * BK;
+      let k0 = kBegin + (t + 1u) * BK;
       ${loads}
     }
     let srcA = cur * ${stageA}u;
@@ -406,7 +442,15 @@ export interface SubgroupVariant extends MatmulLayout {
   vecB: boolean;
   /** C may be written by subgroupMatrixStore straight to global (f32, 16-byte aligned rows). */
   directStore: boolean;
+  /** Emulated subgroup matrices (tests on adapters without them). */
+  emulate?: boolean;
 }
+
+// Fragment sources of the general kernel: global A/B ('direct' staging) and the shared tiles.
+const GLOBAL_A: MatrixSource = { ptr: '&A', name: 'A', element: 'f16' };
+const GLOBAL_B: MatrixSource = { ptr: '&B', name: 'B', element: 'f16' };
+const SHARED_A: MatrixSource = { ptr: '&As', name: 'As', element: 'f16' };
+const SHARED_B: MatrixSource = { ptr: '&Bs', name: 'Bs', element: 'f16' };
 
 /** Padding (in f16 elements, 16 bytes) added to shared rows so fragment loads spread across banks. */
 const SHARED_PAD = 8;
@@ -432,16 +476,16 @@ export function subgroupMatmulWgsl(v: SubgroupVariant): string {
   const { m: sm, n: sn, k: sk } = v.shape;
   const { sgm, sgn, fm, fn, bk, staging, stages } = v.config;
   if (v.aType !== 'f16' || v.bType !== 'f16') throw new Error('subgroup-matrix matmul needs f16 A and B');
+  if (v.splitK) throw new Error('the general subgroup-matrix matmul kernel has no split-K variant');
   if (bk % sk) throw new Error(`subgroup-matrix matmul: bk ${bk} is not a multiple of the matrix k ${sk}`);
   const { bm, bn } = subgroupTile(v);
   const nsg = sgm * sgn;
   const threads = nsg * v.subgroupSize;
   const frag = sm * sn;
-  const aMajor = v.transA ? 'col_major' : 'row_major';
-  const bMajor = v.transB ? 'col_major' : 'row_major';
+  const ops = subgroupMatrixOps(v.shape, v.emulate ?? false);
 
   const accDecl: string[] = [];
-  for (let i = 0; i < fm; i++) for (let j = 0; j < fn; j++) accDecl.push(`var acc${i}_${j} = Acc();`);
+  for (let i = 0; i < fm; i++) for (let j = 0; j < fn; j++) accDecl.push(`var acc${i}_${j} = ${ops.zero()};`);
   const mma = (loadLeft: (i: number, kk: number) => string, loadRight: (j: number, kk: number) => string) => {
     const out: string[] = [];
     for (let kk = 0; kk < bk; kk += sk) {
@@ -449,9 +493,7 @@ export function subgroupMatmulWgsl(v: SubgroupVariant): string {
       for (let j = 0; j < fn; j++) out.push(`let r${j}_${kk} = ${loadRight(j, kk)};`);
       for (let i = 0; i < fm; i++)
         for (let j = 0; j < fn; j++)
-          out.push(
-            `acc${i}_${j} = subgroupMatrixMultiplyAccumulate(l${i}_${kk}, r${j}_${kk}, acc${i}_${j});`,
-          );
+          out.push(`acc${i}_${j} = ${ops.mma(`l${i}_${kk}`, `r${j}_${kk}`, `acc${i}_${j}`)};`);
     }
     return out.join('\n    ');
   };
@@ -465,14 +507,14 @@ export function subgroupMatmulWgsl(v: SubgroupVariant): string {
       const off = v.transA
         ? `aBase + (k0 + ${kk}u) * p.lda + ${row}`
         : `aBase + (${row}) * p.lda + k0 + ${kk}u`;
-      return `subgroupMatrixLoad<Left, ${aMajor}>(&A, ${off}, p.lda)`;
+      return ops.left(GLOBAL_A, off, 'p.lda', v.transA);
     };
     const right = (j: number, kk: number): string => {
       const col = `fragN + ${j * sn}u`;
       const off = v.transB
         ? `bBase + (${col}) * p.ldb + k0 + ${kk}u`
         : `bBase + (k0 + ${kk}u) * p.ldb + ${col}`;
-      return `subgroupMatrixLoad<Right, ${bMajor}>(&B, ${off}, p.ldb)`;
+      return ops.right(GLOBAL_B, off, 'p.ldb', v.transB);
     };
     body = `
   for (var k0 = 0u; k0 < p.k; k0 += ${bk}u) {
@@ -567,12 +609,12 @@ rb${l} = x;`;
     const left = (i: number, kk: number): string => {
       const row = `fragM - m0 + ${i * sm}u`;
       const off = v.transA ? `srcA + ${kk * aStride}u + ${row}` : `srcA + (${row}) * ${aStride}u + ${kk}u`;
-      return `subgroupMatrixLoad<Left, ${aMajor}>(&As, ${off}, ${aStride}u)`;
+      return ops.left(SHARED_A, off, `${aStride}u`, v.transA);
     };
     const right = (j: number, kk: number): string => {
       const col = `fragN - n0 + ${j * sn}u`;
       const off = v.transB ? `srcB + (${col}) * ${bStride}u + ${kk}u` : `srcB + ${kk * bStride}u + ${col}`;
-      return `subgroupMatrixLoad<Right, ${bMajor}>(&Bs, ${off}, ${bStride}u)`;
+      return ops.right(SHARED_B, off, `${bStride}u`, v.transB);
     };
     const regT = (vec: boolean) => (vec ? 'vec4<f16>' : 'f16');
     const regDecl = [
@@ -636,10 +678,14 @@ var<workgroup> Bs: array<f16, ${stages * bTile}>;`;
   for (let i = 0; i < fm; i++) {
     for (let j = 0; j < fn; j++) {
       direct.push(
-        `subgroupMatrixStore<row_major>(&C, cBase + (fragM + ${i * sm}u) * p.ldc + fragN + ${j * sn}u, ` +
-          `subgroupMatrixScalarMultiply(acc${i}_${j}, p.alpha), p.ldc);`,
+        ops.store(
+          { ptr: '&C', name: 'C', element: v.cType },
+          `cBase + (fragM + ${i * sm}u) * p.ldc + fragN + ${j * sn}u`,
+          ops.scale(`acc${i}_${j}`, 'p.alpha'),
+          'p.ldc',
+        ),
       );
-      staged.push(`subgroupMatrixStore<row_major>(&scratch, sg * ${frag}u, acc${i}_${j}, ${sn}u);
+      staged.push(`${ops.store({ ptr: '&scratch', name: 'scratch', element: 'f32' }, `sg * ${frag}u`, `acc${i}_${j}`, `${sn}u`)}
     workgroupBarrier();
     for (var e = lane; e < ${frag}u; e += sgSize) {
       storeC(cBase, fragM + ${i * sm}u + e / ${sn}u, fragN + ${j * sn}u + e % ${sn}u, scratch[sg * ${frag}u + e]);
@@ -647,32 +693,26 @@ var<workgroup> Bs: array<f16, ${stages * bTile}>;`;
     workgroupBarrier();`);
     }
   }
-  const epilogue = v.directStore
-    ? `if (m0 + ${bm}u <= p.m && n0 + ${bn}u <= p.n && p.beta == 0.0) {
+  const epilogue =
+    v.directStore && !v.bias
+      ? `if (m0 + ${bm}u <= p.m && n0 + ${bn}u <= p.n && p.beta == 0.0) {
     ${direct.join('\n    ')}
   } else {
     ${staged.join('\n    ')}
   }`
-    : staged.join('\n  ');
+      : staged.join('\n  ');
 
-  return /* wgsl */ `enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-// Fragment offsets depend on the subgroup id, which the uniformity analysis (workgroup scope) cannot
-// prove subgroup-uniform; it is, by construction.
-diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);
+  return /* wgsl */ `${ops.directives}
 ${MATMUL_PARAMS_WGSL}
 @group(0) @binding(0) var<storage, read> A: array<${staging === 'shared' && v.vecA ? 'vec4<f16>' : 'f16'}>;
 @group(0) @binding(1) var<storage, read> B: array<${staging === 'shared' && v.vecB ? 'vec4<f16>' : 'f16'}>;
 @group(0) @binding(2) var<storage, read_write> C: array<${v.cType}>;
-@group(0) @binding(3) var<uniform> p: Params;
-${storeCFunction(v.cType)}
+${tailBindings(v)}
+${storeCFunction(v.cType, v.bias)}
 
-alias Left = subgroup_matrix_left<f16, ${sk}, ${sm}>;
-alias Right = subgroup_matrix_right<f16, ${sn}, ${sk}>;
-alias Acc = subgroup_matrix_result<f32, ${sn}, ${sm}>;
 ${declarations}
 var<workgroup> scratch: array<f32, ${nsg * frag}>;
+${ops.declarations()}
 
 @compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wg: vec3<u32>,
@@ -680,6 +720,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
         @builtin(subgroup_id) sg: u32,
         @builtin(subgroup_invocation_id) lane: u32,
         @builtin(subgroup_size) sgSize: u32) {
+  ${ops.prologue}
   let m0 = wg.y * ${bm}u;
   let n0 = wg.x * ${bn}u;
   let fragM = m0 + (sg / ${sgn}u) * ${fm * sm}u;
@@ -690,6 +731,47 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
   ${accDecl.join('\n  ')}
   ${body}
   ${epilogue}
+}
+`;
+}
+
+// ---- split-K reduction -------------------------------------------------------------------------------
+
+export const SPLITK_WORKGROUP = [16, 16] as const;
+
+/**
+ * Second pass of a split-K matmul: C = alpha * (sum of the splits' partial sums, in split order) +
+ * beta * C + bias, one invocation per element of C. The workspace holds `splits` blocks of `batch`
+ * matrices, each M x wsLd (f32).
+ */
+export function splitKReduceWgsl(cType: MatmulStorageType, bias?: MatmulStorageType): string {
+  const f16 = cType === 'f16' || bias === 'f16';
+  return /* wgsl */ `${f16 ? 'enable f16;' : ''}
+struct Params {
+  m: u32, n: u32, ldc: u32, offC: u32, strideC: u32,
+  alpha: f32, beta: f32,
+  splits: u32, splitStride: u32, wsLd: u32, wsStride: u32,
+}
+@group(0) @binding(0) var<storage, read> ws: array<f32>;
+@group(0) @binding(1) var<storage, read_write> C: array<${cType}>;
+${
+  bias
+    ? `@group(0) @binding(2) var<storage, read> bias: array<${bias}>;
+@group(0) @binding(3) var<uniform> p: Params;`
+    : '@group(0) @binding(2) var<uniform> p: Params;'
+}
+${storeCFunction(cType, bias)}
+
+@compute @workgroup_size(${SPLITK_WORKGROUP[0]}, ${SPLITK_WORKGROUP[1]})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let gn = gid.x;
+  let gm = gid.y;
+  let b = gid.z;
+  if (gm >= p.m || gn >= p.n) { return; }
+  let at = b * p.wsStride + gm * p.wsLd + gn;
+  var sum = 0.0;
+  for (var s = 0u; s < p.splits; s++) { sum += ws[s * p.splitStride + at]; }
+  storeC(p.offC + b * p.strideC, gm, gn, sum);
 }
 `;
 }

@@ -10,6 +10,7 @@ import { grid1d } from './grid.js';
 import {
   GATHER_ROWS,
   SPARSE_WG,
+  type GatherFloat,
   addTimesProjTWgsl,
   expandRowsWgsl,
   gatherColumnsWgsl,
@@ -148,18 +149,26 @@ function dispatch1d(
 
 // ---- out = x P ---------------------------------------------------------------------------------
 
-/** out [T, d] = x [T, rows] . P. */
+/** f32 or f16 (f16 needs the device's shader-f16); errors name the kernel and the tensor. */
+function gatherFloat(gpu: GpuRuntime, what: string, t: Tensor): GatherFloat {
+  check(t.dtype === 'f32' || t.dtype === 'f16', () => `${what} ${t} must be f32 or f16`);
+  check(
+    t.dtype !== 'f16' || gpu.has('shader-f16'),
+    () => `${what} ${t} is f16 but the device lacks 'shader-f16'`,
+  );
+  return t.dtype as GatherFloat;
+}
+
+/** out [T, d] = x [T, rows] . P; x and out f32 or f16 (f32 sums), e.g. lsp's A = X R on f16 activations. */
 export function gatherColumns(gpu: GpuRuntime, x: Tensor, p: SparseProjectorTensors, out: Tensor): void {
   const [T, rows] = x.shape as [number, number];
-  check(
-    x.shape.length === 2 && rows === p.rows && x.dtype === 'f32',
-    () => `gatherColumns: x ${x} must be f32 [T, ${p.rows}]`,
+  check(x.shape.length === 2 && rows === p.rows, () => `gatherColumns: x ${x} must be [T, ${p.rows}]`);
+  check(out.numel === T * p.d, () => `gatherColumns: out ${out} must be [${T}, ${p.d}]`);
+  const xType = gatherFloat(gpu, 'gatherColumns: x', x);
+  const outType = gatherFloat(gpu, 'gatherColumns: out', out);
+  const pipeline = gpu.pipeline(`sparse.gatherColumns.${xType}.${outType}`, () =>
+    gatherColumnsWgsl(xType, outType),
   );
-  check(
-    out.dtype === 'f32' && out.numel === T * p.d,
-    () => `gatherColumns: out ${out} must be f32 [${T}, ${p.d}]`,
-  );
-  const pipeline = gpu.pipeline('sparse.gatherColumns', () => gatherColumnsWgsl);
   // grid rows are groups of GATHER_ROWS tokens; the kernel reads the real token count from the params
   dispatch2d(
     gpu,
@@ -189,18 +198,16 @@ export function gatherColumnsReference(
 
 // ---- out = P^T y -------------------------------------------------------------------------------
 
-/** out [d, C] = P^T . y [rows, C]. */
+/** out [d, C] = P^T . y [rows, C]; y and out f32 or f16 (f32 sums). */
 export function gatherRowsT(gpu: GpuRuntime, y: Tensor, p: SparseProjectorTensors, out: Tensor): void {
   const [rows, C] = y.shape as [number, number];
-  check(
-    y.shape.length === 2 && rows === p.rows && y.dtype === 'f32',
-    () => `gatherRowsT: y ${y} must be f32 [${p.rows}, C]`,
+  check(y.shape.length === 2 && rows === p.rows, () => `gatherRowsT: y ${y} must be [${p.rows}, C]`);
+  check(out.numel === p.d * C, () => `gatherRowsT: out ${out} must be [${p.d}, ${C}]`);
+  const yType = gatherFloat(gpu, 'gatherRowsT: y', y);
+  const outType = gatherFloat(gpu, 'gatherRowsT: out', out);
+  const pipeline = gpu.pipeline(`sparse.gatherRowsT.${yType}.${outType}`, () =>
+    gatherRowsTWgsl(yType, outType),
   );
-  check(
-    out.dtype === 'f32' && out.numel === p.d * C,
-    () => `gatherRowsT: out ${out} must be f32 [${p.d}, ${C}]`,
-  );
-  const pipeline = gpu.pipeline('sparse.gatherRowsT', () => gatherRowsTWgsl);
   dispatch2d(
     gpu,
     'gatherRowsT',

@@ -14,18 +14,24 @@ struct Params { rowsOut: u32, cols: u32, inner: u32, r: u32, rowOffset: u32, alp
 /** Tokens per invocation of gatherColumns: each column-index entry loaded once serves this many rows. */
 export const GATHER_ROWS = 8;
 
+export type GatherFloat = 'f32' | 'f16';
+
+const f16Enable = (...types: GatherFloat[]) => (types.includes('f16') ? 'enable f16;' : '');
+
 /**
  * out[t, j] = sum_{i} x[t, i] P[i, j]   (x: T x rows, out: T x d), via P's columns. An invocation owns
  * column j of GATHER_ROWS consecutive tokens: the column's entries (row, value) are read once for all of
  * them, instead of once per token. Each output sums its entries in the same order as a one-row kernel.
+ * x and out are f32 or f16 (f32 sums).
  */
-export const gatherColumnsWgsl = /* wgsl */ `
+export function gatherColumnsWgsl(xType: GatherFloat, outType: GatherFloat): string {
+  return /* wgsl */ `${f16Enable(xType, outType)}
 ${paramsStruct}
-@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<${xType}>;
 @group(0) @binding(1) var<storage, read> colPtr: array<u32>;
 @group(0) @binding(2) var<storage, read> colEntry: array<u32>;
 @group(0) @binding(3) var<storage, read> colValues: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<${outType}>;
 @group(0) @binding(5) var<uniform> p: Params;
 // rowsOut = T, cols = d, inner = rows of P (x row length); grid rows count groups of ${GATHER_ROWS} tokens
 @compute @workgroup_size(${SPARSE_WG})
@@ -40,21 +46,23 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let at = t0 * m + colEntry[e] / p.r;
     let v = colValues[e];
     for (var k = 0u; k < ${GATHER_ROWS}u; k++) {
-      if (k < n) { acc[k] += x[at + k * m] * v; }
+      if (k < n) { acc[k] += f32(x[at + k * m]) * v; }
     }
   }
-  for (var k = 0u; k < n; k++) { out[(t0 + k) * p.cols + j] = acc[k]; }
+  for (var k = 0u; k < n; k++) { out[(t0 + k) * p.cols + j] = ${outType}(acc[k]); }
 }
 `;
+}
 
 /** out[a, c] = sum_l P[l, a] y[l, c]   (y: rows x C, out: d x C) = P^T y, via P's columns. */
-export const gatherRowsTWgsl = /* wgsl */ `
+export function gatherRowsTWgsl(yType: GatherFloat, outType: GatherFloat): string {
+  return /* wgsl */ `${f16Enable(yType, outType)}
 ${paramsStruct}
-@group(0) @binding(0) var<storage, read> y: array<f32>;
+@group(0) @binding(0) var<storage, read> y: array<${yType}>;
 @group(0) @binding(1) var<storage, read> colPtr: array<u32>;
 @group(0) @binding(2) var<storage, read> colEntry: array<u32>;
 @group(0) @binding(3) var<storage, read> colValues: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<${outType}>;
 @group(0) @binding(5) var<uniform> p: Params;
 // rowsOut = d, cols = C
 @compute @workgroup_size(${SPARSE_WG})
@@ -64,11 +72,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (c >= p.cols || a >= p.rowsOut) { return; }
   var acc = 0.0;
   for (var e = colPtr[a]; e < colPtr[a + 1u]; e++) {
-    acc += colValues[e] * y[(colEntry[e] / p.r) * p.cols + c];
+    acc += colValues[e] * f32(y[(colEntry[e] / p.r) * p.cols + c]);
   }
-  out[a * p.cols + c] = acc;
+  out[a * p.cols + c] = ${outType}(acc);
 }
 `;
+}
 
 /** out[l, c] = sum_k v[l,k] D[pos[l,k], c]   (D: d x C, out: rows x C) = P D, via P's rows. */
 export const expandRowsWgsl = /* wgsl */ `
