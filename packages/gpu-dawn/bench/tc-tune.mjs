@@ -20,15 +20,17 @@ import { fileURLToPath } from 'node:url';
 import {
   GpuRuntime,
   attentionBackward,
-  attentionBackwardReference,
   attentionForward,
-  attentionForwardReference,
   attentionPlan,
   f16Round,
-  matmulReference,
   matmulStrided,
   subgroupMatrixSupport,
 } from '../dist/index.js';
+import {
+  attentionBackwardReference,
+  attentionForwardReference,
+  matmulReference,
+} from '../dist/reference.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);

@@ -6,16 +6,18 @@
 import { describe, expect, it } from 'vitest';
 import {
   attentionBackward,
-  attentionBackwardReference,
   attentionForward,
-  attentionForwardReference,
   attentionPlan,
   f16Round,
   type AttentionOptions,
-  type AttentionShape,
   type GpuRuntime,
   type Tensor,
 } from '../src/index.js';
+import {
+  attentionBackwardReference,
+  attentionForwardReference,
+  type AttentionShape,
+} from '../src/reference.js';
 import { expectClose, makeRng, NAN_BITS, randn, useGpu } from './harness.js';
 
 const gpu = useGpu();

@@ -6,7 +6,8 @@
 // Each emulated pipeline costs 10-40 s of llvmpipe compilation on a cold shader cache, so the cases share
 // few pipelines (one per layout/variant) and combine features.
 import { describe, expect, it } from 'vitest';
-import { matmulPlan, type TcTileConfig } from '../src/index.js';
+import { type TcTileConfig } from '../src/index.js';
+import { matmulPlan } from '../src/reference.js';
 import { checkMatmul, describeCase, type MatmulCase } from './matmul-cases.js';
 import { useGpu } from './harness.js';
 
