@@ -1,8 +1,8 @@
-// Rotary position embedding (RoPE), Hugging Face rotate-half convention, applied in place to q and k (f32 or f16) laid
-// out [tokens, heads, headDim] (q and k may have different head counts: GQA). Backward is the inverse
-// rotation applied to dq and dk. Angles come from a (cos, sin) table computed on the host the way HF does
-// it in float32, not from WGSL sin/cos, whose accuracy is only specified on [-pi, pi] and which GPUs
-// implement with fast approximations that are poor at the large angles of late positions.
+// Rotary position embedding (RoPE), Hugging Face rotate-half convention, applied in place to q and k (f32
+// or f16) laid out [tokens, heads, headDim] (q and k may have different head counts: GQA). Backward is
+// the inverse rotation applied to dq and dk. Angles come from a (cos, sin) table computed on the host the
+// way HF does it in float32, not from WGSL sin/cos, whose accuracy is only specified on [-pi, pi] and
+// which GPUs implement with fast approximations that are poor at the large angles of late positions.
 import type { MemoryCategory } from '../memory.js';
 import type { GpuRuntime } from '../runtime.js';
 import type { Tensor } from '../tensor.js';
