@@ -152,6 +152,34 @@ describe('column sums (bias gradient)', () => {
       });
     }
 
+  for (const [rows, cols, chunkRows] of [
+    [7, 5, undefined],
+    [700, 129, undefined],
+    [257, 33, 16],
+  ] as const) {
+    it(`f16 dy -> f32 bias gradient [${rows}, ${cols}]${chunkRows ? ` chunks of ${chunkRows}` : ''}, accumulating`, async () => {
+      const g = gpu();
+      const values = stored(randn(makeRng(rows + cols), rows * cols), 'f16');
+      const x = g.upload('dy16', 'f16', [rows, cols], values);
+      const out = g.tensor('dBias', 'f32', [cols], 'workspace');
+      g.fill32(out, NAN_BITS);
+      columnSum(g, x, out, chunkRows ? { chunkRows } : {});
+      const want = columnSumReference(values, cols);
+      // exact f16 inputs, f32 sums: the f32 bound
+      const tol = { rtol: 1e-5, atol: 1e-6 * rows };
+      expectClose(await g.read(out), want, tol, 'column sums f16 -> f32');
+      biasGrad(g, x, out, { accumulate: true, ...(chunkRows && { chunkRows }) });
+      expectClose(
+        await g.read(out),
+        want.map((v) => 2 * v),
+        { ...tol, atol: 2 * tol.atol },
+        'accumulated',
+      );
+      x.release();
+      out.release();
+    });
+  }
+
   it('is the gradient of biasAdd: matches finite differences of sum(dy * (x + bias))', async () => {
     const g = gpu();
     const rng = makeRng(12);
