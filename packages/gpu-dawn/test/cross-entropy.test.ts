@@ -366,6 +366,43 @@ describe('softmax cross-entropy, f16 dlogits (mixed precision: the lm_head opera
     expectF16Close(got, want, { ulps: 1 }, 'dlogits with overflow');
   });
 
+  it('gradScaleBy multiplies by a loss scale kept on the GPU: the same bits as that scale given as gradScale', async () => {
+    const g = gpu();
+    const rng = makeRng(19);
+    const [rows, vocab] = [6, 77];
+    const logits = Float64Array.from(randn(rng, rows * vocab, 3), Math.fround);
+    const targets = randomTargets(rng, rows, vocab, 0.3);
+    const logitsT = g.upload('logits', 'f32', [rows, vocab], logits);
+    const targetsT = g.upload('targets', 'i32', [rows], targets);
+    const out = outputs(g, rows);
+    crossEntropyForward(g, { logits: logitsT, targets: targetsT, ...out });
+    const lossScale = g.upload('lossScale', 'f32', [2], [3, 4096]);
+    const common = { logits: logitsT, targets: targetsT, logSumExp: out.logSumExp, keptCount: out.keptCount };
+    for (const dtype of ['f32', 'f16'] as const) {
+      const byTensor = poisonedTensor(g, 'byTensor', dtype, [rows, vocab]);
+      const byHost = poisonedTensor(g, 'byHost', dtype, [rows, vocab]);
+      crossEntropyBackward(g, {
+        ...common,
+        dlogits: byTensor,
+        gradScale: 0.5,
+        gradScaleBy: { tensor: lossScale, index: 1 },
+      });
+      crossEntropyBackward(g, { ...common, dlogits: byHost, gradScale: 2048 });
+      const got = await g.read(byTensor);
+      expect(Array.from(got), dtype).toEqual(Array.from(await g.read(byHost)));
+      const want = crossEntropyBackwardReference(logits, targets, vocab, { gradScale: 2048 });
+      const kept = crossEntropyReference(logits, targets, vocab).keptCount;
+      if (dtype === 'f16') expectF16Close(got, want, { ulps: 1, atol: (1e-6 * 2048) / kept }, 'f16 dlogits');
+      else expectClose(got, want, { rtol: 1e-4, atol: (1e-6 * 2048) / kept }, 'f32 dlogits');
+      byTensor.release();
+      byHost.release();
+    }
+    const bad = { ...common, dlogits: logitsT, gradScaleBy: { tensor: lossScale, index: 2 } };
+    expect(() => crossEntropyBackward(g, bad)).toThrow(/gradScaleBy index 2 outside/);
+    for (const t of [logitsT, targetsT, lossScale]) t.release();
+    out.release();
+  });
+
   it('rejects an in-place dlogits of another dtype', () => {
     const g = gpu();
     const logits = g.tensor('logits', 'f32', [2, 4], 'workspace');

@@ -13,6 +13,7 @@ import {
   crossEntropyReduceWgsl,
 } from './cross-entropy.wgsl.js';
 import { grid1d } from './grid.js';
+import { scalarIndex, type GpuScalar } from './loss-scale.js';
 import { ROW_WG, checkDisjoint, checkTensor, rowGrid, type StoredFloat } from './rows.js';
 
 /** torch / Hugging Face's default ignore_index. */
@@ -52,6 +53,8 @@ export interface CrossEntropyBackwardArgs extends CrossEntropyOptions {
   dlogits: Tensor;
   /** Gradient of whatever uses the mean loss with respect to it (default 1; a loss scale). */
   gradScale?: number;
+  /** Also multiply by this f32 element on the GPU (a dynamic loss scale: see createLossScaleState). */
+  gradScaleBy?: GpuScalar;
 }
 
 function ceShape(op: string, logits: Tensor, targets: Tensor): { rows: number; vocab: number } {
@@ -112,7 +115,10 @@ export function crossEntropyForward(gpu: GpuRuntime, a: CrossEntropyForwardArgs)
   });
 }
 
-/** Record the backward: dlogits = (softmax - onehot) * gradScale / count on kept rows, 0 on ignored rows. */
+/**
+ * Record the backward: dlogits = (softmax - onehot) * gradScale (* gradScaleBy) / count on kept rows, 0 on
+ * ignored rows.
+ */
 export function crossEntropyBackward(gpu: GpuRuntime, a: CrossEntropyBackwardArgs): void {
   const op = 'crossEntropyBackward';
   const { rows, vocab } = ceShape(op, a.logits, a.targets);
@@ -132,18 +138,23 @@ export function crossEntropyBackward(gpu: GpuRuntime, a: CrossEntropyBackwardArg
     logSumExp: a.logSumExp,
     keptCount: a.keptCount,
     dlogits: a.dlogits,
+    gradScaleBy: a.gradScaleBy?.tensor,
   });
   const gradScale = a.gradScale ?? 1;
   if (!Number.isFinite(gradScale)) throw new Error(`${op}: gradScale must be finite, got ${gradScale}`);
+  const scaleIndex = a.gradScaleBy ? scalarIndex(op, 'gradScaleBy', a.gradScaleBy, 'f32') : 0;
+  const scaled = a.gradScaleBy !== undefined;
+  const variant = `${inPlace ? 'inPlace' : 'out'}${scaled ? '.scaledBy' : ''}`;
   const dtype = a.logits.dtype as StoredFloat;
   const rest = [a.targets, a.logSumExp, a.keptCount];
+  if (a.gradScaleBy) rest.push(a.gradScaleBy.tensor);
   if (a.dlogits.dtype === 'f16') {
     const total = rows * vocab;
     const fg = grid1d(gpu, Math.ceil(total / 2), ROW_WG);
     gpu.dispatch({
       label: op,
-      pipeline: gpu.pipeline(`crossEntropy.backward.${dtype}.${inPlace ? 'inPlace' : 'out'}.f16`, () =>
-        crossEntropyBackwardF16Wgsl(dtype, inPlace),
+      pipeline: gpu.pipeline(`crossEntropy.backward.${dtype}.${variant}.f16`, () =>
+        crossEntropyBackwardF16Wgsl(dtype, inPlace, scaled),
       ),
       bindings: inPlace ? [a.logits, ...rest] : [a.logits, ...rest, a.dlogits],
       params: new Params()
@@ -153,7 +164,7 @@ export function crossEntropyBackward(gpu: GpuRuntime, a: CrossEntropyBackwardArg
         .i32(ignoreIndex)
         .f32(gradScale)
         .f32(divideBy)
-        .u32(0)
+        .u32(scaleIndex)
         .u32(0),
       workgroups: fg.workgroups,
     });
@@ -162,8 +173,8 @@ export function crossEntropyBackward(gpu: GpuRuntime, a: CrossEntropyBackwardArg
   const g = rowGrid(gpu, rows, Math.ceil(vocab / CE_BACKWARD_COLS_PER_WG));
   gpu.dispatch({
     label: op,
-    pipeline: gpu.pipeline(`crossEntropy.backward.${dtype}.${inPlace ? 'inPlace' : 'out'}`, () =>
-      crossEntropyBackwardWgsl(dtype, inPlace),
+    pipeline: gpu.pipeline(`crossEntropy.backward.${dtype}.${variant}`, () =>
+      crossEntropyBackwardWgsl(dtype, inPlace, scaled),
     ),
     bindings: inPlace ? [a.logits, ...rest] : [a.logits, ...rest, a.dlogits],
     params: new Params()
@@ -173,7 +184,7 @@ export function crossEntropyBackward(gpu: GpuRuntime, a: CrossEntropyBackwardArg
       .i32(ignoreIndex)
       .f32(gradScale)
       .f32(divideBy)
-      .u32(0)
+      .u32(scaleIndex)
       .u32(0),
     workgroups: g.workgroups,
   });

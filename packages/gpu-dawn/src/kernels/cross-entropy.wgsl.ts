@@ -118,8 +118,15 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 }
 `;
 
-/** `inPlace`: the gradient overwrites the (f32) logits through one read_write binding `data`. */
-export function crossEntropyBackwardWgsl(logitsDtype: StoredFloat, inPlace: boolean): string {
+/**
+ * `inPlace`: the gradient overwrites the (f32) logits through one read_write binding `data`. `scaledBy`:
+ * gradScale is multiplied by lossScale[scaleIndex], a scale kept on the GPU (dynamic loss scaling).
+ */
+export function crossEntropyBackwardWgsl(
+  logitsDtype: StoredFloat,
+  inPlace: boolean,
+  scaledBy = false,
+): string {
   const L = (i: string) => (inPlace ? `data[${i}]` : loadStored('logits', logitsDtype, i));
   const out = inPlace ? 'data' : 'dlogits';
   const bindings = inPlace
@@ -130,12 +137,13 @@ export function crossEntropyBackwardWgsl(logitsDtype: StoredFloat, inPlace: bool
     'var<storage, read> logSumExp: array<f32>',
     'var<storage, read> keptCount: array<u32>',
   );
+  if (scaledBy) bindings.push('var<storage, read> lossScale: array<f32>');
   if (!inPlace) bindings.push('var<storage, read_write> dlogits: array<f32>');
   bindings.push('var<uniform> p: Params');
   return /* wgsl */ `
 struct Params {
   rows: u32, vocab: u32, rowsX: u32, ignoreIndex: i32,
-  gradScale: f32, divideBy: f32, _pad0: u32, _pad1: u32,
+  gradScale: f32, divideBy: f32, ${scaledBy ? 'scaleIndex' : '_pad0'}: u32, _pad1: u32,
 }
 ${bindings.map((b, i) => `@group(0) @binding(${i}) ${b};`).join('\n')}
 
@@ -147,7 +155,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let targetId = targets[row];
   let ignored = targetId == p.ignoreIndex;
   let denom = select(f32(keptCount[0]), p.divideBy, p.divideBy > 0.0);
-  let scale = p.gradScale / denom; // only used when a row is kept, so denom >= 1 then
+  let scale = ${scaledBy ? 'p.gradScale * lossScale[p.scaleIndex]' : 'p.gradScale'} / denom; // only used when a row is kept, so denom >= 1 then
   let lse = logSumExp[row];
   let c0 = wid.z * ${CE_BACKWARD_COLS_PER_WG}u + lid;
   for (var k = 0u; k < ${CE_BACKWARD_COLS_PER_WG / ROW_WG}u; k++) {
@@ -169,7 +177,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
  * f16 dlogits: invocation w writes word w (elements 2w, 2w + 1, which may lie in two rows), each element
  * the f32 kernel's expression rounded to f16 (overflow to inf). `inPlace`: over f16 logits.
  */
-export function crossEntropyBackwardF16Wgsl(logitsDtype: StoredFloat, inPlace: boolean): string {
+export function crossEntropyBackwardF16Wgsl(
+  logitsDtype: StoredFloat,
+  inPlace: boolean,
+  scaledBy = false,
+): string {
   const L = (i: string) => loadStored(inPlace ? 'data' : 'logits', logitsDtype, i);
   const bindings = inPlace
     ? ['var<storage, read_write> data: array<u32>']
@@ -179,13 +191,14 @@ export function crossEntropyBackwardF16Wgsl(logitsDtype: StoredFloat, inPlace: b
     'var<storage, read> logSumExp: array<f32>',
     'var<storage, read> keptCount: array<u32>',
   );
+  if (scaledBy) bindings.push('var<storage, read> lossScale: array<f32>');
   if (!inPlace) bindings.push('var<storage, read_write> dlogits: array<u32>');
   bindings.push('var<uniform> p: Params');
   const out = inPlace ? 'data' : 'dlogits';
   return /* wgsl */ `
 struct Params {
   total: u32, vocab: u32, rowStride: u32, ignoreIndex: i32,
-  gradScale: f32, divideBy: f32, _pad0: u32, _pad1: u32,
+  gradScale: f32, divideBy: f32, ${scaledBy ? 'scaleIndex' : '_pad0'}: u32, _pad1: u32,
 }
 ${bindings.map((b, i) => `@group(0) @binding(${i}) ${b};`).join('\n')}
 ${F16_BITS_WGSL}
@@ -205,7 +218,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let e0 = 2u * w;
   if (e0 >= p.total) { return; }
   let denom = select(f32(keptCount[0]), p.divideBy, p.divideBy > 0.0);
-  let scale = p.gradScale / denom; // only used for kept rows, so denom >= 1 then
+  let scale = ${scaledBy ? 'p.gradScale * lossScale[p.scaleIndex]' : 'p.gradScale'} / denom; // only used for kept rows, so denom >= 1 then
   let g0 = grad(e0, scale);
   var hi = ${out}[w] >> 16u; // the tensor's padding half: kept
   if (e0 + 1u < p.total) { hi = f32ToF16Bits(grad(e0 + 1u, scale)); }
