@@ -287,9 +287,10 @@ describe.each(['rms', 'layer'] as const)('%s norm', (kind) => {
 
 // Mixed precision: y f16 (the matmul operand), dy f16 or f32; x, statistics, dx and dweight f32.
 describe.each(['rms', 'layer'] as const)('%s norm, mixed precision', (kind) => {
-  // odd row lengths make two rows share an f16 word (the edge pass); 6 is the even case
+  // odd row lengths make two rows share an f16 word (the edge pass; rows of 1 are all edges); 6 is even
   const shapes: [number, number][] = [
     [1, 1],
+    [5, 1],
     [3, 7],
     [4, 6],
     [13, 301],
