@@ -123,3 +123,5 @@ export { attentionPlan } from './kernels/attention.js';
 export type { AttentionTcConfig, TcQueryTiles, TcKeyTiles } from './kernels/attention.js';
 export { hasBufferView, tcProfile } from './kernels/matmul.js';
 export type { TcTileConfig, TcProfile } from './kernels/matmul.js';
+export { createLossScaleState, updateLossScale } from './kernels/loss-scale.js';
+export type { LossScaleOptions, LossScaleState, GpuScalar } from './kernels/loss-scale.js';

@@ -62,3 +62,4 @@ export type { RowGrid } from './kernels/rows.js';
 export type { StochasticAddResult } from './kernels/cast.js';
 export type { CrossEntropyReferenceResult } from './kernels/cross-entropy.js';
 export type { MatmulPlan, MatmulReferenceArgs } from './kernels/matmul.js';
+export { lossScaleUpdateReference } from './kernels/loss-scale.js';

@@ -172,6 +172,41 @@ describe('AdamW on the GPU', () => {
     });
   }
 
+  it('unscales by a loss scale kept on the GPU (with clipping): the same bits as dividing on the host', async () => {
+    const g = gpu();
+    const rng = makeRng(12);
+    const n = 301;
+    const lossScale = 4096;
+    const scaled = Float32Array.from(randn(rng, n), (v) => v * lossScale); // gradients of the scaled loss
+    const byTensor = setup(g, n, 'f32', makeRng(13));
+    const byHost = setup(g, n, 'f32', makeRng(13)); // the same initial params
+    const scaleT = g.upload('lossScale', 'f32', [2], [lossScale, 7]);
+    const stats = g.tensor('stats', 'f32', [1], 'workspace');
+    for (const s of [byTensor, byHost]) g.write(s.gpuParam.grad, scaled);
+    globalNorm(g, byTensor.gpuParam.grad, { out: stats });
+    const clip = { norm: stats, maxNorm: 0.5 };
+    adamw(g, byTensor.gpuParam, { ...HYPER, step: 2, gradScale: 0.5, clip, unscaleBy: { tensor: scaleT } });
+    adamw(g, byHost.gpuParam, { ...HYPER, step: 2, gradScale: 0.5 / lossScale, clip });
+    for (const k of ['param', 'm', 'v'] as const)
+      expect(Array.from(await g.read(byTensor.gpuParam[k])), k).toEqual(
+        Array.from(await g.read(byHost.gpuParam[k])),
+      );
+    const gradFactor = adamwGradFactor(0.5 / lossScale, {
+      norm: reduceReference('norm', [scaled]),
+      maxNorm: 0.5,
+    });
+    adamwReference(byTensor.host, scaled, { ...HYPER, step: 2, gradFactor });
+    expectClose(
+      await g.read(byTensor.gpuParam.param),
+      byTensor.host.param,
+      { rtol: 1e-6, atol: 1e-8 },
+      'param',
+    );
+    expectClose(await g.read(byTensor.gpuParam.m), byTensor.host.m, STATE_TOL, 'm');
+    for (const s of [byTensor, byHost]) release(s.gpuParam);
+    for (const t of [scaleT, stats]) t.release();
+  });
+
   it('skips the whole step on the GPU when the gradients hold a NaN or inf, and runs when they do not', async () => {
     const g = gpu();
     const n = 513;

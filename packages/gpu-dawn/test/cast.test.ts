@@ -103,6 +103,17 @@ describe('casts f32 <-> f16', () => {
     y.release();
   });
 
+  it('f32 -> f16 overflows to +-inf, never clamps to +-65504 (loss scaling detects it later), NaN stays NaN', async () => {
+    const g = gpu();
+    const values = [65504, 65519.99, 65520, -65520, 1e6, -3e38, Infinity, -Infinity, NaN];
+    const want = [65504, 65504, Infinity, -Infinity, Infinity, -Infinity, Infinity, -Infinity, NaN];
+    const x = g.upload('x', 'f32', [values.length], values);
+    const y = cast(g, x, 'f16', poisoned(g, 'y', 'f16', values.length));
+    expect(Array.from(await g.read(y))).toEqual(want);
+    x.release();
+    y.release();
+  });
+
   it('round trip f32 -> f16 -> f32 equals castReference, and a same-dtype cast copies', async () => {
     const g = gpu();
     const n = 3001;

@@ -11,8 +11,8 @@ import {
   type CrossEntropyOptions,
 } from '../src/kernels/cross-entropy.js';
 import type { GpuRuntime } from '../src/runtime.js';
-import type { Tensor } from '../src/tensor.js';
-import { NAN_BITS, expectClose, makeRng, randn, useGpu } from './harness.js';
+import { Tensor } from '../src/tensor.js';
+import { NAN_BITS, expectClose, expectF16Close, makeRng, poisonedTensor, randn, useGpu } from './harness.js';
 
 const gpu = useGpu();
 
@@ -287,6 +287,131 @@ describe('softmax cross-entropy', () => {
       }),
     ).toThrow(/dlogits must be f32 \[4, 7\]/);
     for (const t of [logits, targets, targets4, wrong]) t.release();
+    out.release();
+  });
+});
+
+describe('softmax cross-entropy, f16 dlogits (mixed precision: the lm_head operand)', () => {
+  /** Forward on logits of `dtype`, then the backward into a poisoned f16 dlogits (or in place). */
+  async function runF16(
+    g: GpuRuntime,
+    logits: Float64Array,
+    targets: Int32Array,
+    vocab: number,
+    dtype: 'f32' | 'f16',
+    options: CrossEntropyOptions & { gradScale?: number; inPlace?: boolean },
+  ): Promise<Float32Array> {
+    const rows = targets.length;
+    const logitsT = g.upload('logits', dtype, [rows, vocab], logits);
+    const targetsT = g.upload('targets', 'i32', [rows], targets);
+    const out = outputs(g, rows);
+    crossEntropyForward(g, { logits: logitsT, targets: targetsT, ...out, ...options });
+    const dlogits = options.inPlace ? logitsT : poisonedTensor(g, 'dlogits', 'f16', [rows, vocab]);
+    crossEntropyBackward(g, {
+      logits: logitsT,
+      targets: targetsT,
+      logSumExp: out.logSumExp,
+      keptCount: out.keptCount,
+      dlogits,
+      ...options,
+    });
+    const got = (await g.read(dlogits)) as Float32Array;
+    for (const t of new Set([logitsT, targetsT, dlogits])) t.release();
+    out.release();
+    return got;
+  }
+
+  // 7 x 37 and 3 x 3001: rows of odd length, so f16 words straddle rows
+  for (const [rows, vocab] of [
+    [1, 1],
+    [7, 37],
+    [4, 258],
+    [3, 3001],
+  ] as const) {
+    it(`f32 logits -> f16 dlogits scaled by gradScale, within one f16 ulp, ${rows} x ${vocab}`, async () => {
+      const g = gpu();
+      const rng = makeRng(rows * 17 + vocab);
+      const logits = Float64Array.from(randn(rng, rows * vocab, 3), Math.fround);
+      const targets = randomTargets(rng, rows, vocab, rows > 1 ? 0.3 : 0);
+      const options = { gradScale: 1024 }; // a loss scale
+      const got = await runF16(g, logits, targets, vocab, 'f32', options);
+      const want = crossEntropyBackwardReference(logits, targets, vocab, options);
+      const kept = Math.max(1, crossEntropyReference(logits, targets, vocab).keptCount);
+      // one rounding of the f32 result; atol: f32 error of p - 1 at the target (cancellation)
+      expectF16Close(got, want, { ulps: 1, atol: (1e-6 * options.gradScale) / kept }, 'dlogits f16');
+    });
+  }
+
+  it('f16 logits -> f16 dlogits in place, with divideBy', async () => {
+    const g = gpu();
+    const rng = makeRng(5);
+    const [rows, vocab] = [5, 101];
+    const logits = Float64Array.from(randn(rng, rows * vocab, 3), f16Round);
+    const targets = randomTargets(rng, rows, vocab, 0.3);
+    const options = { gradScale: 8, divideBy: 7, inPlace: true };
+    const got = await runF16(g, logits, targets, vocab, 'f16', options);
+    const want = crossEntropyBackwardReference(logits, targets, vocab, options);
+    expectF16Close(got, want, { ulps: 1, atol: (1e-6 * 8) / 7 }, 'dlogits f16 in place');
+  });
+
+  it('overflows to -inf (never a clamped -65504) when gradScale is too large for f16', async () => {
+    const g = gpu();
+    const vocab = 9; // one row
+    const logits = Float64Array.from({ length: vocab }, (_, i) => Math.fround(i / 4));
+    const targets = Int32Array.from([2]);
+    const options = { gradScale: 2 ** 20 };
+    const got = await runF16(g, logits, targets, vocab, 'f32', options);
+    expect(got[2]).toBe(-Infinity);
+    const want = crossEntropyBackwardReference(logits, targets, vocab, options);
+    expectF16Close(got, want, { ulps: 1 }, 'dlogits with overflow');
+  });
+
+  it('gradScaleBy multiplies by a loss scale kept on the GPU: the same bits as that scale given as gradScale', async () => {
+    const g = gpu();
+    const rng = makeRng(19);
+    const [rows, vocab] = [6, 77];
+    const logits = Float64Array.from(randn(rng, rows * vocab, 3), Math.fround);
+    const targets = randomTargets(rng, rows, vocab, 0.3);
+    const logitsT = g.upload('logits', 'f32', [rows, vocab], logits);
+    const targetsT = g.upload('targets', 'i32', [rows], targets);
+    const out = outputs(g, rows);
+    crossEntropyForward(g, { logits: logitsT, targets: targetsT, ...out });
+    const lossScale = g.upload('lossScale', 'f32', [2], [3, 4096]);
+    const common = { logits: logitsT, targets: targetsT, logSumExp: out.logSumExp, keptCount: out.keptCount };
+    for (const dtype of ['f32', 'f16'] as const) {
+      const byTensor = poisonedTensor(g, 'byTensor', dtype, [rows, vocab]);
+      const byHost = poisonedTensor(g, 'byHost', dtype, [rows, vocab]);
+      crossEntropyBackward(g, {
+        ...common,
+        dlogits: byTensor,
+        gradScale: 0.5,
+        gradScaleBy: { tensor: lossScale, index: 1 },
+      });
+      crossEntropyBackward(g, { ...common, dlogits: byHost, gradScale: 2048 });
+      const got = await g.read(byTensor);
+      expect(Array.from(got), dtype).toEqual(Array.from(await g.read(byHost)));
+      const want = crossEntropyBackwardReference(logits, targets, vocab, { gradScale: 2048 });
+      const kept = crossEntropyReference(logits, targets, vocab).keptCount;
+      if (dtype === 'f16') expectF16Close(got, want, { ulps: 1, atol: (1e-6 * 2048) / kept }, 'f16 dlogits');
+      else expectClose(got, want, { rtol: 1e-4, atol: (1e-6 * 2048) / kept }, 'f32 dlogits');
+      byTensor.release();
+      byHost.release();
+    }
+    const bad = { ...common, dlogits: logitsT, gradScaleBy: { tensor: lossScale, index: 2 } };
+    expect(() => crossEntropyBackward(g, bad)).toThrow(/gradScaleBy index 2 outside/);
+    for (const t of [logitsT, targetsT, lossScale]) t.release();
+    out.release();
+  });
+
+  it('rejects an in-place dlogits of another dtype', () => {
+    const g = gpu();
+    const logits = g.tensor('logits', 'f32', [2, 4], 'workspace');
+    const view = new Tensor(logits.buffer, 'f16', [2, 4], 'logits16', logits.byteOffset);
+    const targets = g.tensor('targets', 'i32', [2], 'workspace');
+    const out = outputs(g, 2);
+    const args = { logits, targets, logSumExp: out.logSumExp, keptCount: out.keptCount, dlogits: view };
+    expect(() => crossEntropyBackward(g, args)).toThrow(/in place, so it must have their dtype/);
+    for (const t of [logits, targets]) t.release();
     out.release();
   });
 });

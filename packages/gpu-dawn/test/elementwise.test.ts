@@ -26,7 +26,16 @@ import {
   swigluBackwardReference,
   swigluReference,
 } from '../src/reference.js';
-import { expectClose, makeRng, NAN_BITS, randn, useGpu, type Tolerance } from './harness.js';
+import {
+  expectClose,
+  expectF16Close,
+  makeRng,
+  NAN_BITS,
+  poisonedTensor,
+  randn,
+  useGpu,
+  type Tolerance,
+} from './harness.js';
 
 const gpu = useGpu();
 
@@ -277,6 +286,95 @@ describe('add, scale, bias', () => {
         for (const t of [x, bias, y]) t.release();
       });
     }
+});
+
+// The mixed-precision flow: f16 activations in and out, f32 residual streams, each f16 output within one
+// f16 ulp of the exactly rounded float64 result (f32 math, one rounding; atol only for results that
+// cancel below f32's resolution of their terms). Outputs are poisoned in both f16 halves.
+describe('mixed precision (f16 bounds in ulps)', () => {
+  const n = 1001; // odd: the last f16 word is half used
+  const ULP1 = { ulps: 1, atol: 1e-6 };
+
+  it('swiglu and swigluBackward on f16 gate/up/dy, f16 outputs', async () => {
+    const g = gpu();
+    const rng = makeRng(41);
+    const [gv, uv, dyv] = [randn(rng, n, 3), randn(rng, n, 2), randn(rng, n)];
+    const [gate, up, dy] = [
+      upload(g, 'gate', 'f16', [n], gv),
+      upload(g, 'up', 'f16', [n], uv),
+      upload(g, 'dy', 'f16', [n], dyv),
+    ];
+    const [gs, us, dys] = [stored(gv, 'f16'), stored(uv, 'f16'), stored(dyv, 'f16')];
+    const y = swiglu(g, gate, up, poisonedTensor(g, 'act', 'f16', [n]));
+    expectF16Close(await g.read(y), swigluReference(gs, us), ULP1, 'swiglu f16');
+    const out = { dGate: poisonedTensor(g, 'dGate', 'f16', [n]), dUp: poisonedTensor(g, 'dUp', 'f16', [n]) };
+    const { dGate, dUp } = swigluBackward(g, gate, up, dy, out);
+    const want = swigluBackwardReference(gs, us, dys);
+    expectF16Close(await g.read(dGate), want.dGate, ULP1, 'dGate f16');
+    expectF16Close(await g.read(dUp), want.dUp, ULP1, 'dUp f16');
+    for (const t of [gate, up, dy, y, dGate, dUp]) t.release();
+  });
+
+  it('gelu and geluBackward on f16, f16 outputs', async () => {
+    const g = gpu();
+    const rng = makeRng(43);
+    const [xv, dyv] = [randn(rng, n, 3), randn(rng, n)];
+    const [x, dy] = [upload(g, 'x', 'f16', [n], xv), upload(g, 'dy', 'f16', [n], dyv)];
+    const [xs, dys] = [stored(xv, 'f16'), stored(dyv, 'f16')];
+    const y = gelu(g, x, poisonedTensor(g, 'y', 'f16', [n]));
+    expectF16Close(await g.read(y), geluReference(xs), ULP1, 'gelu f16');
+    const dx = geluBackward(g, x, dy, poisonedTensor(g, 'dx', 'f16', [n]));
+    expectF16Close(await g.read(dx), geluBackwardReference(xs, dys), ULP1, 'geluBackward f16');
+    for (const t of [x, dy, y, dx]) t.release();
+  });
+
+  it('add and addScaled with every mix of f32 and f16 operands and output', async () => {
+    const g = gpu();
+    const rng = makeRng(47);
+    const [av, bv] = [randn(rng, n, 4), randn(rng, n, 4)];
+    const alpha = Math.fround(-0.37);
+    for (const [ad, bd, yd] of [
+      ['f32', 'f16', 'f32'], // residual stream += f16 branch
+      ['f16', 'f32', 'f32'],
+      ['f16', 'f16', 'f32'], // f16 sum kept in f32
+      ['f32', 'f32', 'f16'], // sum rounded once to f16
+      ['f32', 'f16', 'f16'],
+    ] as const) {
+      const a = upload(g, 'a', ad, [n], av);
+      const b = upload(g, 'b', bd, [n], bv);
+      const [as, bs] = [stored(av, ad), stored(bv, bd)];
+      const what = `${ad} + ${bd} -> ${yd}`;
+      const check = async (t: Tensor, want: Float64Array, op: string): Promise<void> => {
+        if (yd === 'f16') expectF16Close(await g.read(t), want, ULP1, `${op} ${what}`);
+        else expectClose(await g.read(t), want, TOL.f32, `${op} ${what}`);
+      };
+      const y = add(g, a, b, poisonedTensor(g, 'y', yd, [n]));
+      await check(y, addScaledReference(as, bs), 'add');
+      const z = addScaled(g, a, b, alpha, poisonedTensor(g, 'z', yd, [n]));
+      await check(z, addScaledReference(as, bs, alpha), 'addScaled');
+      for (const t of [a, b, y, z]) t.release();
+    }
+  });
+
+  it('scale with an f16 output is the fused scale-and-cast: one rounding, overflow to inf', async () => {
+    const g = gpu();
+    const rng = makeRng(53);
+    const xv = randn(rng, n, 100);
+    xv[0] = 70000; // x 1 -> inf
+    xv[1] = -1e30; // -inf
+    const x = upload(g, 'x', 'f32', [n], xv);
+    for (const alpha of [1, Math.fround(1 / 3), 1024]) {
+      const y = scale(g, x, alpha, poisonedTensor(g, 'y16', 'f16', [n]));
+      const got = await g.read(y);
+      // a power-of-two alpha is exact in f32, so the f16 result is the exactly rounded one
+      const exact = Number.isInteger(Math.log2(alpha));
+      expectF16Close(got, scaleReference(xv, alpha), { ulps: exact ? 0 : 1 }, `scale ${alpha} -> f16`);
+      if (alpha >= 1) expect(got[0]).toBe(Infinity);
+      expect(got[1]).toBe(-Infinity);
+      y.release();
+    }
+    x.release();
+  });
 });
 
 describe('launch shapes and errors', () => {

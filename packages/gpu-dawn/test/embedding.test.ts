@@ -155,6 +155,40 @@ describe('embedding backward (deterministic scatter-add)', () => {
     });
   }
 
+  for (const [tokens, vocab, cols, distinct] of [
+    [13, 29, 5, 6], // rows of odd length: f16 dy rows straddle words
+    [601, 41, 3, 9],
+  ] as const) {
+    it(`f16 dy: ${tokens} tokens into a ${vocab} x ${cols} f32 gradient, bitwise the f32 kernel on the same values`, async () => {
+      const g = gpu();
+      const rng = makeRng(tokens * 3 + vocab);
+      const ids = randomIds(rng, tokens, distinct);
+      const dy = Float32Array.from(randn(rng, tokens * cols), f16Round);
+      const idsT = g.upload('ids', 'i32', [tokens], ids);
+      const dy16 = g.upload('dy16', 'f16', [tokens, cols], dy);
+      const dy32 = g.upload('dy32', 'f32', [tokens, cols], dy);
+      const grad = poisoned(g, 'grad', [vocab, cols]);
+      embeddingBackward(g, { dy: dy16, ids: idsT, tableGrad: grad });
+      const got = (await g.read(grad)) as Float32Array;
+      expectClose(
+        got,
+        embeddingBackwardReference(dy, ids, vocab, cols),
+        { rtol: 1e-5, atol: 1e-5 },
+        'tableGrad',
+      );
+      // f16 -> f32 is exact and the summation order is the same: identical bits
+      embeddingBackward(g, { dy: dy32, ids: idsT, tableGrad: grad });
+      expect(Array.from((await g.read(grad)) as Float32Array)).toEqual(Array.from(got));
+      // position range + accumulate with f16 dy
+      const range = { offset: 1, sequenceLength: 5 };
+      embeddingBackward(g, { dy: dy16, ids: range, tableGrad: grad, accumulate: true });
+      const positions = positionsOf(range, tokens);
+      const want = embeddingBackwardReference(dy, positions, vocab, cols).map((v, i) => v + got[i]!);
+      expectClose(await g.read(grad), want, { rtol: 1e-5, atol: 1e-5 }, 'accumulated position grad');
+      for (const t of [idsT, dy16, dy32, grad]) t.release();
+    });
+  }
+
   it('accumulates, skips paddingIdx and ids out of range', async () => {
     const g = gpu();
     const rng = makeRng(3);

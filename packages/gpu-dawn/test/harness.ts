@@ -1,7 +1,7 @@
 // Shared helpers for kernel tests: one GPU runtime per test file, random inputs, poisoned outputs and
 // element-wise comparison with messages that name the first bad element.
 import { afterAll, beforeAll, expect } from 'vitest';
-import { GpuRuntime, type GpuRuntimeOptions } from '../src/index.js';
+import { GpuRuntime, f16BitsToF32, f32ToF16Bits, type GpuRuntimeOptions, type Tensor } from '../src/index.js';
 import { makeRng } from './rng.js';
 
 export { makeRng };
@@ -90,4 +90,58 @@ export function relL2(got: ArrayLike<number>, want: ArrayLike<number>): number {
     den += want[i]! * want[i]!;
   }
   return Math.sqrt(num / Math.max(den, 1e-300));
+}
+
+/** Two f16 quiet NaNs in one 32-bit word: poisons both halves of f16 storage (NAN_BITS's low half is 0). */
+export const F16_NAN_PAIR = 0x7e007e00;
+
+/** A workspace tensor whose every element (f32 or f16) reads as NaN until written. */
+export function poisonedTensor(g: GpuRuntime, label: string, dtype: 'f32' | 'f16', shape: number[]): Tensor {
+  const t = g.tensor(label, dtype, shape, 'workspace');
+  g.fill32(t, dtype === 'f16' ? F16_NAN_PAIR : NAN_BITS);
+  return t;
+}
+
+/** Ordered integer key of an f16 value (sign * magnitude bits): adjacent f16 values differ by 1. */
+function f16Key(v: number): number {
+  const bits = f32ToF16Bits(v);
+  return bits & 0x8000 ? -(bits & 0x7fff) : bits;
+}
+
+export interface F16Tolerance {
+  /** f16 steps allowed between got and the reference rounded to f16 (default 1). */
+  ulps?: number;
+  /** Absolute error also accepted (for results that cancel below f32's resolution of their terms). */
+  atol?: number;
+}
+
+/**
+ * f16 outputs against a float64 reference: got[i] (an f16 value) lies within `ulps` f16 steps of want[i]
+ * rounded to f16 (the exactly rounded result), or within atol of want[i]. inf/NaN must match exactly.
+ */
+export function expectF16Close(
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  tol: F16Tolerance,
+  what: string,
+): void {
+  const { ulps = 1, atol = 0 } = tol;
+  expect(got.length, `${what}: length`).toBe(want.length);
+  let bad = 0;
+  let first = '';
+  for (let i = 0; i < want.length; i++) {
+    const g = got[i]!;
+    const w = want[i]!;
+    const rounded = f16BitsToF32(f32ToF16Bits(w));
+    let ok: boolean;
+    if (Number.isNaN(w)) ok = Number.isNaN(g);
+    else if (!Number.isFinite(rounded)) ok = g === rounded;
+    else
+      ok = Number.isFinite(g) && (Math.abs(f16Key(g) - f16Key(rounded)) <= ulps || Math.abs(g - w) <= atol);
+    if (!ok && bad++ === 0) first = `[${i}]: got ${g}, want ${w} (f16 ${rounded})`;
+  }
+  if (bad)
+    expect.fail(
+      `${what}: ${bad} of ${want.length} f16 elements beyond ${ulps} ulp (atol ${atol}); first ${first}`,
+    );
 }

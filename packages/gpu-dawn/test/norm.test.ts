@@ -11,7 +11,7 @@ import {
 } from '../src/kernels/norm.js';
 import type { GpuRuntime } from '../src/runtime.js';
 import type { Tensor } from '../src/tensor.js';
-import { NAN_BITS, expectClose, makeRng, randn, useGpu } from './harness.js';
+import { NAN_BITS, expectClose, expectF16Close, makeRng, poisonedTensor, randn, useGpu } from './harness.js';
 
 const gpu = useGpu();
 
@@ -283,6 +283,96 @@ describe.each(['rms', 'layer'] as const)('%s norm', (kind) => {
     for (const t of [y, mean, rstd, dx, dweight, dbias]) t.release();
     u.release();
   });
+});
+
+// Mixed precision: y f16 (the matmul operand), dy f16 or f32; x, statistics, dx and dweight f32.
+describe.each(['rms', 'layer'] as const)('%s norm, mixed precision', (kind) => {
+  // odd row lengths make two rows share an f16 word (the edge pass; rows of 1 are all edges); 6 is even
+  const shapes: [number, number][] = [
+    [1, 1],
+    [5, 1],
+    [3, 7],
+    [4, 6],
+    [13, 301],
+    [2, 777],
+  ];
+  for (const [rows, cols] of shapes) {
+    it(`f16 y is within one f16 ulp of the exactly rounded float64 result, ${rows} x ${cols}`, async () => {
+      const g = gpu();
+      const p = problem(rows * 31 + cols, rows, cols, 'f16');
+      const u = upload(g, p, 'f16');
+      const y = poisonedTensor(g, 'y', 'f16', [rows, cols]);
+      const mean = poisoned(g, 'mean', [rows]);
+      const rstd = poisoned(g, 'rstd', [rows]);
+      forward(g, kind, u, y, mean, rstd, EPS);
+      const ref = normReference(kind, p.x, cols, p.weight, p.bias, EPS);
+      // f32 math then one rounding to f16: at most one f16 step from the exactly rounded value
+      expectF16Close(await g.read(y), ref.y, { ulps: 1 }, 'y f16');
+      expectClose(await g.read(rstd), ref.rstd, { rtol: 2e-5, atol: 0 }, 'rstd');
+      if (kind === 'layer') expectClose(await g.read(mean), ref.mean, { rtol: 1e-5, atol: 1e-6 }, 'mean');
+      for (const t of [y, mean, rstd]) t.release();
+      u.release();
+    });
+  }
+
+  it('f16 y overflows to inf (never a clamped 65504), other columns unaffected', async () => {
+    const g = gpu();
+    const [rows, cols] = [3, 5];
+    const p = problem(3, rows, cols, 'f32');
+    p.weight[2] = 1e6; // |xhat| > 0.07 makes y[., 2] exceed the f16 range
+    const u = upload(g, p, 'f32');
+    const y = poisonedTensor(g, 'y', 'f16', [rows, cols]);
+    const mean = poisoned(g, 'mean', [rows]);
+    const rstd = poisoned(g, 'rstd', [rows]);
+    forward(g, kind, u, y, mean, rstd, EPS);
+    const ref = normReference(kind, p.x, cols, p.weight, p.bias, EPS);
+    expect(ref.y.filter((v, i) => i % cols === 2 && Math.abs(v) > 65520).length).toBeGreaterThan(0);
+    expectF16Close(await g.read(y), ref.y, { ulps: 1 }, 'y f16 with overflow');
+    for (const t of [y, mean, rstd]) t.release();
+    u.release();
+  });
+
+  for (const [rows, cols] of [
+    [5, 37],
+    [2, 777],
+  ] as [number, number][]) {
+    it(`backward with f16 dy matches float64 (dx, dweight f32), also accumulating, ${rows} x ${cols}`, async () => {
+      const g = gpu();
+      const p = problem(rows * 13 + cols, rows, cols, 'f16');
+      const dy16 = Float64Array.from(p.dy, f16Round); // what the kernel sees
+      const u = upload(g, p, 'f16');
+      const dy = g.upload('dy16', 'f16', [rows, cols], p.dy);
+      const y = poisonedTensor(g, 'y', 'f16', [rows, cols]);
+      const mean = poisoned(g, 'mean', [rows]);
+      const rstd = poisoned(g, 'rstd', [rows]);
+      forward(g, kind, u, y, mean, rstd, EPS);
+      const dx = poisoned(g, 'dx', [rows, cols]);
+      const dweight = poisoned(g, 'dweight', [cols]);
+      const dbias = poisoned(g, 'dbias', [cols]);
+      const args = { dy, x: u.x, weight: u.weight, rstd, dx, dweight };
+      if (kind === 'rms') rmsNormBackward(g, args);
+      else layerNormBackward(g, { ...args, mean, dbias });
+      const ref = normBackwardReference(kind, dy16, p.x, cols, p.weight, EPS);
+      // f32 math on exact f16 inputs: the f32 bounds of the f32 test
+      const atolW = 1e-5 * Math.sqrt(rows);
+      expectClose(await g.read(dx), ref.dx, { rtol: 1e-4, atol: 1e-5 }, 'dx');
+      expectClose(await g.read(dweight), ref.dweight, { rtol: 1e-4, atol: atolW }, 'dw');
+      if (kind === 'layer') expectClose(await g.read(dbias), ref.dbias, { rtol: 1e-4, atol: atolW }, 'db');
+      // into the f32 residual gradient: dx += ..., dweight += ...
+      if (kind === 'rms') rmsNormBackward(g, { ...args, accumulateDx: true, accumulateParams: true });
+      else layerNormBackward(g, { ...args, mean, dbias, accumulateDx: true, accumulateParams: true });
+      const twice = (a: Float64Array) => a.map((v) => 2 * v);
+      expectClose(await g.read(dx), twice(ref.dx), { rtol: 1e-4, atol: 2e-5 }, 'dx accumulated');
+      expectClose(
+        await g.read(dweight),
+        twice(ref.dweight),
+        { rtol: 1e-4, atol: 2 * atolW },
+        'dw accumulated',
+      );
+      for (const t of [dy, y, mean, rstd, dx, dweight, dbias]) t.release();
+      u.release();
+    });
+  }
 });
 
 describe('norm argument checks', () => {

@@ -107,6 +107,49 @@ describe('reductions', () => {
     for (const t of [...tensors, out]) t.release();
   });
 
+  it('accumulates a running non-finite count over f16 and f32 tensors reduced in separate calls', async () => {
+    const g = gpu();
+    const rng = makeRng(21);
+    const a = randn(rng, 3001, 3);
+    a[10] = 9e4; // overflows to inf when stored as f16
+    a[11] = NaN;
+    const b = Float32Array.from([-Infinity]);
+    const c = randn(rng, 70001, 2);
+    c[5] = NaN;
+    const tensors = [
+      g.upload('a', 'f16', [a.length], a),
+      g.upload('b', 'f32', [1], b),
+      g.upload('c', 'f32', [c.length], c),
+    ];
+    const count = poisonedOut(g, 'u32', 2);
+    g.fill32(count, 0);
+    for (const t of tensors) nonFiniteCount(g, t, { out: count, outIndex: 1, accumulate: true });
+    const want = reduceReference('nonFiniteCount', [stored(a, 'f16'), b, c]);
+    expect(want).toBe(4);
+    expect(Array.from(await g.read(count))).toEqual([0, want]);
+    for (const t of [...tensors, count]) t.release();
+  });
+
+  it('accumulates a running absMax (f16, several levels) and sum; rejects accumulating a norm', async () => {
+    const g = gpu();
+    const rng = makeRng(22);
+    const a = stored(randn(rng, 3001, 3), 'f16');
+    const c = randn(rng, 70001, 2);
+    const at = g.upload('a', 'f16', [a.length], a);
+    const ct = g.upload('c', 'f32', [c.length], c);
+    const stats = poisonedOut(g, 'f32', 2);
+    g.write(stats, [-Infinity, 0]); // the identities of max and sum
+    reduce(g, 'absMax', at, { out: stats, outIndex: 0, accumulate: true });
+    reduce(g, 'absMax', ct, { out: stats, outIndex: 0, accumulate: true, valuesPerThread: 7 });
+    reduce(g, 'sum', at, { out: stats, outIndex: 1, accumulate: true });
+    reduce(g, 'sum', ct, { out: stats, outIndex: 1, accumulate: true });
+    const got = await g.read(stats);
+    expect(got[0]).toBe(reduceReference('absMax', [a, c]));
+    expect(Math.abs(got[1]! - reduceReference('sum', [a, c]))).toBeLessThanOrEqual(tolerance('sum', [a, c]));
+    expect(() => globalNorm(g, at, { out: stats, accumulate: true })).toThrow(/accumulate sumOfSquares/);
+    for (const t of [at, ct, stats]) t.release();
+  });
+
   it('handles -inf-only and empty-of-finite inputs and rejects a wrong result dtype', async () => {
     const g = gpu();
     const x = g.upload('x', 'f32', [5], new Float32Array(5).fill(-Infinity));
@@ -149,6 +192,34 @@ describe('column sums (bias gradient)', () => {
         out.release();
       });
     }
+
+  for (const [rows, cols, chunkRows] of [
+    [7, 5, undefined],
+    [700, 129, undefined],
+    [257, 33, 16],
+  ] as const) {
+    it(`f16 dy -> f32 bias gradient [${rows}, ${cols}]${chunkRows ? ` chunks of ${chunkRows}` : ''}, accumulating`, async () => {
+      const g = gpu();
+      const values = stored(randn(makeRng(rows + cols), rows * cols), 'f16');
+      const x = g.upload('dy16', 'f16', [rows, cols], values);
+      const out = g.tensor('dBias', 'f32', [cols], 'workspace');
+      g.fill32(out, NAN_BITS);
+      columnSum(g, x, out, chunkRows ? { chunkRows } : {});
+      const want = columnSumReference(values, cols);
+      // exact f16 inputs, f32 sums: the f32 bound
+      const tol = { rtol: 1e-5, atol: 1e-6 * rows };
+      expectClose(await g.read(out), want, tol, 'column sums f16 -> f32');
+      biasGrad(g, x, out, { accumulate: true, ...(chunkRows && { chunkRows }) });
+      expectClose(
+        await g.read(out),
+        want.map((v) => 2 * v),
+        { ...tol, atol: 2 * tol.atol },
+        'accumulated',
+      );
+      x.release();
+      out.release();
+    });
+  }
 
   it('is the gradient of biasAdd: matches finite differences of sum(dy * (x + bias))', async () => {
     const g = gpu();

@@ -10,7 +10,8 @@ import {
 import { positionsOf, type TokenPositions } from '../src/kernels/rows.js';
 import type { GpuRuntime } from '../src/runtime.js';
 import type { Tensor } from '../src/tensor.js';
-import { NAN_BITS, expectClose, makeRng, randn, useGpu } from './harness.js';
+import { f16Round } from '../src/dtype.js';
+import { F16_NAN_PAIR, NAN_BITS, expectClose, expectF16Close, makeRng, randn, useGpu } from './harness.js';
 
 const gpu = useGpu();
 
@@ -195,6 +196,115 @@ describe('RoPE (HF rotate-half)', () => {
     expect(out.slice(0, 4).every(Number.isFinite)).toBe(true);
     expect(out.slice(4).every(Number.isNaN)).toBe(true);
     for (const t of [table, ids, x]) t.release();
+  });
+});
+
+// f16 q/k (mixed precision): in place by word pairs when headDim / 2 is even, through a copy when odd.
+const F16_CASES: Case[] = [
+  {
+    name: 'headDim 2 (copy path), offset',
+    tokens: 1,
+    heads: 1,
+    kvHeads: 1,
+    headDim: 2,
+    positions: 'range',
+    offset: 3,
+  },
+  {
+    name: 'headDim 6 (copy path), GQA 5/1',
+    tokens: 13,
+    heads: 5,
+    kvHeads: 1,
+    headDim: 6,
+    positions: 'range',
+    offset: 1,
+  },
+  { name: 'headDim 8 (in place), ids', tokens: 11, heads: 3, kvHeads: 1, headDim: 8, positions: 'ids' },
+  {
+    name: 'headDim 64 (in place), 3 sequences of 7',
+    tokens: 21,
+    heads: 3,
+    kvHeads: 2,
+    headDim: 64,
+    positions: 'range',
+    offset: 5,
+    sequenceLength: 7,
+  },
+  { name: 'headDim 130 (copy path), ids', tokens: 9, heads: 3, kvHeads: 2, headDim: 130, positions: 'ids' },
+];
+
+describe('RoPE on f16 q and k', () => {
+  for (const c of F16_CASES) {
+    it(`forward and backward within one f16 ulp of float64: ${c.name}`, async () => {
+      const g = gpu();
+      const rng = makeRng(c.tokens * 37 + c.headDim);
+      const options = { headDim: c.headDim, maxPositions: MAX_POSITIONS, theta: 10000 };
+      const tableValues = ropeTableValues(options);
+      const table = createRopeTable(g, options);
+      let positions: TokenPositions;
+      let hostPositions: Int32Array;
+      if (c.positions === 'ids') {
+        hostPositions = Int32Array.from(
+          { length: c.tokens },
+          () => 1 + Math.floor(rng() * (MAX_POSITIONS - 1)),
+        );
+        positions = g.upload('positions', 'i32', [c.tokens], hostPositions);
+      } else {
+        positions = { offset: c.offset ?? 0, sequenceLength: c.sequenceLength ?? c.tokens };
+        hostPositions = positionsOf(positions, c.tokens);
+      }
+      const upload16 = (label: string, heads: number, values: Float32Array): Tensor => {
+        const t = g.tensor(label, 'f16', [c.tokens, heads, c.headDim], 'workspace');
+        g.fill32(t, F16_NAN_PAIR);
+        g.write(t, values);
+        return t;
+      };
+      const ref = (v: ArrayLike<number>, heads: number, dir: 'forward' | 'backward') =>
+        ropeReference(
+          Float64Array.from(v, f16Round),
+          c.tokens,
+          heads,
+          c.headDim,
+          tableValues,
+          hostPositions,
+          dir,
+        );
+      // one rounding of the f32 result; atol covers results that cancel below f32's resolution of the
+      // terms (|a c| + |b s| < 16 here, f32 error < 4e-6)
+      const tol = { ulps: 1, atol: 4e-6 };
+      const q0 = randn(rng, c.tokens * c.heads * c.headDim, 2);
+      const k0 = randn(rng, c.tokens * c.kvHeads * c.headDim, 2);
+      const q = upload16('q', c.heads, q0);
+      const k = upload16('k', c.kvHeads, k0);
+      ropeForward(g, { q, k, table, positions });
+      expectF16Close(await g.read(q), ref(q0, c.heads, 'forward'), tol, 'q rotated');
+      expectF16Close(await g.read(k), ref(k0, c.kvHeads, 'forward'), tol, 'k rotated');
+
+      const dq0 = randn(rng, q0.length);
+      const dk0 = randn(rng, k0.length);
+      const dq = upload16('dq', c.heads, dq0);
+      const dk = upload16('dk', c.kvHeads, dk0);
+      ropeBackward(g, { dq, dk, table, positions });
+      expectF16Close(await g.read(dq), ref(dq0, c.heads, 'backward'), tol, 'dq');
+      expectF16Close(await g.read(dk), ref(dk0, c.kvHeads, 'backward'), tol, 'dk');
+      for (const t of [table, q, k, dq, dk]) t.release();
+      if (c.positions === 'ids') (positions as Tensor).release();
+    });
+  }
+
+  it('poisons f16 tokens whose position id is outside the table (both paths)', async () => {
+    const g = gpu();
+    for (const headDim of [4, 6]) {
+      const tokens = 3;
+      const table = createRopeTable(g, { headDim, maxPositions: 5 });
+      const ids = g.upload('ids', 'i32', [tokens], [4, 5, -1]);
+      const x = g.upload('x', 'f16', [tokens, 1, headDim], new Float32Array(tokens * headDim).fill(1));
+      ropeForward(g, { q: x, table, positions: ids });
+      const out = Array.from(await g.read(x));
+      expect(out.slice(0, headDim).every(Number.isFinite), `headDim ${headDim}`).toBe(true);
+      expect(out.slice(headDim).every(Number.isNaN), `headDim ${headDim}`).toBe(true);
+      for (const t of [table, ids, x]) t.release();
+    }
   });
 });
 

@@ -7,6 +7,7 @@ import type { Tensor } from '../tensor.js';
 import { adamwSpec, type AdamWMode } from './adamw.wgsl.js';
 import { cast } from './cast.js';
 import { floatDType, runElementwise } from './elementwise.js';
+import { scalarIndex, type GpuScalar } from './loss-scale.js';
 
 export type { AdamWMode } from './adamw.wgsl.js';
 
@@ -35,6 +36,11 @@ export interface AdamWOptions extends AdamWHyperparameters {
   clip?: { norm: Tensor; index?: number; maxNorm: number };
   /** Leave everything unchanged when count[index] != 0 (e.g. from nonFiniteCount over the gradients). */
   skipIfNonFinite?: { count: Tensor; index?: number };
+  /**
+   * Divide gradients (and the clipping norm) by this f32 element as well: a dynamic loss scale kept on
+   * the GPU (createLossScaleState). Record updateLossScale after the steps that read it.
+   */
+  unscaleBy?: GpuScalar;
   /**
    * Stochastic rounding stream for f16 params without a master copy; param k of a list uses seed + k.
    * The step is part of the stream, so repeated steps draw fresh numbers. Default 0.
@@ -123,10 +129,12 @@ export function adamw(
   if (clip && clip.norm.dtype !== 'f32') throw new Error(`adamw: clip norm '${clip.norm}' must be f32`);
   if (skip && skip.count.dtype !== 'u32')
     throw new Error(`adamw: non-finite count '${skip.count}' must be u32`);
+  const unscale = options.unscaleBy;
+  const scaleIndex = unscale ? scalarIndex('adamw', 'unscaleBy', unscale, 'f32') : 0;
   const seed = options.seed ?? 0;
   list.forEach((t, k) => {
     const mode = checkState(k, t);
-    const spec = adamwSpec(mode, clip !== undefined, skip !== undefined);
+    const spec = adamwSpec(mode, clip !== undefined, skip !== undefined, unscale !== undefined);
     const inputs: Record<string, Tensor> = { g: t.grad, m: t.m, v: t.v };
     const outputs: Record<string, Tensor> = { wNew: t.param, mNew: t.m, vNew: t.v };
     if (mode === 'master') {
@@ -138,6 +146,7 @@ export function adamw(
     const extraReads: Record<string, Tensor> = {};
     if (clip) extraReads['gradNorm'] = clip.norm;
     if (skip) extraReads['nonFinite'] = skip.count;
+    if (unscale) extraReads['lossScale'] = unscale.tensor;
     runElementwise(gpu, spec, {
       label: `adamw(${t.param.label})`,
       n: t.param.numel,
@@ -154,6 +163,7 @@ export function adamw(
         flagIndex: skip?.index ?? 0,
         seed: (seed + k) >>> 0,
         step: options.step >>> 0,
+        ...(unscale && { scaleIndex }),
       },
     });
   });

@@ -27,7 +27,12 @@ export const ADAMW_UNIFORMS = [
   { name: 'step', type: 'u32' },
 ] as const;
 
-export function adamwSpec(mode: AdamWMode, clip: boolean, skipIfNonFinite: boolean): ElementwiseSpec {
+export function adamwSpec(
+  mode: AdamWMode,
+  clip: boolean,
+  skipIfNonFinite: boolean,
+  unscale = false,
+): ElementwiseSpec {
   const source = mode === 'master' ? 'master' : 'w';
   const apply: Record<AdamWMode, string> = {
     plain: '  o.wNew = w - (p.lrWd * w + update);',
@@ -39,11 +44,14 @@ export function adamwSpec(mode: AdamWMode, clip: boolean, skipIfNonFinite: boole
   const extraReads: { name: string; type: 'f32' | 'u32' }[] = [];
   if (clip) extraReads.push({ name: 'gradNorm', type: 'f32' });
   if (skipIfNonFinite) extraReads.push({ name: 'nonFinite', type: 'u32' });
+  if (unscale) extraReads.push({ name: 'lossScale', type: 'f32' });
+  // the gradient scale: a host number, divided by a loss scale kept on the GPU with unscale
+  const scale = unscale ? '(p.gradScale / lossScale[p.scaleIndex])' : 'p.gradScale';
   return {
-    op: `adamw_${mode}${clip ? '_clip' : ''}${skipIfNonFinite ? '_skip' : ''}`,
+    op: `adamw_${mode}${clip ? '_clip' : ''}${skipIfNonFinite ? '_skip' : ''}${unscale ? '_unscale' : ''}`,
     inputs: [{ name: 'g' }, { name: source }, { name: 'm' }, { name: 'v' }],
     outputs: mode === 'master' ? ['wNew', 'mNew', 'vNew', 'masterNew'] : ['wNew', 'mNew', 'vNew'],
-    uniforms: ADAMW_UNIFORMS,
+    uniforms: unscale ? [...ADAMW_UNIFORMS, { name: 'scaleIndex', type: 'u32' }] : ADAMW_UNIFORMS,
     extraReads,
     helpers:
       'var<private> gradFactor: f32;\n' +
@@ -53,8 +61,8 @@ export function adamwSpec(mode: AdamWMode, clip: boolean, skipIfNonFinite: boole
     prelude: [
       skipIfNonFinite ? '  if (nonFinite[p.flagIndex] != 0u) { return; }' : '',
       clip
-        ? '  gradFactor = p.gradScale * min(1.0, p.maxNorm / (gradNorm[p.normIndex] * p.gradScale + 1e-6));'
-        : '  gradFactor = p.gradScale;',
+        ? `  gradFactor = ${scale} * min(1.0, p.maxNorm / (gradNorm[p.normIndex] * ${scale} + 1e-6));`
+        : `  gradFactor = ${scale};`,
     ].join('\n'),
     body: `  let gs = g * gradFactor;
   o.mNew = p.beta1 * m + p.oneMinusBeta1 * gs;

@@ -7,11 +7,14 @@ import type { Tensor } from '../tensor.js';
 import { Params } from '../uniforms.js';
 import {
   CE_BACKWARD_COLS_PER_WG,
+  crossEntropyBackwardF16Wgsl,
   crossEntropyBackwardWgsl,
   crossEntropyForwardWgsl,
   crossEntropyReduceWgsl,
 } from './cross-entropy.wgsl.js';
-import { checkDisjoint, checkTensor, rowGrid, type StoredFloat } from './rows.js';
+import { grid1d } from './grid.js';
+import { scalarIndex, type GpuScalar } from './loss-scale.js';
+import { ROW_WG, checkDisjoint, checkTensor, rowGrid, type StoredFloat } from './rows.js';
 
 /** torch / Hugging Face's default ignore_index. */
 export const IGNORE_INDEX = -100;
@@ -43,10 +46,15 @@ export interface CrossEntropyBackwardArgs extends CrossEntropyOptions {
   targets: Tensor;
   logSumExp: Tensor;
   keptCount: Tensor;
-  /** f32, the shape of logits (written). May be `logits` itself (f32) to overwrite it in place. */
+  /**
+   * f32 or f16 (mixed precision: the lm_head's matmul operand; results past 65504 become inf), the shape
+   * of logits (written). May be `logits` itself (same dtype) to overwrite it in place.
+   */
   dlogits: Tensor;
   /** Gradient of whatever uses the mean loss with respect to it (default 1; a loss scale). */
   gradScale?: number;
+  /** Also multiply by this f32 element on the GPU (a dynamic loss scale: see createLossScaleState). */
+  gradScaleBy?: GpuScalar;
 }
 
 function ceShape(op: string, logits: Tensor, targets: Tensor): { rows: number; vocab: number } {
@@ -107,33 +115,66 @@ export function crossEntropyForward(gpu: GpuRuntime, a: CrossEntropyForwardArgs)
   });
 }
 
-/** Record the backward: dlogits = (softmax - onehot) * gradScale / count on kept rows, 0 on ignored rows. */
+/**
+ * Record the backward: dlogits = (softmax - onehot) * gradScale (* gradScaleBy) / count on kept rows, 0 on
+ * ignored rows.
+ */
 export function crossEntropyBackward(gpu: GpuRuntime, a: CrossEntropyBackwardArgs): void {
   const op = 'crossEntropyBackward';
   const { rows, vocab } = ceShape(op, a.logits, a.targets);
   const { ignoreIndex, divideBy } = checkOptions(op, a);
-  checkTensor(op, 'dlogits', a.dlogits, ['f32'], a.logits.shape);
+  checkTensor(op, 'dlogits', a.dlogits, ['f32', 'f16']);
+  checkTensor(op, 'dlogits', a.dlogits, [a.dlogits.dtype], a.logits.shape);
   checkTensor(op, 'keptCount', a.keptCount, ['u32'], [1]);
   checkTensor(op, 'logSumExp', a.logSumExp, ['f32']);
   if (a.logSumExp.numel !== rows)
     throw new Error(`${op}: logSumExp must hold ${rows} f32, got ${a.logSumExp}`);
   const inPlace = a.dlogits.buffer === a.logits.buffer && a.dlogits.byteOffset === a.logits.byteOffset;
+  if (inPlace && a.dlogits.dtype !== a.logits.dtype)
+    throw new Error(`${op}: dlogits overwrites logits in place, so it must have their dtype: ${a.dlogits}`);
   checkDisjoint(op, {
     logits: inPlace ? undefined : a.logits,
     targets: a.targets,
     logSumExp: a.logSumExp,
     keptCount: a.keptCount,
     dlogits: a.dlogits,
+    gradScaleBy: a.gradScaleBy?.tensor,
   });
   const gradScale = a.gradScale ?? 1;
   if (!Number.isFinite(gradScale)) throw new Error(`${op}: gradScale must be finite, got ${gradScale}`);
+  const scaleIndex = a.gradScaleBy ? scalarIndex(op, 'gradScaleBy', a.gradScaleBy, 'f32') : 0;
+  const scaled = a.gradScaleBy !== undefined;
+  const variant = `${inPlace ? 'inPlace' : 'out'}${scaled ? '.scaledBy' : ''}`;
   const dtype = a.logits.dtype as StoredFloat;
-  const g = rowGrid(gpu, rows, Math.ceil(vocab / CE_BACKWARD_COLS_PER_WG));
   const rest = [a.targets, a.logSumExp, a.keptCount];
+  if (a.gradScaleBy) rest.push(a.gradScaleBy.tensor);
+  if (a.dlogits.dtype === 'f16') {
+    const total = rows * vocab;
+    const fg = grid1d(gpu, Math.ceil(total / 2), ROW_WG);
+    gpu.dispatch({
+      label: op,
+      pipeline: gpu.pipeline(`crossEntropy.backward.${dtype}.${variant}.f16`, () =>
+        crossEntropyBackwardF16Wgsl(dtype, inPlace, scaled),
+      ),
+      bindings: inPlace ? [a.logits, ...rest] : [a.logits, ...rest, a.dlogits],
+      params: new Params()
+        .u32(total)
+        .u32(vocab)
+        .u32(fg.rowStride)
+        .i32(ignoreIndex)
+        .f32(gradScale)
+        .f32(divideBy)
+        .u32(scaleIndex)
+        .u32(0),
+      workgroups: fg.workgroups,
+    });
+    return;
+  }
+  const g = rowGrid(gpu, rows, Math.ceil(vocab / CE_BACKWARD_COLS_PER_WG));
   gpu.dispatch({
     label: op,
-    pipeline: gpu.pipeline(`crossEntropy.backward.${dtype}.${inPlace ? 'inPlace' : 'out'}`, () =>
-      crossEntropyBackwardWgsl(dtype, inPlace),
+    pipeline: gpu.pipeline(`crossEntropy.backward.${dtype}.${variant}`, () =>
+      crossEntropyBackwardWgsl(dtype, inPlace, scaled),
     ),
     bindings: inPlace ? [a.logits, ...rest] : [a.logits, ...rest, a.dlogits],
     params: new Params()
@@ -143,7 +184,7 @@ export function crossEntropyBackward(gpu: GpuRuntime, a: CrossEntropyBackwardArg
       .i32(ignoreIndex)
       .f32(gradScale)
       .f32(divideBy)
-      .u32(0)
+      .u32(scaleIndex)
       .u32(0),
     workgroups: g.workgroups,
   });

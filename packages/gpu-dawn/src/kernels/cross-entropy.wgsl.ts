@@ -6,6 +6,9 @@
 //            so the mean's denominator never leaves the GPU.
 //   backward: dlogits = (softmax - onehot(target)) * gradScale / count for kept rows, 0 for ignored rows;
 //            optionally in place over the logits (they are dead after the backward; saves tokens x vocab).
+//            An f16 dlogits (the lm_head's f16 matmul operand) is written a u32 word (two halves) per
+//            invocation over the flat tensor, so rows of odd length need no second writer per word.
+import { F16_BITS_WGSL } from './cast.wgsl.js';
 import { ROW_WG, WGSL_NAN_FN, loadStored, storedArray, type StoredFloat } from './rows.js';
 
 /** Columns per workgroup of the backward (each invocation writes this / ROW_WG of them). */
@@ -115,8 +118,15 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 }
 `;
 
-/** `inPlace`: the gradient overwrites the (f32) logits through one read_write binding `data`. */
-export function crossEntropyBackwardWgsl(logitsDtype: StoredFloat, inPlace: boolean): string {
+/**
+ * `inPlace`: the gradient overwrites the (f32) logits through one read_write binding `data`. `scaledBy`:
+ * gradScale is multiplied by lossScale[scaleIndex], a scale kept on the GPU (dynamic loss scaling).
+ */
+export function crossEntropyBackwardWgsl(
+  logitsDtype: StoredFloat,
+  inPlace: boolean,
+  scaledBy = false,
+): string {
   const L = (i: string) => (inPlace ? `data[${i}]` : loadStored('logits', logitsDtype, i));
   const out = inPlace ? 'data' : 'dlogits';
   const bindings = inPlace
@@ -127,12 +137,13 @@ export function crossEntropyBackwardWgsl(logitsDtype: StoredFloat, inPlace: bool
     'var<storage, read> logSumExp: array<f32>',
     'var<storage, read> keptCount: array<u32>',
   );
+  if (scaledBy) bindings.push('var<storage, read> lossScale: array<f32>');
   if (!inPlace) bindings.push('var<storage, read_write> dlogits: array<f32>');
   bindings.push('var<uniform> p: Params');
   return /* wgsl */ `
 struct Params {
   rows: u32, vocab: u32, rowsX: u32, ignoreIndex: i32,
-  gradScale: f32, divideBy: f32, _pad0: u32, _pad1: u32,
+  gradScale: f32, divideBy: f32, ${scaledBy ? 'scaleIndex' : '_pad0'}: u32, _pad1: u32,
 }
 ${bindings.map((b, i) => `@group(0) @binding(${i}) ${b};`).join('\n')}
 
@@ -144,7 +155,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let targetId = targets[row];
   let ignored = targetId == p.ignoreIndex;
   let denom = select(f32(keptCount[0]), p.divideBy, p.divideBy > 0.0);
-  let scale = p.gradScale / denom; // only used when a row is kept, so denom >= 1 then
+  let scale = ${scaledBy ? 'p.gradScale * lossScale[p.scaleIndex]' : 'p.gradScale'} / denom; // only used when a row is kept, so denom >= 1 then
   let lse = logSumExp[row];
   let c0 = wid.z * ${CE_BACKWARD_COLS_PER_WG}u + lid;
   for (var k = 0u; k < ${CE_BACKWARD_COLS_PER_WG / ROW_WG}u; k++) {
@@ -158,6 +169,60 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       ${out}[base + c] = g;
     }
   }
+}
+`;
+}
+
+/**
+ * f16 dlogits: invocation w writes word w (elements 2w, 2w + 1, which may lie in two rows), each element
+ * the f32 kernel's expression rounded to f16 (overflow to inf). `inPlace`: over f16 logits.
+ */
+export function crossEntropyBackwardF16Wgsl(
+  logitsDtype: StoredFloat,
+  inPlace: boolean,
+  scaledBy = false,
+): string {
+  const L = (i: string) => loadStored(inPlace ? 'data' : 'logits', logitsDtype, i);
+  const bindings = inPlace
+    ? ['var<storage, read_write> data: array<u32>']
+    : [`var<storage, read> logits: ${storedArray(logitsDtype)}`];
+  bindings.push(
+    'var<storage, read> targets: array<i32>',
+    'var<storage, read> logSumExp: array<f32>',
+    'var<storage, read> keptCount: array<u32>',
+  );
+  if (scaledBy) bindings.push('var<storage, read> lossScale: array<f32>');
+  if (!inPlace) bindings.push('var<storage, read_write> dlogits: array<u32>');
+  bindings.push('var<uniform> p: Params');
+  const out = inPlace ? 'data' : 'dlogits';
+  return /* wgsl */ `
+struct Params {
+  total: u32, vocab: u32, rowStride: u32, ignoreIndex: i32,
+  gradScale: f32, divideBy: f32, ${scaledBy ? 'scaleIndex' : '_pad0'}: u32, _pad1: u32,
+}
+${bindings.map((b, i) => `@group(0) @binding(${i}) ${b};`).join('\n')}
+${F16_BITS_WGSL}
+
+fn grad(e: u32, scale: f32) -> f32 {
+  let row = e / p.vocab;
+  let c = e - row * p.vocab;
+  let targetId = targets[row];
+  if (targetId == p.ignoreIndex) { return 0.0; }
+  let onehot = select(0.0, 1.0, i32(c) == targetId);
+  return (exp(${L('e')} - logSumExp[row]) - onehot) * scale;
+}
+
+@compute @workgroup_size(${ROW_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let w = gid.y * p.rowStride + gid.x;
+  let e0 = 2u * w;
+  if (e0 >= p.total) { return; }
+  let denom = select(f32(keptCount[0]), p.divideBy, p.divideBy > 0.0);
+  let scale = ${scaledBy ? 'p.gradScale * lossScale[p.scaleIndex]' : 'p.gradScale'} / denom; // only used for kept rows, so denom >= 1 then
+  let g0 = grad(e0, scale);
+  var hi = ${out}[w] >> 16u; // the tensor's padding half: kept
+  if (e0 + 1u < p.total) { hi = f32ToF16Bits(grad(e0 + 1u, scale)); }
+  ${out}[w] = f32ToF16Bits(g0) | (hi << 16u);
 }
 `;
 }

@@ -38,7 +38,7 @@ export interface EmbeddingForwardArgs {
 }
 
 export interface EmbeddingBackwardArgs {
-  /** f32 [..., C], the gradient of the forward's output. */
+  /** f32 or f16 [..., C], the gradient of the forward's output (summed in f32). */
   dy: Tensor;
   /** The rows each token used: token ids (i32 tensor), or for a position table, the positions. */
   ids: Tensor | PositionRange;
@@ -50,10 +50,19 @@ export interface EmbeddingBackwardArgs {
   paddingIdx?: number;
 }
 
-function tokenCount(op: string, t: Tensor, cols: number, name: string, tokens: number): void {
+function tokenCount(
+  op: string,
+  t: Tensor,
+  cols: number,
+  name: string,
+  tokens: number,
+  dtypes: readonly StoredFloat[] = ['f32'],
+): void {
   const last = t.shape[t.shape.length - 1];
-  if (t.dtype !== 'f32' || last !== cols || t.numel !== tokens * cols)
-    throw new Error(`${op}: ${name} must be f32 [..., ${cols}] holding ${tokens} tokens, got ${t}`);
+  if (!dtypes.includes(t.dtype as StoredFloat) || last !== cols || t.numel !== tokens * cols)
+    throw new Error(
+      `${op}: ${name} must be ${dtypes.join(' or ')} [..., ${cols}] holding ${tokens} tokens, got ${t}`,
+    );
 }
 
 /** Record out[t] = table[ids[t]] (+ positionTable[pos(t)]); an id or position out of range gives NaN. */
@@ -124,7 +133,8 @@ export function embeddingBackward(gpu: GpuRuntime, a: EmbeddingBackwardArgs): vo
   } else {
     // Materialise the positions as ids so one code path serves token and position tables.
     const tokens = a.dy.numel / cols;
-    if (!Number.isInteger(tokens)) throw new Error(`${op}: dy must be f32 [..., ${cols}], got ${a.dy}`);
+    if (!Number.isInteger(tokens))
+      throw new Error(`${op}: dy must be f32 or f16 [..., ${cols}], got ${a.dy}`);
     const [offset, sequenceLength] = resolveRange(op, a.ids, tokens);
     ids = gpu.scratch(`${op}.positionIds`, 'i32', [tokens]);
     const g = grid1d(gpu, tokens, ROW_WG);
@@ -137,7 +147,7 @@ export function embeddingBackward(gpu: GpuRuntime, a: EmbeddingBackwardArgs): vo
     });
   }
   const tokens = ids.numel;
-  tokenCount(op, a.dy, cols, 'dy', tokens);
+  tokenCount(op, a.dy, cols, 'dy', tokens, ['f32', 'f16']);
   if (a.paddingIdx !== undefined && !Number.isInteger(a.paddingIdx))
     throw new Error(`${op}: paddingIdx must be an integer, got ${a.paddingIdx}`);
   checkDisjoint(op, { dy: a.dy, ids, tableGrad: a.tableGrad });
@@ -155,10 +165,13 @@ export function embeddingBackward(gpu: GpuRuntime, a: EmbeddingBackwardArgs): vo
     params: new Params().u32(tokens).u32(g1.rowStride),
     workgroups: g1.workgroups,
   });
+  const dyDtype = a.dy.dtype as StoredFloat;
   const g2 = rowGrid(gpu, tokens, Math.ceil(cols / ROW_WG));
   gpu.dispatch({
     label: `${op}.segmentSum`,
-    pipeline: gpu.pipeline('embedding.backward.segmentSum', () => embeddingSegmentSumWgsl),
+    pipeline: gpu.pipeline(`embedding.backward.segmentSum${dyDtype === 'f16' ? '.f16' : ''}`, () =>
+      embeddingSegmentSumWgsl(dyDtype),
+    ),
     bindings: [a.dy, ids, sorted, a.tableGrad],
     params: new Params()
       .u32(tokens)

@@ -110,10 +110,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
 }
 `;
 
-/** Backward step 2: the first token of each run of equal ids adds the run's dy rows to its table row. */
-export const embeddingSegmentSumWgsl = /* wgsl */ `
+/**
+ * Backward step 2: the first token of each run of equal ids adds the run's dy rows (f32, or f16 read as
+ * f32) to its table row, summing in f32.
+ */
+export function embeddingSegmentSumWgsl(dyDtype: StoredFloat = 'f32'): string {
+  return /* wgsl */ `
 struct Params { tokens: u32, cols: u32, vocab: u32, rowsX: u32, paddingIdx: i32, hasPadding: u32 }
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(0) var<storage, read> dy: ${storedArray(dyDtype)};
 @group(0) @binding(1) var<storage, read> ids: array<i32>;
 @group(0) @binding(2) var<storage, read> sorted: array<u32>;
 @group(0) @binding(3) var<storage, read_write> grad: array<f32>;
@@ -133,9 +137,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var k = j; k < p.tokens; k++) {
     let t = sorted[k];
     if (ids[t] != id) { break; }
-    acc += dy[t * p.cols + c];
+    acc += ${loadStored('dy', dyDtype, 't * p.cols + c')};
   }
   let o = u32(id) * p.cols + c;
   grad[o] = grad[o] + acc;
 }
 `;
+}

@@ -1,7 +1,8 @@
 // RMSNorm (LLaMA: y = x / sqrt(mean(x^2) + eps) * w) and LayerNorm (GPT-2: y = (x - mean) / sqrt(var + eps)
 // * w + b, biased variance) over the last dimension C of an f32 tensor, any number of rows; forward,
-// backward, and float64 references. Weights/biases are f32 or f16-stored. The forward saves per-row rstd
-// (and mean) for the backward; weight gradients are reduced over rows deterministically.
+// backward, and float64 references. Weights/biases are f32 or f16-stored; y and dy may be f16 (mixed
+// precision: the f32 residual stream in, f16 matmul operands out). The forward saves per-row rstd (and
+// mean) for the backward; weight gradients are reduced over rows deterministically.
 import type { GpuRuntime } from '../runtime.js';
 import type { Tensor } from '../tensor.js';
 import { Params } from '../uniforms.js';
@@ -12,6 +13,7 @@ import {
   normBackwardInputWgsl,
   normBackwardParamsFinalWgsl,
   normBackwardParamsPartialWgsl,
+  normForwardEdgesWgsl,
   normForwardWgsl,
   type NormKind,
 } from './norm.wgsl.js';
@@ -24,7 +26,7 @@ export interface RmsNormForwardArgs {
   x: Tensor;
   /** f32 or f16 [C]. */
   weight: Tensor;
-  /** f32, same shape as x (written). */
+  /** f32 or f16, same shape as x (written; f16 rounds each f32 result to nearest, overflow to inf). */
   y: Tensor;
   /** f32 [rows] (written): 1 / sqrt(mean(x^2) + eps) per row, for the backward. */
   rstd: Tensor;
@@ -39,7 +41,7 @@ export interface LayerNormForwardArgs extends RmsNormForwardArgs {
 }
 
 export interface RmsNormBackwardArgs {
-  /** f32, the gradient of y (same shape as x). */
+  /** f32 or f16, the gradient of y (same shape as x). */
   dy: Tensor;
   x: Tensor;
   weight: Tensor;
@@ -76,8 +78,14 @@ function normShape(op: string, x: Tensor, weight: Tensor): NormShape {
   return { rows: x.numel / cols, cols, weightDtype: weight.dtype as StoredFloat };
 }
 
-function checkSameShape(op: string, name: string, t: Tensor, like: Tensor): void {
-  checkTensor(op, name, t, ['f32'], like.shape);
+function checkSameShape(
+  op: string,
+  name: string,
+  t: Tensor,
+  like: Tensor,
+  dtypes: readonly StoredFloat[] = ['f32'],
+): void {
+  checkTensor(op, name, t, dtypes, like.shape);
 }
 
 /** Chunking of the rows for the weight gradient: a function of the row count only (so deterministic). */
@@ -93,7 +101,7 @@ function normForward(
   a: RmsNormForwardArgs & { bias?: Tensor; mean?: Tensor },
 ): void {
   const s = normShape(op, a.x, a.weight);
-  checkSameShape(op, 'y', a.y, a.x);
+  checkSameShape(op, 'y', a.y, a.x, ['f32', 'f16']);
   checkTensor(op, 'rstd', a.rstd, ['f32'], [s.rows]);
   if (kind === 'layer') {
     checkTensor(op, 'bias', a.bias!, [a.weight.dtype], a.weight.shape);
@@ -104,15 +112,30 @@ function normForward(
   const g = rowGrid(gpu, s.rows);
   const bindings =
     kind === 'layer' ? [a.x, a.weight, a.bias!, a.y, a.mean!, a.rstd] : [a.x, a.weight, a.y, a.rstd];
+  const yDtype = a.y.dtype as StoredFloat;
   gpu.dispatch({
     label: op,
-    pipeline: gpu.pipeline(`norm.forward.${kind}.${s.weightDtype}`, () =>
-      normForwardWgsl(kind, s.weightDtype),
+    pipeline: gpu.pipeline(`norm.forward.${kind}.${s.weightDtype}${yDtype === 'f16' ? '.y16' : ''}`, () =>
+      normForwardWgsl(kind, s.weightDtype, yDtype),
     ),
     bindings,
     params: new Params().u32(s.rows).u32(s.cols).u32(g.rowsX).f32(a.eps),
     workgroups: g.workgroups,
   });
+  // f16 y with an odd row length: the words two rows share are written from the saved statistics.
+  if (yDtype === 'f16' && s.cols % 2 === 1 && s.rows > 1) {
+    const eg = grid1d(gpu, s.rows - 1, ROW_WG);
+    const params = kind === 'layer' ? [a.x, a.weight, a.bias!, a.mean!, a.rstd] : [a.x, a.weight, a.rstd];
+    gpu.dispatch({
+      label: `${op}.edges`,
+      pipeline: gpu.pipeline(`norm.forward.edges.${kind}.${s.weightDtype}`, () =>
+        normForwardEdgesWgsl(kind, s.weightDtype),
+      ),
+      bindings: [...params, a.y],
+      params: new Params().u32(s.rows).u32(s.cols).u32(eg.rowStride).u32(0),
+      workgroups: eg.workgroups,
+    });
+  }
 }
 
 function normBackward(
@@ -122,7 +145,7 @@ function normBackward(
   a: RmsNormBackwardArgs & { mean?: Tensor; dbias?: Tensor },
 ): void {
   const s = normShape(op, a.x, a.weight);
-  checkSameShape(op, 'dy', a.dy, a.x);
+  checkSameShape(op, 'dy', a.dy, a.x, ['f32', 'f16']);
   checkSameShape(op, 'dx', a.dx, a.x);
   checkTensor(op, 'rstd', a.rstd, ['f32'], [s.rows]);
   if (kind === 'layer') checkTensor(op, 'mean', a.mean!, ['f32'], [s.rows]);
@@ -132,11 +155,13 @@ function normBackward(
   const layer = kind === 'layer';
   const stats = layer ? [a.mean!, a.rstd] : [a.rstd];
 
+  const dyDtype = a.dy.dtype as StoredFloat;
+  const dyKey = dyDtype === 'f16' ? '.dy16' : '';
   const g = rowGrid(gpu, s.rows);
   gpu.dispatch({
     label: `${op}.dx`,
-    pipeline: gpu.pipeline(`norm.backward.input.${kind}.${s.weightDtype}`, () =>
-      normBackwardInputWgsl(kind, s.weightDtype),
+    pipeline: gpu.pipeline(`norm.backward.input.${kind}.${s.weightDtype}${dyKey}`, () =>
+      normBackwardInputWgsl(kind, s.weightDtype, dyDtype),
     ),
     bindings: [a.dy, a.x, a.weight, ...stats, a.dx],
     params: new Params()
@@ -156,7 +181,9 @@ function normBackward(
   const partial = gpu.scratch(`${op}.partial`, 'f32', [layer ? 2 : 1, chunks, s.cols]);
   gpu.dispatch({
     label: `${op}.dweight.partial`,
-    pipeline: gpu.pipeline(`norm.backward.params.partial.${kind}`, () => normBackwardParamsPartialWgsl(kind)),
+    pipeline: gpu.pipeline(`norm.backward.params.partial.${kind}${dyKey}`, () =>
+      normBackwardParamsPartialWgsl(kind, dyDtype),
+    ),
     bindings: [a.dy, a.x, ...stats, partial],
     params: new Params().u32(s.rows).u32(s.cols).u32(rowsPerChunk).u32(chunks),
     workgroups: [Math.ceil(s.cols / ROW_WG), chunks],

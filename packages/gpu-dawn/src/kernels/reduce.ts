@@ -36,6 +36,12 @@ export interface ReduceOptions {
   out?: Tensor;
   /** Element of `out` to write (several statistics can share one small buffer). */
   outIndex?: number;
+  /**
+   * Combine with out[outIndex] instead of overwriting it: add (sum, sumOfSquares, nonFiniteCount) or
+   * take the max (max, absMax). A running count or maximum over tensors reduced at different times (a
+   * step's gradients as the backward produces them), still without a host read. Not for norm.
+   */
+  accumulate?: boolean;
   /** Values each invocation combines per level (tests use small values to exercise several levels). */
   valuesPerThread?: number;
 }
@@ -52,7 +58,7 @@ function launch(
 ): number {
   const threads = Math.max(1, Math.ceil(n / perThread));
   const grid = grid1d(gpu, threads, REDUCE_WORKGROUP_SIZE);
-  const key = `reduce:${kernel.source}:${kernel.map}:${kernel.combine}:${kernel.sqrt ? 'sqrt' : ''}`;
+  const key = `reduce:${kernel.source}:${kernel.map}:${kernel.combine}:${kernel.sqrt ? 'sqrt' : ''}${kernel.accumulate ? ':acc' : ''}`;
   gpu.dispatch({
     label: `reduce(${src.label})`,
     pipeline: gpu.pipeline(key, () => reduceWgsl(kernel)),
@@ -86,11 +92,14 @@ export function reduce(
   if (!Number.isInteger(perThread) || perThread < 2)
     throw new Error(`reduce(${op}): valuesPerThread must be an integer >= 2`);
   const { map, combine } = OP_KERNEL[op];
+  const accumulate = options.accumulate ?? false;
+  if (accumulate && op === 'norm')
+    throw new Error('reduce(norm): accumulate is not defined for a norm; accumulate sumOfSquares instead');
 
   const partialsOf = list.map((t) => Math.max(1, Math.ceil(t.numel / perThread)));
   const total = partialsOf.reduce((a, b) => a + b, 0);
   if (total === 1) {
-    const kernel = { source: sources[0]!, map, combine, sqrt: op === 'norm' };
+    const kernel = { source: sources[0]!, map, combine, sqrt: op === 'norm', accumulate };
     launch(gpu, kernel, list[0]!, list[0]!.numel, perThread, out, outIndex);
     return out;
   }
@@ -107,7 +116,13 @@ export function reduce(
     const next = Math.ceil(n / perThread);
     const last = next === 1;
     const dst = last ? out : gpu.scratch(`reduce.${op}.partial`, accType, [next]);
-    const kernel = { source: 'partial' as const, map, combine, sqrt: last && op === 'norm' };
+    const kernel = {
+      source: 'partial' as const,
+      map,
+      combine,
+      sqrt: last && op === 'norm',
+      accumulate: last && accumulate,
+    };
     launch(gpu, kernel, partial, n, perThread, dst, last ? outIndex : 0);
     if (last) return out;
     partial = dst;

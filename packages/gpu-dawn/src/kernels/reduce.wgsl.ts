@@ -22,6 +22,8 @@ export interface ReduceKernel {
   combine: ReduceCombine;
   /** Apply sqrt to the final value (global norm). */
   sqrt: boolean;
+  /** Combine the result with what dst holds (a running count, sum or max over several calls). */
+  accumulate?: boolean;
 }
 
 export function reduceWgsl(k: ReduceKernel): string {
@@ -77,7 +79,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (t >= p.threads) { return; }
   var a = ${identity};
   for (var i = t; i < p.n; i += p.threads) { a = combine(a, mapElem(i)); }
-  dst[p.dstOffset + t] = ${k.sqrt ? 'sqrt(a)' : 'a'};
+  dst[p.dstOffset + t] = ${k.accumulate ? 'combine(dst[p.dstOffset + t], a)' : k.sqrt ? 'sqrt(a)' : 'a'};
 }
 `;
 }

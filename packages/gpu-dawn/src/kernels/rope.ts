@@ -1,15 +1,15 @@
-// Rotary position embedding (RoPE), Hugging Face rotate-half convention, applied in place to q and k laid
-// out [tokens, heads, headDim] (q and k may have different head counts: GQA). Backward is the inverse
-// rotation applied to dq and dk. Angles come from a (cos, sin) table computed on the host the way HF does
-// it in float32, not from WGSL sin/cos, whose accuracy is only specified on [-pi, pi] and which GPUs
-// implement with fast approximations that are poor at the large angles of late positions.
+// Rotary position embedding (RoPE), Hugging Face rotate-half convention, applied in place to q and k (f32
+// or f16) laid out [tokens, heads, headDim] (q and k may have different head counts: GQA). Backward is
+// the inverse rotation applied to dq and dk. Angles come from a (cos, sin) table computed on the host the
+// way HF does it in float32, not from WGSL sin/cos, whose accuracy is only specified on [-pi, pi] and
+// which GPUs implement with fast approximations that are poor at the large angles of late positions.
 import type { MemoryCategory } from '../memory.js';
 import type { GpuRuntime } from '../runtime.js';
 import type { Tensor } from '../tensor.js';
 import { Params } from '../uniforms.js';
 import { grid1d } from './grid.js';
 import { checkTensor, isPositionTensor, resolveRange, type TokenPositions } from './rows.js';
-import { ROPE_WG, ropeWgsl } from './rope.wgsl.js';
+import { ROPE_WG, ropeF16Wgsl, ropeWgsl } from './rope.wgsl.js';
 
 export interface RopeTableOptions {
   /** Rotated dimensions per head (even). */
@@ -81,9 +81,9 @@ export function createRopeTable(
 }
 
 export interface RopeArgs {
-  /** f32 [tokens, heads, headDim], rotated in place. */
+  /** f32 or f16 [tokens, heads, headDim], rotated in place (f16: f32 math, each result rounded once). */
   q: Tensor;
-  /** f32 [tokens, kvHeads, headDim], rotated in place (optional: a single tensor can be rotated alone). */
+  /** f32 or f16 [tokens, kvHeads, headDim], rotated in place (optional: one tensor can be rotated alone). */
   k?: Tensor;
   /** From createRopeTable: f32 [maxPositions, headDim / 2, 2]. */
   table: Tensor;
@@ -92,7 +92,7 @@ export interface RopeArgs {
 }
 
 function rope(gpu: GpuRuntime, op: string, sinSign: 1 | -1, x: Tensor, xName: string, a: RopeArgs): void {
-  checkTensor(op, xName, x, ['f32'], [-1, -1, -1]);
+  checkTensor(op, xName, x, ['f32', 'f16'], [-1, -1, -1]);
   const [tokens, heads, headDim] = x.shape as [number, number, number];
   checkTensor(op, 'table', a.table, ['f32'], [-1, -1, 2]);
   const [maxPositions, half] = a.table.shape as [number, number];
@@ -111,6 +111,10 @@ function rope(gpu: GpuRuntime, op: string, sinSign: 1 | -1, x: Tensor, xName: st
   }
   const pairs = tokens * heads * half;
   if (pairs === 0) return;
+  if (x.dtype === 'f16') {
+    ropeF16(gpu, op, sinSign, x, xName, a, { offset, sequenceLength, maxPositions, byIds });
+    return;
+  }
   const g = grid1d(gpu, pairs, ROPE_WG);
   gpu.dispatch({
     label: `${op}(${xName})`,
@@ -127,6 +131,48 @@ function rope(gpu: GpuRuntime, op: string, sinSign: 1 | -1, x: Tensor, xName: st
       .u32(maxPositions),
     workgroups: g.workgroups,
   });
+}
+
+/** f16 x: in place by word pairs when half the head is even, else through a copy (see rope.wgsl.ts). */
+function ropeF16(
+  gpu: GpuRuntime,
+  op: string,
+  sinSign: 1 | -1,
+  x: Tensor,
+  xName: string,
+  a: RopeArgs,
+  r: { offset: number; sequenceLength: number; maxPositions: number; byIds: boolean },
+): void {
+  const [tokens, heads, headDim] = x.shape as [number, number, number];
+  const half = headDim / 2;
+  const inPlace = half % 2 === 0;
+  const count = (tokens * heads * headDim) / (inPlace ? 4 : 2);
+  const copy = inPlace ? undefined : gpu.scratch(`${op}.${xName}.rotated`, 'f16', x.shape);
+  const g = grid1d(gpu, count, ROPE_WG);
+  const bindings = [x, a.table];
+  if (r.byIds) bindings.push(a.positions as Tensor);
+  if (copy) bindings.push(copy);
+  gpu.dispatch({
+    label: `${op}(${xName})`,
+    pipeline: gpu.pipeline(`rope.f16.${r.byIds ? 'ids' : 'range'}.${inPlace ? 'inPlace' : 'copy'}`, () =>
+      ropeF16Wgsl(r.byIds, inPlace),
+    ),
+    bindings,
+    params: new Params()
+      .u32(count)
+      .u32(heads)
+      .u32(half)
+      .u32(g.rowStride)
+      .f32(sinSign)
+      .u32(r.offset)
+      .u32(r.sequenceLength)
+      .u32(r.maxPositions),
+    workgroups: g.workgroups,
+  });
+  if (copy)
+    gpu
+      .commandEncoder()
+      .copyBufferToBuffer(copy.buffer, copy.byteOffset, x.buffer, x.byteOffset, x.bindingSize);
 }
 
 function checkQk(op: string, q: Tensor, k: Tensor | undefined, qName: string, kName: string): void {
