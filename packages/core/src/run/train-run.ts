@@ -234,6 +234,10 @@ export async function runTraining(
     });
     events.onSetup?.(`saved checkpoint at step ${trainer.step} to ${o.checkpointDir}`);
   };
+  // a data set of a handful of examples holds none out: say so once instead of evaluating nothing (NaN)
+  const evaluates = p.evaluation.rowCount > 0;
+  const refitRows = p.heldOut.rowCount > 0 ? p.heldOut : p.train;
+  if (!evaluates) events.onSetup?.(noHeldOutMessage(p.train.stats.examples));
   const evals: EvalMetrics[] = [];
   const losses: number[] = [];
   let tokensPerSecondSum = 0;
@@ -242,6 +246,7 @@ export async function runTraining(
   let clockStart = 0;
   let evaluatingMs = 0;
   const evaluate = async (step: number) => {
+    if (!evaluates) return;
     await trainer.flush(); // the clock then covers every update of the steps before this evaluation
     const evalStart = performance.now();
     const batches = [...evalBatches(p.evaluation, o.batch, { maxRows: o.batch * o.evalBatches })];
@@ -284,7 +289,7 @@ export async function runTraining(
       events.onStep?.(m);
       await write({ type: 'step', mode: trainer.options.mode, ...m });
       const refit = await trainer.maybeRefit([
-        ...evalBatches(p.heldOut, o.batch, { maxRows: o.batch * (o.refitBatches ?? 2) }),
+        ...evalBatches(refitRows, o.batch, { maxRows: o.batch * (o.refitBatches ?? 2) }),
       ]);
       if (refit) {
         const refitted = refit.groups.filter((g) => g.refitted).length;
@@ -343,6 +348,13 @@ export async function runTraining(
     plannedPeakBytes: plan.peakBytes,
     totalMs: performance.now() - t0,
   };
+}
+
+function noHeldOutMessage(examples: number): string {
+  return (
+    `no held-out data: ${examples} example${examples === 1 ? ' is' : 's are'} too few to hold any out; ` +
+    'evaluations are skipped (give --eval-data), projector checks measure on training rows'
+  );
 }
 
 /** The saved dtype a config.json names ("float16", ...), when it is one an export can write. */
