@@ -13,6 +13,7 @@ export interface FineTuneFlags {
   exportDtype?: string;
   logEvery: string;
   invalidLines: string;
+  eosToken?: string;
 }
 
 export function addFineTuneFlags(command: Command): Command {
@@ -41,6 +42,10 @@ export function addFineTuneFlags(command: Command): Command {
       '--invalid-lines <error|skip>',
       'invalid data lines stop the run, or are left out and counted',
       'error',
+    )
+    .option(
+      '--eos-token <token|id>',
+      "the token ending every example (default: the tokenizer's eos_token, else config.json's eos_token_id)",
     );
 }
 

@@ -147,6 +147,7 @@ export async function trainCommand(given: TrainCommandOptions & FineTuneFlags): 
         dtype: resolveWeightDtype(opts.dtype, gpu.has('shader-f16')),
         ...(exportDtype && { exportDtype }),
         invalidLines: oneOf('invalid-lines', given.invalidLines, ['error', 'skip'] as const),
+        ...(given.eosToken !== undefined && { eosToken: given.eosToken }),
         evalEvery: int('eval-every', opts.evalEvery),
         evalBatches: int('eval-batches', opts.evalBatches),
         ...(opts.metricsOut && { metricsOut: opts.metricsOut }),

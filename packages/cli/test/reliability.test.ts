@@ -1,6 +1,6 @@
 // "Nothing lost, ever", through the real binary: data sets too small to hold any out, ...
 import { beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli, writeSmallData, writeSmallModel } from './small-model.js';
@@ -38,5 +38,25 @@ describe('data', () => {
     );
     expect(r.stdout).toMatch(/^done: 2 steps of lsp/);
     expect(`${r.stdout}${r.stderr}`).not.toMatch(/NaN/);
+  });
+});
+
+describe('tokenizer', () => {
+  it("without eos_token (tokenizer.json alone) takes config.json's eos_token_id; --eos-token says it", async () => {
+    const withConfigEos = join(base, 'no-tokenizer-config');
+    await writeSmallModel(withConfigEos, { eos_token_id: 2 });
+    rmSync(join(withConfigEos, 'tokenizer_config.json'));
+    const args = (dir: string) => ['train', '--model', dir, '--data', data, ...run(data, 1).slice(5)];
+    const r = cli(args(withConfigEos));
+    expect(r.stderr).not.toMatch(/lsp-offload:/);
+    expect(r.stdout).toMatch(/^done: 1 steps/);
+    const noEos = join(base, 'no-eos-at-all');
+    await writeSmallModel(noEos);
+    rmSync(join(noEos, 'tokenizer_config.json'));
+    expect(cli(args(noEos)).stderr).toMatch(/no end-of-sequence token: .* give --eos-token <token or id>/);
+    expect(cli([...args(noEos), '--eos-token', '</s>']).stdout).toMatch(/^done: 1 steps/);
+    expect(cli([...args(noEos), '--eos-token', '<nope>']).stderr).toMatch(
+      /--eos-token '<nope>' is neither a token of the tokenizer nor a token id/,
+    );
   });
 });

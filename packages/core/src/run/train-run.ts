@@ -7,6 +7,7 @@ import type { GpuRuntime } from '@lsp-offload/gpu-dawn';
 import {
   BatchLoader,
   demoTask,
+  eosTokenIdFor,
   evalBatches,
   prepareDataset,
   describeDataset,
@@ -41,6 +42,11 @@ export interface TrainRunOptions {
   model: string;
   /** .jsonl / .txt files (required unless model is 'demo'). */
   data?: readonly string[];
+  /**
+   * The token ending every example (a token or an id); default the tokenizer's eos_token, else
+   * config.json's eos_token_id.
+   */
+  eosToken?: string;
   /** Invalid data lines stop the run ('error', default) or are left out and counted ('skip'). */
   invalidLines?: InvalidLinePolicy;
   /**
@@ -145,6 +151,7 @@ async function prepare(gpu: GpuRuntime, o: TrainRunOptions, events: TrainRunEven
     const data = await prepareDataset({
       files: o.data,
       tokenizer,
+      eosTokenId: eosTokenIdFor(tokenizer, hf.config, o.eosToken),
       seqLen: o.seqLen,
       seed,
       ...(o.invalidLines && { invalidLines: o.invalidLines }),
