@@ -9,6 +9,7 @@ import { generateCommand } from './generate.js';
 import { addFineTuneFlags, type FineTuneFlags } from './finetune-flags.js';
 import { withVersionAndUnknownCommands } from './program-checks.js';
 import { addCompareCommand } from './compare.js';
+import { explicitOptions } from './resume-flags.js';
 
 export function buildProgram(): Command {
   const program = new Command('lsp-offload')
@@ -76,8 +77,13 @@ export function buildProgram(): Command {
       'save a checkpoint there (atomically) every --save-every steps and at the end',
     )
     .option('--save-every <n>', 'steps between checkpoints')
-    .option('--resume <dir>', 'continue from a checkpoint (give the same --model/--data)')
+    .option('--keep-checkpoints <n>', 'the newest checkpoints kept in --checkpoint-dir', '2')
+    .option(
+      '--resume <dir>',
+      'continue from a checkpoint, or the latest in a --checkpoint-dir (same --model/--data; flags left out take the saved values)',
+    )
     .option('--export <dir>', 'write the fine-tuned model as a plain Hugging Face directory at the end')
+    .option('--force', 'let --export replace an earlier export (never other files)')
     .option(
       '--trace <file.json>',
       'write a Chrome/Perfetto trace of one step (CPU recording, transfers, optimizer, GPU)',
@@ -86,8 +92,8 @@ export function buildProgram(): Command {
     .option('--refit-every <n>', 'lsp: check the projectors every n steps and refit those above --alpha')
     .option('--alpha <e>', 'lsp refits: relative reconstruction error above which a pair is refitted', '0.3')
     .option('--sharing <type|layer>', 'lsp refits: one projector pair per layer type or per layer', 'type')
-    .action(async (opts: TrainCommandOptions & FineTuneFlags) => {
-      await trainCommand(opts);
+    .action(async (opts: TrainCommandOptions & FineTuneFlags, command: Command) => {
+      await trainCommand(opts, explicitOptions(command));
     });
   program
     .command('bench')

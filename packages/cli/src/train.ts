@@ -2,9 +2,17 @@
 // with a progress bar (rate, ETA, loss), periodic evaluation and a final summary.
 import cliProgress from 'cli-progress';
 import { GpuRuntime, loadModelConfig, resolveWeightDtype } from '@lsp-offload/core';
-import { runTraining, type EvalMetrics, type TrainMode } from '@lsp-offload/core';
+import {
+  StopRequest,
+  readResumePoint,
+  runTraining,
+  type EvalMetrics,
+  type TrainMode,
+} from '@lsp-offload/core';
 import { exportDtypeOf, fineTuneOptions, type FineTuneFlags } from './finetune-flags.js';
 import { formatBytes } from './format.js';
+import { resumeFlagValues } from './resume-flags.js';
+import { exitCodeOf, stopOnSignals } from './signals.js';
 import { parseSize } from './size.js';
 
 export interface TrainCommandOptions {
@@ -33,8 +41,10 @@ export interface TrainCommandOptions {
   progress: boolean;
   checkpointDir?: string;
   saveEvery?: string;
+  keepCheckpoints: string;
   resume?: string;
   export?: string;
+  force?: boolean;
   trace?: string;
   traceStep?: string;
   refitEvery?: string;
@@ -93,7 +103,14 @@ function describeEval(e: EvalMetrics): string {
   return `eval @ step ${e.step}: loss ${e.evalLoss.toFixed(4)}${acc}`;
 }
 
-export async function trainCommand(given: TrainCommandOptions & FineTuneFlags): Promise<void> {
+export async function trainCommand(
+  asked: TrainCommandOptions & FineTuneFlags,
+  explicit: ReadonlySet<string> = new Set(),
+): Promise<void> {
+  // a resume takes the checkpoint's settings for the flags left out, and refuses those that cannot change
+  const point = asked.resume === undefined ? undefined : await readResumePoint(asked.resume);
+  const fromCheckpoint = point ? resumeFlagValues(point, asked, explicit) : { values: {}, changed: [] };
+  const given = { ...asked, ...fromCheckpoint.values };
   // (without --data the run stops with that message before the model matters)
   const positions =
     given.model === 'demo' || !given.data?.length
@@ -113,6 +130,7 @@ export async function trainCommand(given: TrainCommandOptions & FineTuneFlags): 
   const mode = oneOf<TrainMode>('mode', opts.mode, ['lsp', 'zero', 'native']);
   const steps = int('steps', opts.steps);
   const fineTune = fineTuneOptions(given, steps);
+  const keepCheckpoints = int('keep-checkpoints', given.keepCheckpoints);
   const exportDtype = exportDtypeOf(given);
   const logEvery = int('log-every', given.logEvery);
   const budgetBytes = opts.gpuMemory ? parseSize(opts.gpuMemory) : undefined;
@@ -130,10 +148,13 @@ export async function trainCommand(given: TrainCommandOptions & FineTuneFlags): 
           cliProgress.Presets.shades_classic,
         )
       : undefined;
+  const stop = new StopRequest();
+  const removeSignalHandlers = stopOnSignals(stop, opts.checkpointDir !== undefined, log);
   try {
     log(
       `adapter: ${gpu.ctx.report.description || gpu.ctx.report.device}${budgetBytes ? `, GPU memory budget ${formatBytes(budgetBytes)}` : ''}`,
     );
+    for (const change of fromCheckpoint.changed) log(`resume: ${change}`);
     let started = false;
     const summary = await runTraining(
       gpu,
@@ -154,8 +175,11 @@ export async function trainCommand(given: TrainCommandOptions & FineTuneFlags): 
         ...(opts.report && { reportPath: opts.report }),
         ...(opts.checkpointDir && { checkpointDir: opts.checkpointDir }),
         ...(opts.saveEvery && { saveEvery: int('save-every', opts.saveEvery) }),
+        keepCheckpoints,
         ...(opts.resume && { resume: opts.resume }),
         ...(opts.export && { exportDir: opts.export }),
+        force: opts.force === true,
+        stop,
         ...(opts.trace && { tracePath: opts.trace }),
         ...(opts.traceStep && { traceStep: int('trace-step', opts.traceStep) }),
         trainer: {
@@ -202,9 +226,19 @@ export async function trainCommand(given: TrainCommandOptions & FineTuneFlags): 
     );
     const first = summary.evals[0];
     const last = summary.evals[summary.evals.length - 1];
+    if (bar && started) bar.stop();
+    if (summary.stopped) {
+      log(
+        `stopped by ${summary.stopped} at step ${summary.finalStep}; ` +
+          (summary.checkpoint
+            ? `resume with --resume ${opts.checkpointDir ?? summary.checkpoint.dir}`
+            : 'nothing was saved (no --checkpoint-dir)'),
+      );
+      process.exitCode = exitCodeOf(summary.stopped);
+    }
     console.log(
       [
-        `done: ${summary.steps} steps of ${summary.mode} in ${(summary.totalMs / 1000).toFixed(1)} s`,
+        `${summary.stopped ? 'stopped' : 'done'}: ${summary.steps} steps of ${summary.mode} in ${(summary.totalMs / 1000).toFixed(1)} s`,
         `train loss ${summary.firstLoss.toFixed(4)} -> ${summary.lastLoss.toFixed(4)}`,
         first && last ? `eval loss ${first.evalLoss.toFixed(4)} -> ${last.evalLoss.toFixed(4)}` : '',
         last?.accuracy && first?.accuracy
@@ -217,6 +251,7 @@ export async function trainCommand(given: TrainCommandOptions & FineTuneFlags): 
         .join('; '),
     );
   } finally {
+    removeSignalHandlers();
     bar?.stop();
     gpu.destroy();
   }

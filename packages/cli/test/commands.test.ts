@@ -170,7 +170,7 @@ describe('commands as documented', () => {
     expect(steps.every((s) => s.microBatches === 2 && s.gradNorm > 0 && s.tokens === 2 * 2 * 16)).toBe(true);
     // evaluations come within a short run (default: every steps / 3, at least once a third)
     expect(records.filter((x) => x.type === 'eval').map((x) => x.step)).toEqual([0, 1, 2, 3, 4]);
-    const manifest = JSON.parse(readFileSync(join(out, 'ckpt', 'checkpoint.json'), 'utf8'));
+    const manifest = JSON.parse(readFileSync(join(out, 'ckpt', 'checkpoint-4', 'checkpoint.json'), 'utf8'));
     expect(manifest.options).toMatchObject({
       lrSchedule: 'linear',
       warmupSteps: 1,

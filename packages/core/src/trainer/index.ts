@@ -7,3 +7,5 @@ export type { ProjectedLayer } from './projected-layers.js';
 export { LR_SCHEDULES, checkLrSchedule, lrFactor, scheduledLr } from './lr-schedule.js';
 export type { LrScheduleKind, LrScheduleOptions } from './lr-schedule.js';
 export { maxRank, rankNote, rankProblem } from './rank-check.js';
+export { countNonFinite, describeNonFinite, trainerStateTensors } from './finite-check.js';
+export type { NonFiniteReport } from './finite-check.js';
