@@ -354,3 +354,64 @@ describe('signals', () => {
     expect(existsSync(join(base, 'twice', 'lsp-offload.lock'))).toBe(false);
   });
 });
+
+describe('adapter limits', () => {
+  it("GPT-2 small's 154 MB token table (over llvmpipe's 128 MiB per binding) plans and trains in row blocks", () => {
+    const dir = join(base, 'gpt2-wide');
+    mkdirSync(dir);
+    writeFileSync(
+      join(dir, 'config.json'),
+      JSON.stringify({
+        model_type: 'gpt2',
+        vocab_size: 50257,
+        n_embd: 768,
+        n_layer: 1,
+        n_head: 12,
+        n_positions: 64,
+      }),
+    );
+    const shape = ['--model', dir, '--batch', '1', '--seq', '8', '--dtype', 'f32'];
+    const plan = cli(['plan', ...shape, '--mode', 'native']);
+    expect(plan.status, plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(
+      /Adapter limits \(.+\): [\d.]+ MiB per storage binding.*\n {2}fit \(token tables/,
+    );
+    const bench = cli([
+      'bench',
+      ...shape,
+      '--modes',
+      'native,lsp',
+      '--rank',
+      '16',
+      '--steps',
+      '1',
+      '--warmup',
+      '0',
+    ]);
+    expect(bench.stderr).not.toMatch(/lsp-offload:|validation|Binding size/);
+    const losses = [...bench.stderr.matchAll(/step 1\/1: [\d.]+ ms, loss ([\d.]+)/g)].map((m) =>
+      Number(m[1]),
+    );
+    expect(losses).toHaveLength(2);
+    // a random model's loss is about ln(vocab) = 10.8
+    for (const loss of losses) expect(Math.abs(loss - Math.log(50257))).toBeLessThan(0.5);
+  });
+
+  it('a --batch the adapter cannot run is refused before anything is recorded, naming the limit', () => {
+    const wide = cli(['train', '--batch', '66000', '--seq', '19', '--steps', '1']);
+    expect(wide.status).toBe(1);
+    expect(wide.stderr).toMatch(
+      /this run does not fit the adapter \(.+\): .+ takes [\d.]+ MiB at --batch 66000 x --seq 19, over the adapter's maxStorageBufferBindingSize [\d.]+ MiB: lower --batch or --seq \(at most about \d+ tokens per step\)/,
+    );
+    expect(wide.stderr).not.toMatch(/validation|Binding size|step 1\//);
+    const plan = cli(['plan', '--batch', '66000', '--seq', '19']);
+    expect(plan.status).toBe(1);
+    expect(plan.stdout).toMatch(/\n {2}OVER: .+ takes [\d.]+ MiB at --batch 66000 x --seq 19/);
+    const many = cli([...run(data, 1).slice(0, 5), '--batch', '70000', '--seq', '2', '--rank', '16']);
+    expect(many.status).toBe(1);
+    expect(many.stderr).toMatch(
+      /--batch 70000: attention runs one workgroup row per sequence, at most 65535 \(the adapter's maxComputeWorkgroupsPerDimension\)/,
+    );
+    expect(many.stderr).not.toMatch(/validation|exceeds 65535/);
+  });
+});

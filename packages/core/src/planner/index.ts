@@ -7,3 +7,5 @@ export { checkBudget, suggestChanges, describeOverBudget, MemoryBudgetError } fr
 export type { BudgetSuggestion } from './budget.js';
 export { planTrainerMemory } from './trainer-plan.js';
 export { formatMemorySize } from './format-bytes.js';
+export { adapterLimitProblems } from './adapter-limits.js';
+export type { AdapterLimits } from './adapter-limits.js';

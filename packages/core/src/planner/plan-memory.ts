@@ -10,7 +10,7 @@
 //                  none is free.
 import { DEFAULT_SLOTS, MEMORY_CATEGORIES, type MemoryCategory } from '@lsp-offload/gpu-dawn';
 import type { ModelConfig } from '../hf/index.js';
-import { stepGeometry } from './activation-buffers.js';
+import { stepGeometry, type StepGeometry } from './activation-buffers.js';
 import { planHostMemory, type HostMemoryPlan } from './host-memory.js';
 import { blockTransfers, parameterLayout, stagingChunks } from './parameter-buffers.js';
 import { resolvePlanInput, type PlanInput, type ResolvedPlanInput } from './plan-input.js';
@@ -108,10 +108,15 @@ export function planMemory(config: ModelConfig, input: PlanInput): MemoryPlan {
   return withSlots(downSlots, Math.min(slots.up, DEFAULT_SLOTS + spare));
 }
 
+/** The step's geometry, with the LM-head chunk the Transformer takes under the binding limit. */
+export function planGeometry(config: ModelConfig, run: ResolvedPlanInput): StepGeometry {
+  return stepGeometry(run.batch, run.seqLen, run.lossChunkTokens, config.vocabSize, run.maxBindingBytes);
+}
+
 function planWithStaging(config: ModelConfig, input: PlanInput): MemoryPlan {
   const run = resolvePlanInput(input, config.numLayers);
   const layout = parameterLayout(config);
-  const geometry = stepGeometry(run.batch, run.seqLen, run.lossChunkTokens);
+  const geometry = planGeometry(config, run);
   if (run.seqLen > config.maxPositions)
     throw new RangeError(
       `memory plan: --seq ${run.seqLen} exceeds the model's ${config.maxPositions} positions`,

@@ -413,6 +413,7 @@ async function runLocked(
     trainer.weights.dtype,
     { ...trainer.options, plannedBatch: { batch: o.batch, seqLen: o.seqLen } },
     gpu.memory.budgetBytes,
+    gpu.maxBindingBytes,
   );
   return {
     mode: trainer.options.mode,

@@ -9,3 +9,4 @@ export type { LrScheduleKind, LrScheduleOptions } from './lr-schedule.js';
 export { maxRank, rankNote, rankProblem } from './rank-check.js';
 export { countNonFinite, describeNonFinite, trainerStateTensors } from './finite-check.js';
 export type { NonFiniteReport } from './finite-check.js';
+export { adapterLimitsOf, adapterProblems, checkAdapterLimits } from './dispatch-limits.js';

@@ -32,6 +32,7 @@ import { Transformer, type StepHooks, type TokenBatch } from '../model/transform
 import type { ModelWeights } from '../model/weights.js';
 import { checkBudget } from '../planner/budget.js';
 import { planTrainerMemory } from '../planner/trainer-plan.js';
+import { checkAdapterLimits } from './dispatch-limits.js';
 import { DEFAULT_TRAINER_OPTIONS, type TrainerOptions } from './options.js';
 import { StepGradScale } from './grad-scale.js';
 import { checkLrSchedule, scheduledLr } from './lr-schedule.js';
@@ -220,7 +221,14 @@ export class Trainer {
       throw new RangeError(`max gradient norm must be a number >= 0 (0: no clipping), got ${o.maxGradNorm}`);
     // refuse a run that cannot fit before projectors, staging, activations or optimizer state exist; the
     // plan also sizes the staging rings (for leadBlocks + 1 blocks in flight, within the budget)
-    const plan = planTrainerMemory(weights.config, weights.dtype, o, gpu.memory.budgetBytes);
+    const plan = planTrainerMemory(
+      weights.config,
+      weights.dtype,
+      o,
+      gpu.memory.budgetBytes,
+      gpu.maxBindingBytes,
+    );
+    checkAdapterLimits(gpu, plan, weights.dtype);
     if (Number.isFinite(gpu.memory.budgetBytes)) checkBudget(plan, gpu.memory.budgetBytes);
     const t = new Trainer(gpu, weights, o);
     if (o.mode !== 'native') await t.initOffload(plan.input.stagingSlots, plan.input.stagingChunkBytes);
