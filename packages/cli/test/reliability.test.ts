@@ -344,7 +344,16 @@ describe('signals', () => {
     term.child.kill('SIGTERM');
     expect((await term.exited).code).toBe(143);
     expect(term.stderr()).toMatch(/SIGTERM: stopping after this step[\s\S]*saved checkpoint at step \d+/);
-    const twice = background([...run(data, 100_000), '--checkpoint-dir', join(base, 'twice')]);
+    // longer steps (384 tokens): the second signal comes well before the first step could end and save
+    const twice = background([
+      ...run(data, 100_000),
+      '--checkpoint-dir',
+      join(base, 'twice'),
+      '--batch',
+      '8',
+      '--seq',
+      '48',
+    ]);
     await twice.waitFor(/step 1\//);
     twice.child.kill('SIGINT');
     await twice.waitFor(/SIGINT: stopping/);

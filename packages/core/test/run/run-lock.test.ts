@@ -36,8 +36,8 @@ describe('RunLock', () => {
 
   it('takes over a lock whose process is gone, or whose pid another process now has', async () => {
     const dir = folder();
-    const exited = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' });
-    const gone = Number(exited.stdout.trim());
+    // a process that has exited: its pid is free
+    const gone = spawnSync(process.execPath, ['-e', '']).pid!;
     writeFileSync(join(dir, LOCK_FILE), holder({ pid: gone, host: hostname() }));
     const heard: string[] = [];
     const lock = await RunLock.acquire(dir, '--checkpoint-dir', (m) => heard.push(m));
