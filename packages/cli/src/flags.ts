@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import {
   BENCH_DEFAULTS,
+  DEFAULT_KEEP_CHECKPOINTS,
   DEFAULT_REFIT,
   DEFAULT_TRAINER_OPTIONS as TRAINER,
   LR_SCHEDULES,
@@ -167,13 +168,23 @@ const FLAGS = {
     description: 'save a checkpoint there (atomically) every --save-every steps and at the end',
   },
   saveEvery: { flags: '--save-every <n>', description: 'steps between checkpoints' },
+  keepCheckpoints: {
+    flags: '--keep-checkpoints <n>',
+    description: 'the newest checkpoints kept in --checkpoint-dir',
+    default: String(DEFAULT_KEEP_CHECKPOINTS),
+  },
   resume: {
     flags: '--resume <dir>',
-    description: 'continue from a checkpoint (give the same --model/--data)',
+    description:
+      'continue from a checkpoint, or the latest in a --checkpoint-dir (same --model/--data; flags left out take the saved values)',
   },
   export: {
     flags: '--export <dir>',
     description: 'write the fine-tuned model as a plain Hugging Face directory at the end',
+  },
+  force: {
+    flags: '--force',
+    description: 'let --export replace an earlier export (never other files)',
   },
   trace: {
     flags: '--trace <file.json>',
@@ -226,6 +237,11 @@ const FLAGS = {
     description: 'invalid data lines stop the run, or are left out and counted',
     default: 'error',
   },
+  eosToken: {
+    flags: '--eos-token <token|id>',
+    description:
+      "the token ending every example (default: the tokenizer's eos_token, else config.json's eos_token_id)",
+  },
   alpha: {
     flags: '--alpha <e>',
     description: 'lsp refits: relative reconstruction error above which a pair is refitted',
@@ -269,6 +285,11 @@ const FLAGS = {
 } satisfies Record<string, FlagSpec>;
 
 export type FlagName = keyof typeof FLAGS;
+
+/** The flag as typed, e.g. '--lr' for lr. */
+export function flagOf(name: FlagName): string {
+  return FLAGS[name].flags.split(' ')[0]!;
+}
 
 /** Add the named flags to a command; `overrides` changes a flag's description or default for it. */
 export function addFlags(

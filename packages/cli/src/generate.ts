@@ -1,7 +1,7 @@
 // `lsp-offload generate`: continue a prompt with a Hugging Face model directory (an exported model or a
 // training checkpoint), streaming the text as it is generated; statistics go to stderr.
 import { Command } from 'commander';
-import { GpuRuntime, TextGenerator, resolveWeightDtype } from '@lsp-offload/core';
+import { GpuRuntime, TextGenerator, resolveCheckpoint, resolveWeightDtype } from '@lsp-offload/core';
 import { int, positive } from './flags.js';
 
 export interface GenerateCommandOptions {
@@ -22,7 +22,10 @@ export interface GenerateCommandOptions {
 export function generateCommand(): Command {
   return new Command('generate')
     .description('continue a prompt with a model directory (export or checkpoint), KV-cached on the GPU')
-    .requiredOption('--model <dir>', 'Hugging Face model directory, or a training checkpoint directory')
+    .requiredOption(
+      '--model <dir>',
+      'Hugging Face model directory, a training checkpoint, or a --checkpoint-dir (its latest checkpoint)',
+    )
     .option('--prompt <text>', "the prompt text (tokenized with the directory's tokenizer.json)")
     .option('--prompt-ids <ids>', 'the prompt as comma-separated token ids instead of text')
     .option('--chat', "wrap the prompt as a user turn with the model's chat template")
@@ -64,7 +67,9 @@ async function runGenerate(o: GenerateCommandOptions): Promise<void> {
   };
   const gpu = await GpuRuntime.create();
   const dtype = resolveWeightDtype(o.dtype, gpu.has('shader-f16'));
-  const generator = await TextGenerator.open(gpu, o.model, { dtype }).catch((e: unknown) => {
+  // a --checkpoint-dir folder means its latest checkpoint
+  const dir = (await resolveCheckpoint(o.model)) ?? o.model;
+  const generator = await TextGenerator.open(gpu, dir, { dtype }).catch((e: unknown) => {
     gpu.destroy();
     throw e;
   });

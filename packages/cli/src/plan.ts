@@ -2,8 +2,9 @@
 // the run's flags before anything is loaded, with the total against a --gpu-memory budget and, when it
 // does not fit, changes that would. The flags and their defaults are those of `lsp-offload train`.
 import {
-  GpuContext,
+  GpuRuntime,
   TRAIN_MODES,
+  adapterProblems,
   formatMemorySize,
   parameterCount,
   rankNote,
@@ -54,12 +55,21 @@ export function planInputFromFlags(flags: PlanCommandOptions, positions?: number
 }
 
 /** --dtype auto is f16 where this machine's adapter has it (as train decides); f32 without an adapter. */
-async function planDtype(flag: string): Promise<string> {
-  if (flag !== 'auto') return flag;
-  const ctx = await GpuContext.create().catch(() => undefined);
-  const hasF16 = ctx?.has('shader-f16') ?? false;
-  ctx?.destroy();
-  return resolveWeightDtype(flag, hasF16);
+function planDtype(flag: string, gpu: GpuRuntime | undefined): string {
+  return flag === 'auto' ? resolveWeightDtype(flag, gpu?.has('shader-f16') ?? false) : flag;
+}
+
+/** The adapter limits the run relies on, checked on this machine's adapter (none: not checked). */
+function renderAdapterCheck(gpu: GpuRuntime | undefined, problems: readonly string[]): string {
+  if (!gpu) return 'Adapter limits: not checked (no WebGPU adapter on this machine)';
+  const l = gpu.limits;
+  const head =
+    `Adapter limits (${gpu.ctx.report.description || gpu.ctx.report.device}): ` +
+    `${formatMemorySize(gpu.maxBindingBytes)} per storage binding, ${formatMemorySize(l.maxBufferSize)} per buffer, ` +
+    `${l.maxComputeWorkgroupsPerDimension} workgroups per dimension`;
+  if (!problems.length)
+    return `${head}\n  fit (token tables and the LM head larger than a binding are used in row blocks)`;
+  return [head, ...problems.map((p) => `  OVER: ${p}`)].join('\n');
 }
 
 function describeRun(model: string, plan: MemoryPlan): string {
@@ -117,10 +127,26 @@ export function renderPlan(model: string, plan: MemoryPlan, budgetBytes?: number
   return lines.join('\n');
 }
 
-/** Prints the plan; the exit status is 1 when a budget is given and the run does not fit. */
+/**
+ * Prints the plan and checks it against this machine's adapter limits; the exit status is 1 when a
+ * budget is given and the run does not fit it, or the run breaks an adapter limit.
+ */
 export async function planCommand(opts: PlanCommandOptions): Promise<number> {
   const config: ModelConfig = await resolveModelConfig(opts.model);
-  const input = planInputFromFlags({ ...opts, dtype: await planDtype(opts.dtype) }, config.maxPositions);
+  const gpu = await GpuRuntime.create().catch(() => undefined);
+  try {
+    return await planWith(gpu, config, opts);
+  } finally {
+    gpu?.destroy();
+  }
+}
+
+async function planWith(
+  gpu: GpuRuntime | undefined,
+  config: ModelConfig,
+  opts: PlanCommandOptions,
+): Promise<number> {
+  const input = planInputFromFlags({ ...opts, dtype: planDtype(opts.dtype, gpu) }, config.maxPositions);
   // the trainer refuses such a rank: the plan says so instead of predicting a run that cannot start
   const tooLarge = input.mode === 'lsp' ? rankProblem(config, input.rank!) : undefined;
   if (tooLarge) throw new Error(tooLarge);
@@ -128,17 +154,29 @@ export async function planCommand(opts: PlanCommandOptions): Promise<number> {
   const plan = planMemory(config, {
     ...input,
     ...(budgetBytes !== undefined && { budgetBytes }),
+    ...(gpu && { maxBindingBytes: gpu.maxBindingBytes }),
   });
-  const fits = budgetBytes === undefined || plan.peakBytes <= budgetBytes;
+  const limitProblems = gpu ? adapterProblems(gpu, plan, input.weightDtype) : [];
+  const fits = (budgetBytes === undefined || plan.peakBytes <= budgetBytes) && limitProblems.length === 0;
   if (opts.json) {
-    const suggestions = fits ? [] : suggestChanges(plan, budgetBytes!);
+    const suggestions =
+      budgetBytes === undefined || plan.peakBytes <= budgetBytes ? [] : suggestChanges(plan, budgetBytes);
     const { config, ...rest } = plan;
+    const adapterLimits = gpu ? { adapter: gpu.ctx.report.description, problems: limitProblems } : null;
     console.log(
-      JSON.stringify({ model: opts.model, config, ...rest, budgetBytes, fits, suggestions }, null, 2),
+      JSON.stringify(
+        { model: opts.model, config, ...rest, budgetBytes, fits, suggestions, adapterLimits },
+        null,
+        2,
+      ),
     );
   } else {
     const note = input.mode === 'lsp' ? rankNote(config, input.rank!) : undefined;
-    console.log(renderPlan(opts.model, plan, budgetBytes) + (note ? `\n\n${note}` : ''));
+    console.log(
+      renderPlan(opts.model, plan, budgetBytes) +
+        `\n\n${renderAdapterCheck(gpu, limitProblems)}` +
+        (note ? `\n\n${note}` : ''),
+    );
   }
   return fits ? 0 : 1;
 }

@@ -9,6 +9,7 @@ import { generateCommand } from './generate.js';
 import { withVersionAndUnknownCommands } from './program-checks.js';
 import { addCompareCommand } from './compare.js';
 import { BENCH_FLAG_OVERRIDES, addFlags } from './flags.js';
+import { explicitOptions } from './resume-flags.js';
 
 export function buildProgram(): Command {
   const program = new Command('lsp-offload')
@@ -57,18 +58,21 @@ export function buildProgram(): Command {
     'progress',
     'logEvery',
     'invalidLines',
+    'eosToken',
     'checkpointDir',
     'saveEvery',
+    'keepCheckpoints',
     'resume',
     'export',
+    'force',
     'exportDtype',
     'trace',
     'traceStep',
     'refitEvery',
     'alpha',
     'sharing',
-  ]).action(async (opts: TrainCommandOptions) => {
-    await trainCommand(opts);
+  ]).action(async (opts: TrainCommandOptions, command: Command) => {
+    await trainCommand(opts, explicitOptions(command));
   });
   const bench = program
     .command('bench')

@@ -4,9 +4,11 @@ import cliProgress from 'cli-progress';
 import {
   GpuRuntime,
   LR_SCHEDULES,
+  StopRequest,
   TRAIN_MODES,
   formatBytes,
   loadModelConfig,
+  readResumePoint,
   resolveWeightDtype,
   runTraining,
   type EvalMetrics,
@@ -14,6 +16,8 @@ import {
   type TrainerOptions,
 } from '@lsp-offload/core';
 import { CHOICES, int, nonNegative, oneOf, positive, withModelDefaults } from './flags.js';
+import { resumeFlagValues } from './resume-flags.js';
+import { exitCodeOf, stopOnSignals } from './signals.js';
 import { parseSize } from './size.js';
 
 export interface TrainCommandOptions {
@@ -42,8 +46,10 @@ export interface TrainCommandOptions {
   progress: boolean;
   checkpointDir?: string;
   saveEvery?: string;
+  keepCheckpoints: string;
   resume?: string;
   export?: string;
+  force?: boolean;
   trace?: string;
   traceStep?: string;
   refitEvery?: string;
@@ -57,6 +63,7 @@ export interface TrainCommandOptions {
   exportDtype?: string;
   logEvery: string;
   invalidLines: string;
+  eosToken?: string;
 }
 
 /** The trainer options the fine-tuning flags set (validated; the schedule spans --steps). */
@@ -78,7 +85,14 @@ function describeEval(e: EvalMetrics): string {
   return `eval @ step ${e.step}: loss ${e.evalLoss.toFixed(4)}${acc}`;
 }
 
-export async function trainCommand(given: TrainCommandOptions): Promise<void> {
+export async function trainCommand(
+  asked: TrainCommandOptions,
+  explicit: ReadonlySet<string> = new Set(),
+): Promise<void> {
+  // a resume takes the checkpoint's settings for the flags left out, and refuses those that cannot change
+  const point = asked.resume === undefined ? undefined : await readResumePoint(asked.resume);
+  const fromCheckpoint = point ? resumeFlagValues(point, asked, explicit) : { values: {}, changed: [] };
+  const given = { ...asked, ...fromCheckpoint.values };
   // (without --data the run stops with that message before the model matters)
   const positions =
     given.model === 'demo' || !given.data?.length
@@ -88,6 +102,7 @@ export async function trainCommand(given: TrainCommandOptions): Promise<void> {
   const mode = oneOf<TrainMode>('mode', opts.mode, TRAIN_MODES);
   const steps = int('steps', opts.steps);
   const fineTune = fineTuneOptions(opts, steps);
+  const keepCheckpoints = int('keep-checkpoints', opts.keepCheckpoints);
   const exportDtype =
     opts.exportDtype === undefined ? undefined : oneOf('export-dtype', opts.exportDtype, CHOICES.exportDtype);
   const logEvery = int('log-every', opts.logEvery);
@@ -106,10 +121,13 @@ export async function trainCommand(given: TrainCommandOptions): Promise<void> {
           cliProgress.Presets.shades_classic,
         )
       : undefined;
+  const stop = new StopRequest();
+  const removeSignalHandlers = stopOnSignals(stop, opts.checkpointDir !== undefined, log);
   try {
     log(
       `adapter: ${gpu.ctx.report.description || gpu.ctx.report.device}${budgetBytes ? `, GPU memory budget ${formatBytes(budgetBytes)}` : ''}`,
     );
+    for (const change of fromCheckpoint.changed) log(`resume: ${change}`);
     let started = false;
     const summary = await runTraining(
       gpu,
@@ -123,14 +141,18 @@ export async function trainCommand(given: TrainCommandOptions): Promise<void> {
         dtype: resolveWeightDtype(opts.dtype, gpu.has('shader-f16')),
         ...(exportDtype && { exportDtype }),
         invalidLines: oneOf('invalid-lines', opts.invalidLines, CHOICES.invalidLines),
+        ...(opts.eosToken !== undefined && { eosToken: opts.eosToken }),
         evalEvery: int('eval-every', opts.evalEvery),
         evalBatches: int('eval-batches', opts.evalBatches),
         ...(opts.metricsOut && { metricsOut: opts.metricsOut }),
         ...(opts.report && { reportPath: opts.report }),
         ...(opts.checkpointDir && { checkpointDir: opts.checkpointDir }),
         ...(opts.saveEvery && { saveEvery: int('save-every', opts.saveEvery) }),
+        keepCheckpoints,
         ...(opts.resume && { resume: opts.resume }),
         ...(opts.export && { exportDir: opts.export }),
+        force: opts.force === true,
+        stop,
         ...(opts.trace && { tracePath: opts.trace }),
         ...(opts.traceStep && { traceStep: int('trace-step', opts.traceStep) }),
         trainer: {
@@ -177,9 +199,19 @@ export async function trainCommand(given: TrainCommandOptions): Promise<void> {
     );
     const first = summary.evals[0];
     const last = summary.evals[summary.evals.length - 1];
+    if (bar && started) bar.stop();
+    if (summary.stopped) {
+      log(
+        `stopped by ${summary.stopped} at step ${summary.finalStep}; ` +
+          (summary.checkpoint
+            ? `resume with --resume ${opts.checkpointDir ?? summary.checkpoint.dir}`
+            : 'nothing was saved (no --checkpoint-dir)'),
+      );
+      process.exitCode = exitCodeOf(summary.stopped);
+    }
     console.log(
       [
-        `done: ${summary.steps} steps of ${summary.mode} in ${(summary.totalMs / 1000).toFixed(1)} s`,
+        `${summary.stopped ? 'stopped' : 'done'}: ${summary.steps} steps of ${summary.mode} in ${(summary.totalMs / 1000).toFixed(1)} s`,
         `train loss ${summary.firstLoss.toFixed(4)} -> ${summary.lastLoss.toFixed(4)}`,
         first && last ? `eval loss ${first.evalLoss.toFixed(4)} -> ${last.evalLoss.toFixed(4)}` : '',
         last?.accuracy && first?.accuracy
@@ -192,6 +224,7 @@ export async function trainCommand(given: TrainCommandOptions): Promise<void> {
         .join('; '),
     );
   } finally {
+    removeSignalHandlers();
     bar?.stop();
     gpu.destroy();
   }

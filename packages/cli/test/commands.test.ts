@@ -2,30 +2,15 @@
 // and bench on the same --model values, plain step lines when stderr is not a terminal (--log-every),
 // the fine-tuning flags end to end (metrics, checkpoint, report, export dtype) and their validation.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import {
-  GpuRuntime,
-  ModelWeights,
-  Rng,
-  SafetensorsFile,
-  parseModelConfig,
-  writeModelFiles,
-} from '@lsp-offload/core';
+import { SafetensorsFile } from '@lsp-offload/core';
+import { cli, fixtures, writeSmallData, writeSmallModel } from './small-model.js';
 
-const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
-const fixtures = fileURLToPath(new URL('../../core/fixtures/hf/', import.meta.url));
 const version = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
 ).version;
-
-function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 /** A one-step lsp run of the small f16 model on `dataFile`. */
 const smallRun = (dataFile: string): string[] => [
@@ -45,33 +30,9 @@ let data: string;
 beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), 'commands-'));
   f16Model = join(base, 'model-f16');
-  mkdirSync(f16Model);
-  const gpu = await GpuRuntime.create();
-  const config = parseModelConfig(
-    {
-      model_type: 'llama',
-      vocab_size: 456,
-      hidden_size: 32,
-      intermediate_size: 48,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      num_key_value_heads: 2,
-      max_position_embeddings: 48,
-      tie_word_embeddings: false,
-    },
-    'test model',
-  );
-  const weights = ModelWeights.random(gpu, config, 'f32', new Rng(4));
-  await writeModelFiles(f16Model, gpu, weights, { dtype: 'f16' });
-  weights.release();
-  gpu.destroy();
-  for (const f of ['tokenizer.json', 'tokenizer_config.json'])
-    copyFileSync(join(fixtures, 'tokenizers', 'llama-style', f), join(f16Model, f));
+  await writeSmallModel(f16Model);
   data = join(base, 'train.jsonl');
-  const lines = Array.from({ length: 40 }, (_, i) =>
-    JSON.stringify({ prompt: `hello world ${i % 7}`, response: `the quick brown fox ${i % 5}` }),
-  );
-  writeFileSync(data, `${lines.join('\n')}\n`);
+  writeSmallData(data);
 });
 afterAll(() => undefined);
 
@@ -209,7 +170,7 @@ describe('commands as documented', () => {
     expect(steps.every((s) => s.microBatches === 2 && s.gradNorm > 0 && s.tokens === 2 * 2 * 16)).toBe(true);
     // evaluations come within a short run (default: every steps / 3, at least once a third)
     expect(records.filter((x) => x.type === 'eval').map((x) => x.step)).toEqual([0, 1, 2, 3, 4]);
-    const manifest = JSON.parse(readFileSync(join(out, 'ckpt', 'checkpoint.json'), 'utf8'));
+    const manifest = JSON.parse(readFileSync(join(out, 'ckpt', 'checkpoint-4', 'checkpoint.json'), 'utf8'));
     expect(manifest.options).toMatchObject({
       lrSchedule: 'linear',
       warmupSteps: 1,

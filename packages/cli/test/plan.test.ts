@@ -3,6 +3,9 @@
 import { trainDefaults } from '../src/flags.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { fileURLToPath } from 'node:url';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DEMO_MODEL_CONFIG, planMemory } from '@lsp-offload/core';
 import { planCommand, planInputFromFlags, renderPlan, type PlanCommandOptions } from '../src/plan.js';
 
@@ -93,5 +96,27 @@ describe('lsp-offload plan', () => {
     expect(status).toBe(0);
     expect(out).toContain(`${dir}: llama,`);
     expect(out).toMatch(/zero, batch 2 x seq 16, f32 weights, with checkpointing/);
+  });
+
+  it('plans a config with 10000 layers (no argument list grows with the layers)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'plan-deep-'));
+    writeFileSync(
+      join(dir, 'config.json'),
+      JSON.stringify({
+        model_type: 'llama',
+        vocab_size: 101,
+        hidden_size: 16,
+        intermediate_size: 24,
+        num_hidden_layers: 10000,
+        num_attention_heads: 2,
+        num_key_value_heads: 1,
+        max_position_embeddings: 32,
+      }),
+    );
+    const { status, out } = await run(flags({ model: dir, batch: '1', seq: '16', rank: '8' }));
+    expect(status).toBe(0);
+    expect(out).toMatch(/llama, [\d.]+M parameters, 10000 layers/);
+    // the weights of 10000 layers: over 10000 x (q, k, v, o, gate, up, down) f32, about 5 MiB
+    expect(out).toMatch(/^ {2}weights +(\d\.\d\d|\d\d\.\d) MiB/m);
   });
 });

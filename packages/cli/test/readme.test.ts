@@ -36,7 +36,7 @@ describe('README usage', () => {
       expect(r.status, `${words.join(' ')}\n${r.stderr}`).toBe(0);
     }
     for (const made of [
-      'demo-ckpt/checkpoint.json',
+      'demo-ckpt/checkpoint-6/checkpoint.json',
       'demo-out/config.json',
       'demo.html',
       'bench-out/bench.html',

@@ -75,7 +75,7 @@ describe('lsp-offload train', () => {
       ],
       { stdio: 'pipe' },
     );
-    const manifest = JSON.parse(readFileSync(join(dir, 'ckpt', 'checkpoint.json'), 'utf8'));
+    const manifest = JSON.parse(readFileSync(join(dir, 'ckpt', 'checkpoint-2', 'checkpoint.json'), 'utf8'));
     expect(manifest.step).toBe(2);
     const trace = JSON.parse(readFileSync(join(dir, 'trace.json'), 'utf8'));
     const names = trace.traceEvents.map((e: { name: string }) => e.name);

@@ -6,6 +6,8 @@ export { GpuMemory, GpuMemoryError, MEMORY_CATEGORIES, sizeClass } from './memor
 export type { MemoryCategory, MemoryStats } from './memory.js';
 export { Tensor, numelOf, storageBytes } from './tensor.js';
 export type { Shape } from './tensor.js';
+export { elementBlocks, elementSlices, rowBlocks, sliceElements } from './binding-blocks.js';
+export type { ElementBlock, RowBlock } from './binding-blocks.js';
 export { DTYPE_BYTES, f32ToF16Bits, f16BitsToF32, f16Round, toF16Array, fromF16Array } from './dtype.js';
 export type { DType } from './dtype.js';
 export { axpby } from './kernels/axpby.js';

@@ -1,14 +1,20 @@
 // The GPU runtime every kernel goes through: device, budgeted memory, a pipeline cache, kernel params,
 // and one command encoder into which dispatches and copies are recorded until submit().
-import { GpuContext, type GpuOptions } from './device.js';
+import { GpuContext, GpuError, type GpuOptions } from './device.js';
 import { toF16Array, fromF16Array, type DType } from './dtype.js';
-import { GpuMemory, type MemoryCategory } from './memory.js';
+import { GpuMemory, fmt as formatBytes, type MemoryCategory } from './memory.js';
 import { Tensor, numelOf, storageBytes, type Shape } from './tensor.js';
 import { Params, UniformRing } from './uniforms.js';
 
 export interface GpuRuntimeOptions extends GpuOptions {
   /** GPU memory budget in bytes (default: none beyond the device's own). */
   budgetBytes?: number;
+  /**
+   * The most bytes one storage binding may hold, below the adapter's maxStorageBufferBindingSize (to
+   * simulate a smaller adapter, as budgetBytes simulates a smaller card): tensors above it are used in
+   * row blocks (see binding-blocks.ts), and a dispatch binding more is refused.
+   */
+  maxBindingBytes?: number;
 }
 
 export type BindingLike = Tensor | GPUBuffer | GPUBufferBinding;
@@ -47,21 +53,38 @@ export class GpuRuntime {
   /** Dispatches recorded since the last submit (for batching heuristics and tests). */
   pendingDispatches = 0;
 
+  /** The most bytes one storage binding may hold (the adapter's limit, or a lower one asked for). */
+  readonly maxBindingBytes: number;
+
   private constructor(
     readonly ctx: GpuContext,
     budgetBytes: number,
+    maxBindingBytes: number,
   ) {
     this.memory = new GpuMemory(ctx.device, budgetBytes, () => this.encoder !== null || this.pass !== null);
     this.uniforms = new UniformRing(ctx.device);
+    const adapterBinding = ctx.device.limits.maxStorageBufferBindingSize;
+    if (!(maxBindingBytes > 0))
+      throw new RangeError(`maxBindingBytes must be positive, got ${maxBindingBytes}`);
+    this.maxBindingBytes = Math.min(adapterBinding, maxBindingBytes);
   }
 
   static async create(options: GpuRuntimeOptions = {}): Promise<GpuRuntime> {
     const ctx = await GpuContext.create(options);
-    return new GpuRuntime(ctx, options.budgetBytes ?? Number.POSITIVE_INFINITY);
+    return new GpuRuntime(
+      ctx,
+      options.budgetBytes ?? Number.POSITIVE_INFINITY,
+      options.maxBindingBytes ?? Number.POSITIVE_INFINITY,
+    );
   }
 
   get device(): GPUDevice {
     return this.ctx.device;
+  }
+
+  /** The device's limits (what it was created with). */
+  get limits(): GPUSupportedLimits {
+    return this.ctx.device.limits;
   }
 
   has(feature: GPUFeatureName): boolean {
@@ -201,12 +224,21 @@ export class GpuRuntime {
     return () => this.submitHooks.delete(hooks);
   }
 
-  /** Record a dispatch into the open compute pass (opened on demand). */
+  /**
+   * Record a dispatch into the open compute pass (opened on demand). The adapter limits a dispatch can
+   * break (binding sizes, workgroups per dimension) are checked first: a clear error, and nothing invalid
+   * recorded (Dawn would report each later use of the invalid bind group on its own).
+   */
   dispatch(args: DispatchArgs): void {
-    const entries: GPUBindGroupEntry[] = args.bindings.map((b, i) => ({
-      binding: i,
-      resource: toBinding(b),
-    }));
+    const [x, y = 1, z = 1] = args.workgroups;
+    const max = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (x > max || y > max || z > max)
+      throw new GpuError(
+        `${args.label}: dispatch [${x}, ${y}, ${z}] exceeds ${max} workgroups per dimension`,
+      );
+    const resources = args.bindings.map(toBinding);
+    resources.forEach((r, i) => this.checkBinding(args.label, args.bindings[i]!, r));
+    const entries: GPUBindGroupEntry[] = resources.map((resource, i) => ({ binding: i, resource }));
     if (args.params) entries.push({ binding: entries.length, resource: this.uniforms.push(args.params) });
     const bindGroup = this.device.createBindGroup({
       label: args.label,
@@ -216,12 +248,19 @@ export class GpuRuntime {
     const pass = this.computePass();
     pass.setPipeline(args.pipeline);
     pass.setBindGroup(0, bindGroup);
-    const [x, y = 1, z = 1] = args.workgroups;
-    const max = this.device.limits.maxComputeWorkgroupsPerDimension;
-    if (x > max || y > max || z > max)
-      throw new Error(`${args.label}: dispatch [${x}, ${y}, ${z}] exceeds ${max} per dimension`);
     if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
     this.pendingDispatches++;
+  }
+
+  private checkBinding(label: string, b: BindingLike, r: GPUBufferBinding): void {
+    const bytes = r.size ?? r.buffer.size - (r.offset ?? 0);
+    if (bytes <= this.maxBindingBytes) return;
+    const what = b instanceof Tensor ? `'${b}'` : `buffer '${r.buffer.label}'`;
+    const lowered = this.maxBindingBytes < this.device.limits.maxStorageBufferBindingSize;
+    throw new GpuError(
+      `${label}: binds ${what} of ${formatBytes(bytes)}, over the adapter's maxStorageBufferBindingSize ` +
+        `(${lowered ? 'lowered to ' : ''}${formatBytes(this.maxBindingBytes)})`,
+    );
   }
 
   endPass(): void {

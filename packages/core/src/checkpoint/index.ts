@@ -26,3 +26,18 @@ export { TORCH_DTYPE_NAMES, configJsonFor, renderConfigJson } from './config-jso
 export type { SavedWeightDtype } from './config-json.js';
 export { recoverInterruptedReplace, replaceDirectoryAtomically } from './atomic-directory.js';
 export type { ReplaceOptions } from './atomic-directory.js';
+export {
+  DEFAULT_KEEP_CHECKPOINTS,
+  checkpointPath,
+  isCheckpoint,
+  listCheckpoints,
+  pruneCheckpoints,
+  readResumePoint,
+  recoverInterruptedSaves,
+  resolveCheckpoint,
+} from './checkpoint-series.js';
+export type { ResumePoint, SeriesCheckpoint } from './checkpoint-series.js';
+export { EXPORT_MARKER_FILE, exportTargetProblem, isOwnExport } from './export-target.js';
+export type { ExportTargetOptions } from './export-target.js';
+export { RESUMABLE_OPTIONS, applyResumeChanges } from './resume-changes.js';
+export type { ResumeChanges } from './resume-changes.js';

@@ -29,6 +29,7 @@ import {
 } from './manifest.js';
 import { readCpuOptimizerState, readGpuOptimizerState } from './optimizer-state.js';
 import { readProjectors, REFIT_RNG } from './projector-state.js';
+import { applyResumeChanges, type ResumeChanges } from './resume-changes.js';
 
 /** A checked checkpoint directory: its manifest and the model config of its config.json. */
 export interface Checkpoint {
@@ -65,6 +66,8 @@ export interface ResumeOptions {
   readonly mode?: TrainMode;
   /** The model the caller asks for (e.g. --model): refused when its parameters differ from the checkpoint's. */
   readonly model?: ModelConfig;
+  /** Options changed from the saved ones (learning rate, schedule, ...; see resume-changes.ts). */
+  readonly changes?: ResumeChanges;
 }
 
 export interface ResumedRun {
@@ -132,7 +135,8 @@ export async function resumeTraining(
   let trainer: Trainer | undefined;
   try {
     weights = await ModelWeights.load(gpu, hf, manifest.model.dtype);
-    trainer = await Trainer.create(gpu, weights, { ...manifest.options, ...options.runtime });
+    const asked = applyResumeChanges(manifestPath, manifest.options, options.changes);
+    trainer = await Trainer.create(gpu, weights, { ...asked, ...options.runtime });
     await restoreTrainingState(trainer, checkpoint);
     return { trainer, weights, checkpoint };
   } catch (e) {
@@ -171,6 +175,9 @@ async function restoreTrainingState(trainer: Trainer, checkpoint: Checkpoint): P
     const cpu = trainer.cpuOptimizer;
     if (!cpu) throw new Error(`the ${mode} trainer has no CPU optimizer`);
     readCpuOptimizerState(optimizerPath, cpu);
+    // the state restores the saved hyper-parameters; the trainer's (changed on resume) act from now on
+    const o = trainer.options;
+    cpu.setHyperParams('default', { lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay });
   }
   if (mode === 'lsp') await readProjectors(join(dir, PROJECTORS_FILE), trainer);
   const refitRng = manifest.rng[REFIT_RNG];

@@ -4,11 +4,9 @@
 // is written, so the model is never held in host memory whole.
 import { copyFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { GpuRuntime, Tensor } from '@lsp-offload/gpu-dawn';
 import {
-  INDEX_FILE_NAME,
-  SINGLE_FILE_NAME,
   float32ToBf16Bits,
   float32ToF16Bits,
   writeCheckpointDir,
@@ -20,7 +18,13 @@ import type { ModelWeights } from '../model/weights.js';
 import type { Trainer } from '../trainer/trainer.js';
 import { replaceDirectoryAtomically } from './atomic-directory.js';
 import { configJsonFor, type SavedWeightDtype } from './config-json.js';
-import { MANIFEST_FILE } from './manifest.js';
+import { CheckpointError } from './errors.js';
+import {
+  EXPORT_MARKER_FILE,
+  exportTargetProblem,
+  isOwnExport,
+  type ExportTargetOptions,
+} from './export-target.js';
 
 const SAFETENSORS_DTYPE: Readonly<Record<SavedWeightDtype, SafetensorsDtype>> = {
   f32: 'F32',
@@ -49,7 +53,7 @@ export interface ModelFilesOptions {
   readonly maxShardBytes?: number;
 }
 
-export interface ExportOptions extends ModelFilesOptions {
+export interface ExportOptions extends ModelFilesOptions, ExportTargetOptions {
   /** The Hugging Face directory the run started from: its tokenizer and generation files are copied. */
   readonly sourceDir?: string;
 }
@@ -58,14 +62,17 @@ export interface ExportOptions extends ModelFilesOptions {
 export type ModelSource = Trainer | { readonly gpu: GpuRuntime; readonly weights: ModelWeights };
 
 /**
- * Writes a plain HF checkpoint directory at `dir`, atomically: an existing export there is replaced only
- * once the new one is complete.
+ * Writes a plain HF checkpoint directory at `dir`, atomically, with a marker file saying it is ours. The
+ * target must be new or empty, or (with `force`) an earlier export of ours, which is replaced only once
+ * the new one is complete; never one of `protectedDirs` (see export-target.ts).
  */
 export async function exportHfModel(
   dir: string,
   model: ModelSource,
   options: ExportOptions = {},
 ): Promise<void> {
+  const problem = await exportTargetProblem(dir, options);
+  if (problem) throw new CheckpointError(resolve(dir), problem);
   if ('flush' in model) await model.flush();
   const { gpu, weights } = model;
   await replaceDirectoryAtomically(
@@ -73,10 +80,15 @@ export async function exportHfModel(
     async (temp) => {
       await writeModelFiles(temp, gpu, weights, options);
       if (options.sourceDir !== undefined) await copyAuxiliaryFiles(options.sourceDir, temp);
+      await writeTextFileAtomically(
+        join(temp, EXPORT_MARKER_FILE),
+        `${JSON.stringify({ format: 'lsp-offload-export', exportedAt: new Date().toISOString() }, null, 2)}\n`,
+      );
     },
     {
-      mayReplace: isExportedModelDirectory,
-      whatMayBeReplaced: 'an exported model (config.json and weights, no training checkpoint)',
+      // checked again here: the folder may have changed since the check above
+      mayReplace: async (existing) => options.force === true && isOwnExport(existing),
+      whatMayBeReplaced: `an lsp-offload export (no ${EXPORT_MARKER_FILE})`,
     },
   );
 }
@@ -106,15 +118,6 @@ export async function writeModelFiles(
     data: () => readWeight(gpu, weights.get(spec.name), dtype),
   }));
   await writeCheckpointDir(dir, tensors, { maxShardBytes: options.maxShardBytes });
-}
-
-/** An earlier export, but not a training checkpoint (replacing one would lose its optimizer state). */
-async function isExportedModelDirectory(dir: string): Promise<boolean> {
-  return (
-    !existsSync(join(dir, MANIFEST_FILE)) &&
-    existsSync(join(dir, 'config.json')) &&
-    (existsSync(join(dir, SINGLE_FILE_NAME)) || existsSync(join(dir, INDEX_FILE_NAME)))
-  );
 }
 
 /** One weight in the saved dtype; f16 weights saved as f16 keep their exact bits (NaN payloads included). */

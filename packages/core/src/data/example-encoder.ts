@@ -34,7 +34,7 @@ export class ExampleEncoder {
     const eos = options.eosTokenId ?? tokenizer.eosTokenId;
     if (eos === undefined)
       throw new DataFormatError(
-        'the tokenizer defines no eos_token, which ends every training example; set eosTokenId',
+        'the tokenizer defines no eos_token, which ends every training example; set eosTokenId (eosTokenIdFor falls back to config.json, like --eos-token)',
       );
     this.eosTokenId = eos;
     // Encoding the empty text with special tokens shows what the tokenizer adds around a text (its

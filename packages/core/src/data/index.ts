@@ -17,6 +17,8 @@ export type { ReadRecordsOptions } from './read-records.js';
 export { IGNORE_INDEX, TokenizedExamples, TokenizedExamplesBuilder } from './tokenized-examples.js';
 export type { TokenizedExample } from './tokenized-examples.js';
 export { ExampleEncoder } from './example-encoder.js';
+export { eosTokenIdFor } from './eos-token.js';
+export type { EosModelConfig, EosTokenizer } from './eos-token.js';
 export type { EncodedExample, ExampleEncoderOptions, ExampleTokenizer } from './example-encoder.js';
 export { PackedRows } from './packed-rows.js';
 export type { PackingStats } from './packed-rows.js';

@@ -1,5 +1,5 @@
-// JSONL records, one per line, parsed as the file streams by; bad lines go to the invalid-line log
-// with their line number.
+// JSONL records, one per line, parsed as the file streams by; blank lines are skipped, bad lines go to
+// the invalid-line log with their line number.
 import type { InvalidLineLog } from './invalid-lines.js';
 import { readLines } from './line-reader.js';
 import { recordFromJson, type SourcedRecord } from './records.js';
@@ -8,11 +8,13 @@ export async function* readJsonlRecords(
   file: string,
   invalid: InvalidLineLog,
 ): AsyncGenerator<SourcedRecord> {
-  for await (const { line, text } of readLines(file)) {
-    if (text.trim() === '') {
-      invalid.add({ file, line, problem: 'empty line (JSONL has one JSON object on every line)' });
+  for await (const { line, text, problem } of readLines(file)) {
+    if (problem) {
+      invalid.add({ file, line, problem });
       continue;
     }
+    // blank lines (a trailing one above all) are common in hand-written files: not records, not errors
+    if (text.trim() === '') continue;
     let value: unknown;
     try {
       value = JSON.parse(text);

@@ -22,7 +22,11 @@ export async function* readTextDocuments(
     format: 'text',
     source: { file, line: firstLine },
   });
-  for await (const { line, text } of readLines(file)) {
+  for await (const { line, text, problem } of readLines(file)) {
+    if (problem) {
+      invalid.add({ file, line, problem });
+      continue;
+    }
     const blank = text.trim() === '';
     if (split === 'blank-lines' && blank) {
       if (lines.length > 0) {

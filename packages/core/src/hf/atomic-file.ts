@@ -15,7 +15,23 @@ export interface StagedFile {
   discard(): Promise<void>;
 }
 
-/** Writes a temporary file beside `path` with `write`; on any error nothing is left behind. */
+/** A write that failed (disk full, file size limit, I/O error), naming the file it was for. */
+export class FileWriteError extends Error {
+  readonly code: string | undefined;
+  constructor(
+    readonly path: string,
+    cause: unknown,
+  ) {
+    super(`cannot write ${path}: ${(cause as Error).message}`, { cause });
+    this.name = 'FileWriteError';
+    this.code = (cause as NodeJS.ErrnoException).code;
+  }
+}
+
+/**
+ * Writes a temporary file beside `path` with `write`; on any error nothing is left behind, and system
+ * errors become FileWriteErrors naming `path` (Node's ENOSPC and EFBIG name no file).
+ */
 export async function stageFile(
   path: string,
   write: (file: FileHandle) => Promise<void>,
@@ -29,7 +45,9 @@ export async function stageFile(
   } catch (e) {
     await handle.close().catch(() => undefined);
     await rm(tempPath, { force: true });
-    throw e;
+    // system errors (ENOSPC, EFBIG, EIO) name no file; others (e.g. a GPU read) pass as they are
+    const code = (e as NodeJS.ErrnoException).code;
+    throw typeof code === 'string' && /^E[A-Z]+$/.test(code) ? new FileWriteError(path, e) : e;
   }
   await handle.close();
   return {

@@ -26,7 +26,7 @@ export type { Tensor, TensorSourceInfo } from './tensor-reader.js';
 export { SafetensorsFile } from './safetensors-file.js';
 export { stageSafetensors, writeSafetensors } from './safetensors-write.js';
 export type { SafetensorsWriteOptions, TensorToWrite } from './safetensors-write.js';
-export { stageFile, writeFileAtomically, writeTextFileAtomically } from './atomic-file.js';
+export { FileWriteError, stageFile, writeFileAtomically, writeTextFileAtomically } from './atomic-file.js';
 export type { StagedFile } from './atomic-file.js';
 export {
   CheckpointDir,

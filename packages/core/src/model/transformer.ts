@@ -8,7 +8,6 @@ import {
   crossEntropyForward,
   embeddingBackward,
   embeddingForward,
-  matmulStrided,
   addScaled,
   type GpuRuntime,
 } from '@lsp-offload/gpu-dawn';
@@ -22,6 +21,7 @@ import {
 } from './block-context.js';
 import { gpt2BlockBackward, gpt2BlockForward, type Gpt2Tape } from './gpt2-block.js';
 import type { GradientSink } from './gradient-sink.js';
+import { headForward, headInputGradient, headWeightGradient, lossChunkRows } from './lm-head.js';
 import { llamaBlockBackward, llamaBlockForward, type LlamaTape } from './llama-block.js';
 import type { ModelWeights } from './weights.js';
 
@@ -85,8 +85,8 @@ export class Transformer {
       c.positions.kind === 'rope'
         ? createRopeTable(gpu, { headDim: c.headDim, maxPositions: c.maxPositions, theta: c.positions.theta })
         : undefined;
-    // a multiple of 64 tokens keeps chunk offsets 256-byte aligned for the i32 targets
-    this.chunkTokens = Math.max(64, Math.floor((options.lossChunkTokens ?? 1024) / 64) * 64);
+    // a multiple of 64 tokens (chunk offsets of the i32 targets stay 256-byte aligned), within a binding
+    this.chunkTokens = lossChunkRows(options.lossChunkTokens ?? 1024, c.vocabSize, gpu.maxBindingBytes);
   }
 
   /** Names of the parameters outside the blocks (from the parameter list). */
@@ -127,14 +127,11 @@ export class Transformer {
     await hooks.beforeHeadForward?.();
     const xf = this.finalNorm(ctx, final);
     const logits = this.gpu.tensor('logits', 'f32', [ctx.tokens, this.config.vocabSize], 'activations');
-    matmulStrided(this.gpu, {
+    headForward(this.gpu, {
       m: ctx.tokens,
-      n: this.config.vocabSize,
-      k: this.config.hiddenSize,
-      transB: true,
-      a: { tensor: xf.y },
-      b: { tensor: this.weights.outer.lmHead.tensor },
-      c: { tensor: logits },
+      x: { tensor: xf.y },
+      w: this.weights.outer.lmHead.tensor,
+      out: logits,
       label: 'lm_head forward',
     });
     xf.release();
@@ -156,14 +153,11 @@ export class Transformer {
     const final = (await this.blocksForward(ctx, this.embed(ctx, idsTensor), false, {})).final;
     const xf = this.finalNorm(ctx, final);
     const logits = this.gpu.tensor('logits.last', 'f32', [1, c.vocabSize], 'activations');
-    matmulStrided(this.gpu, {
+    headForward(this.gpu, {
       m: 1,
-      n: c.vocabSize,
-      k: c.hiddenSize,
-      transB: true,
-      a: { tensor: xf.y, offset: (ids.length - 1) * c.hiddenSize },
-      b: { tensor: this.weights.outer.lmHead.tensor },
-      c: { tensor: logits },
+      x: { tensor: xf.y, offset: (ids.length - 1) * c.hiddenSize },
+      w: this.weights.outer.lmHead.tensor,
+      out: logits,
       label: 'lm_head forward (last token)',
     });
     xf.release();
@@ -402,14 +396,11 @@ export class Transformer {
     for (let t0 = 0; t0 < T; t0 += chunk) {
       const rows = Math.min(chunk, T - t0);
       const lgRows = new Tensor(logits.buffer, 'f32', [rows, V], 'logits.rows', logits.byteOffset);
-      matmulStrided(gpu, {
+      headForward(gpu, {
         m: rows,
-        n: V,
-        k: C,
-        transB: true,
-        a: { tensor: xf, offset: t0 * C },
-        b: { tensor: w },
-        c: { tensor: lgRows },
+        x: { tensor: xf, offset: t0 * C },
+        w,
+        out: lgRows,
         label: 'lm_head forward',
       });
       const tg = new Tensor(targets.buffer, 'i32', [rows], 'targets.chunk', targets.byteOffset + t0 * 4);
@@ -434,24 +425,19 @@ export class Transformer {
         dlogits: lgRows,
         divideBy: kept,
       });
-      matmulStrided(gpu, {
+      headInputGradient(gpu, {
         m: rows,
-        n: C,
-        k: V,
-        a: { tensor: lgRows },
-        b: { tensor: w },
-        c: { tensor: dxf, offset: t0 * C },
+        dlogits: lgRows,
+        w,
+        dx: { tensor: dxf, offset: t0 * C },
         label: 'lm_head dX',
       });
       if (headTarget) {
-        matmulStrided(gpu, {
-          m: V,
-          n: C,
-          k: rows,
-          transA: true,
-          a: { tensor: lgRows },
-          b: { tensor: xf, offset: t0 * C },
-          c: { tensor: headTarget.tensor },
+        headWeightGradient(gpu, {
+          m: rows,
+          dlogits: lgRows,
+          x: { tensor: xf, offset: t0 * C },
+          dw: headTarget.tensor,
           beta: headTarget.accumulate || t0 > 0 ? 1 : 0,
           label: 'lm_head dW',
         });

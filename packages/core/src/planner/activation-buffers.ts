@@ -3,6 +3,7 @@
 // and what the LM head and the loss hold. Everything is f32 (activations are f32 whatever the weights).
 import { normChunking } from '@lsp-offload/gpu-dawn/reference';
 import type { ModelConfig } from '../hf/index.js';
+import { lossChunkRows } from '../model/lm-head.js';
 import { tensorBuffer, type PlannedBuffer } from './planned-buffer.js';
 
 export interface StepGeometry {
@@ -14,9 +15,15 @@ export interface StepGeometry {
   lossChunk: number;
 }
 
-export function stepGeometry(batch: number, seqLen: number, lossChunkTokens: number): StepGeometry {
+export function stepGeometry(
+  batch: number,
+  seqLen: number,
+  lossChunkTokens: number,
+  vocabSize = 1,
+  maxBindingBytes = Infinity,
+): StepGeometry {
   const tokens = batch * seqLen;
-  const chunk = Math.max(64, Math.floor(lossChunkTokens / 64) * 64);
+  const chunk = lossChunkRows(lossChunkTokens, vocabSize, maxBindingBytes);
   return { batch, seqLen, tokens, lossChunk: Math.min(chunk, tokens) };
 }
 

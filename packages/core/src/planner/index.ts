@@ -6,3 +6,5 @@ export type { HostMemoryPlan, HostMemoryItem } from './host-memory.js';
 export { checkBudget, suggestChanges, describeOverBudget, MemoryBudgetError } from './budget.js';
 export type { BudgetSuggestion } from './budget.js';
 export { planTrainerMemory } from './trainer-plan.js';
+export { adapterLimitProblems } from './adapter-limits.js';
+export type { AdapterLimits } from './adapter-limits.js';

@@ -40,6 +40,8 @@ export interface PlanInput extends Partial<
   stagingSlots?: { down: number; up: number };
   /** A GPU memory budget the default staging rings should fit into (they shrink, never below 4 slots). */
   budgetBytes?: number;
+  /** The adapter's storage binding limit (GpuRuntime.maxBindingBytes): LM-head chunks stay within it. */
+  maxBindingBytes?: number;
 }
 
 export type ResolvedPlanInput = Required<PlanInput>;
@@ -65,6 +67,7 @@ export function resolvePlanInput(input: PlanInput, numLayers: number): ResolvedP
     stagingSlots: input.stagingSlots ?? { down: DEFAULT_SLOTS, up: DEFAULT_SLOTS },
     stagingChunkBytes: input.stagingChunkBytes ?? d.stagingChunkBytes,
     budgetBytes: input.budgetBytes ?? Infinity,
+    maxBindingBytes: input.maxBindingBytes ?? Infinity,
   };
   const positive: (keyof ResolvedPlanInput)[] = ['batch', 'seqLen', 'lossChunkTokens'];
   if (r.mode === 'lsp' && !r.exactProjectors) positive.push('rank', 'nnz');

@@ -10,12 +10,13 @@
 //                  none is free.
 import { DEFAULT_SLOTS, MEMORY_CATEGORIES, type MemoryCategory } from '@lsp-offload/gpu-dawn';
 import type { ModelConfig } from '../hf/index.js';
-import { stepGeometry } from './activation-buffers.js';
+import { stepGeometry, type StepGeometry } from './activation-buffers.js';
 import { planHostMemory, type HostMemoryPlan } from './host-memory.js';
 import { blockTransfers, parameterLayout, stagingChunks } from './parameter-buffers.js';
 import { resolvePlanInput, type PlanInput, type ResolvedPlanInput } from './plan-input.js';
 import { mergeBuffers, totalBytes, type PlannedBuffer } from './planned-buffer.js';
 import { stepPhases } from './step-phases.js';
+import { maxOf } from '../util/stats.js';
 
 export type CategoryBytes = Record<MemoryCategory, number>;
 
@@ -73,12 +74,15 @@ export function planMemory(config: ModelConfig, input: PlanInput): MemoryPlan {
   // stagingChunkBytes is an upper bound: a small model's rings get chunks its largest block tensor fills
   const asked = resolvePlanInput({ ...input, stagingSlots: minimal }, config.numLayers);
   const transfers = Array.from({ length: config.numLayers }, (_, l) => blockTransfers(layout, l, asked));
-  const largest = Math.max(0, ...transfers.flatMap((t) => [...t.down, ...t.up]));
+  const largest = maxOf(
+    transfers.flatMap((t) => [...t.down, ...t.up]),
+    0,
+  );
   const stagingChunkBytes = Math.min(asked.stagingChunkBytes, Math.max(4096, Math.ceil(largest / 256) * 256));
   input = { ...input, stagingChunkBytes };
   const run = resolvePlanInput({ ...input, stagingSlots: minimal }, config.numLayers);
-  const down = Math.max(...transfers.map((t) => stagingChunks(t.down, stagingChunkBytes)));
-  const up = Math.max(...transfers.map((t) => stagingChunks(t.up, stagingChunkBytes)));
+  const down = maxOf(transfers.map((t) => stagingChunks(t.down, stagingChunkBytes)));
+  const up = maxOf(transfers.map((t) => stagingChunks(t.up, stagingChunkBytes)));
   const blocksInFlight = run.pipelined ? run.leadBlocks + 1 : 1;
   const slots = {
     down: Math.max(DEFAULT_SLOTS, blocksInFlight * down),
@@ -104,10 +108,15 @@ export function planMemory(config: ModelConfig, input: PlanInput): MemoryPlan {
   return withSlots(downSlots, Math.min(slots.up, DEFAULT_SLOTS + spare));
 }
 
+/** The step's geometry, with the LM-head chunk the Transformer takes under the binding limit. */
+export function planGeometry(config: ModelConfig, run: ResolvedPlanInput): StepGeometry {
+  return stepGeometry(run.batch, run.seqLen, run.lossChunkTokens, config.vocabSize, run.maxBindingBytes);
+}
+
 function planWithStaging(config: ModelConfig, input: PlanInput): MemoryPlan {
   const run = resolvePlanInput(input, config.numLayers);
   const layout = parameterLayout(config);
-  const geometry = stepGeometry(run.batch, run.seqLen, run.lossChunkTokens);
+  const geometry = planGeometry(config, run);
   if (run.seqLen > config.maxPositions)
     throw new RangeError(
       `memory plan: --seq ${run.seqLen} exceeds the model's ${config.maxPositions} positions`,

@@ -14,6 +14,8 @@ export interface PlannedBuffer {
   readonly bytes: number;
   /** How many such buffers are alive together. */
   readonly count: number;
+  /** Storage tensors: the bytes a kernel binds (before sizeClass), checked against the adapter's limit. */
+  readonly bindingBytes?: number;
 }
 
 /** A tensor allocated through GpuRuntime.tensor/upload/scratch (storage usage), `count` times. */
@@ -25,7 +27,8 @@ export function tensorBuffer(
   count = 1,
 ): PlannedBuffer {
   const numel = shape.reduce((a, b) => a * b, 1);
-  return { label, category, usage: 'storage', bytes: sizeClass(storageBytes(dtype, numel)), count };
+  const bindingBytes = storageBytes(dtype, numel);
+  return { label, category, usage: 'storage', bytes: sizeClass(bindingBytes), count, bindingBytes };
 }
 
 /** The same buffers `times` over (e.g. one per layer). */

@@ -40,11 +40,25 @@ import {
 } from './parameter-buffers.js';
 import type { ResolvedPlanInput } from './plan-input.js';
 import { gpuTimerBuffers } from './timer-buffers.js';
-import { times, type PlannedBuffer } from './planned-buffer.js';
+import { mergeBuffers, times, type PlannedBuffer } from './planned-buffer.js';
 
 export interface Phase {
   name: string;
   buffers: PlannedBuffer[];
+}
+
+/**
+ * `from` -> the merged buffers of blocks from .. count - 1 (none past the end), built once back to front:
+ * phases that list every block above them then cost one short merged list each, not a pass over all
+ * blocks (quadratic in the layers, minutes and gigabytes for a 10000-layer config).
+ */
+function blocksFrom(
+  count: number,
+  perBlock: (layer: number) => PlannedBuffer[],
+): (from: number) => PlannedBuffer[] {
+  const suffix: PlannedBuffer[][] = [[]];
+  for (let l = count - 1; l >= 0; l--) suffix.push(mergeBuffers([...perBlock(l), ...suffix.at(-1)!]));
+  return (from) => suffix[count - Math.min(count, Math.max(0, from))]!;
 }
 
 /** Blocks [from, to] (inclusive, clipped to the model), as a list of layer indices. */
@@ -72,7 +86,9 @@ export function stepPhases(
   persistent.push(...gpuTimerBuffers());
   if (mode === 'native')
     persistent.push(...nativeGradientBuffers(layout), ...nativeOptimizerBuffers(layout, run));
-  const always = [...persistent, ...stepInputs(g)];
+  // merged (per-layer buffers share a label): every phase lists these, so with thousands of layers an
+  // unmerged list in each of 2 x layers phases would take gigabytes
+  const always = mergeBuffers([...persistent, ...stepInputs(g)]);
 
   // ---- per-block pieces ----
   const tape = blockTape(config, g);
@@ -103,8 +119,11 @@ export function stepPhases(
 
   // ---- lsp updates deferred to the next forward: the lowest `deferredBlocks` blocks ----
   const deferred = mode === 'lsp' && run.pipelined ? run.deferredBlocks : 0;
-  const pendingSteps = (above: number): PlannedBuffer[] =>
-    blocks(above + 1, deferred - 1, L).flatMap((l) => blockSteps(layout, l, run));
+  const pendingStepsFrom = blocksFrom(Math.min(deferred, L), (l) => blockSteps(layout, l, run));
+  const pendingSteps = (above: number): PlannedBuffer[] => pendingStepsFrom(above + 1);
+  const offloadGradsFrom = blocksFrom(offload && !run.pipelined ? L : 0, (l) =>
+    blockOffloadGradients(layout, l, run),
+  );
   // a deferred apply's temporaries are freed as soon as it is recorded, right before the block's forward
   const forwardApplyScratch = (l: number): PlannedBuffer[] =>
     l < deferred ? applyWorkspace(layout, l, run) : [];
@@ -166,7 +185,9 @@ export function stepPhases(
     const kept = [...x(l + 1), ...(run.checkpointing ? [] : times(tape, l))];
     const scratch = [...sinkWork(l), ...(l === L - 1 ? [...allForwardApplyScratch, ...finalNormWork] : [])];
     // pipelined: blocks l+1 .. l+leadBlocks may still wait for their download; synchronous: all above
-    const inFlight = run.pipelined ? blocks(l + 1, l + gradientLag, L) : blocks(l + 1, L - 1, L);
+    const inFlight = run.pipelined
+      ? offloadGrads(blocks(l + 1, l + gradientLag, L))
+      : offloadGradsFrom(l + 1);
     // pipelined lsp: an update applied at the last block boundary (its D and apply scratch), for the
     // blocks whose updates are not deferred to the next forward
     const applied =
@@ -180,7 +201,8 @@ export function stepPhases(
       dx,
       tape,
       blockBackwardTemporaries(config, g),
-      offloadGrads([l, ...inFlight]),
+      offloadGrads([l]),
+      inFlight,
       scratch,
       applied,
       finalGrads,

@@ -14,6 +14,8 @@ export function planTrainerMemory(
   options: TrainerOptions,
   /** The GPU budget the staging rings should fit into (see PlanInput.budgetBytes). */
   budgetBytes = Infinity,
+  /** The adapter's storage binding limit (GpuRuntime.maxBindingBytes). */
+  maxBindingBytes = Infinity,
 ): MemoryPlan {
   const { batch, seqLen } = options.plannedBatch ?? { batch: 1, seqLen: 1 };
   return planMemory(config, {
@@ -32,5 +34,6 @@ export function planTrainerMemory(
     pipelined: options.pipelined,
     stagingChunkBytes: options.stagingChunkBytes,
     budgetBytes,
+    maxBindingBytes,
   });
 }

@@ -2,7 +2,7 @@
 // training wall time, the time each run takes to reach a target loss, the loss every run has after the
 // same number of steps, and the paper's two goals (lsp's loss within 2 % of native's; lsp's time to the
 // target at least 33 % below ZeRO-Offload's). Input: the records `train --metrics-out` writes.
-import { mean } from '../util/stats.js';
+import { maxOf, mean, minOf } from '../util/stats.js';
 import { htmlPage, htmlTable } from './html-page.js';
 import { escapeHtml, lineChart, type Series } from './svg-chart.js';
 
@@ -99,7 +99,7 @@ export function runCurve(label: string, records: readonly object[], source = lab
     label,
     mode: [...modes][0] as string,
     evals,
-    steps: Math.max(0, ...stepRecords.map((r) => r.step).filter(isNumber)),
+    steps: maxOf(stepRecords.map((r) => r.step).filter(isNumber), 0),
     meanTokensPerSecond: tps.length ? mean(tps) : NaN,
   };
 }
@@ -349,8 +349,8 @@ export function renderConvergenceReport(
   const target = (xs: number[]): Series => ({
     name: `target ${s.target.toFixed(4)}`,
     points: [
-      [Math.min(...xs), s.target],
-      [Math.max(...xs), s.target],
+      [minOf(xs), s.target],
+      [maxOf(xs), s.target],
     ],
   });
   const bySteps: Series[] = runs.map((r) => ({

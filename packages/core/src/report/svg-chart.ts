@@ -1,6 +1,7 @@
 // Small self-contained SVG charts for the HTML reports: line charts (one polyline per series, a dot per
 // point when a series is sparse) and horizontal stacked bars. No scripts, no external files, so a report
 // opens anywhere and can be attached to an issue.
+import { maxOf, minOf } from '../util/stats.js';
 
 export interface Series {
   name: string;
@@ -92,8 +93,8 @@ export function lineChart(series: readonly Series[], o: ChartOptions): string {
   if (!pts.length) return frame(o, w, h, `<text x="${w / 2}" y="${h / 2}">no data</text>`, []);
   const xs = pts.map((p) => p[0]);
   const ys = pts.map((p) => p[1]);
-  const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
-  const [y0, y1] = [o.yFromZero ? Math.min(0, ...ys) : Math.min(...ys), Math.max(...ys)];
+  const [x0, x1] = [minOf(xs), maxOf(xs)];
+  const [y0, y1] = [o.yFromZero ? Math.min(0, minOf(ys)) : minOf(ys), maxOf(ys)];
   const sx = scale(x0, x1, CHART_MARGIN.left, w - CHART_MARGIN.right);
   const sy = scale(y0, y1, h - CHART_MARGIN.bottom, CHART_MARGIN.top);
   let body = '';
@@ -145,7 +146,7 @@ export function barChart(bars: readonly Bar[], o: ChartOptions): string {
   const h = CHART_MARGIN.top + CHART_MARGIN.bottom + rowH * bars.length;
   const names = [...new Set(bars.flatMap((b) => b.segments.map((s) => s.name)))];
   const total = (b: Bar) => b.segments.reduce((a, s) => a + Math.max(0, s.value), 0);
-  const max = Math.max(0, ...bars.map(total));
+  const max = maxOf(bars.map(total), 0);
   const sx = scale(0, max, left, w - CHART_MARGIN.right);
   let body = '';
   const ticks = niceTicks(0, max);

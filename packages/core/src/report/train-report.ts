@@ -1,7 +1,7 @@
 // The HTML report of a training run, drawn from the same records `--metrics-out` writes (one per step,
 // evaluation and projector check): loss curves, evaluation accuracy, throughput, where each step's time
 // went, bytes moved and projector errors.
-import { mean, median } from '../util/stats.js';
+import { maxOf, mean, median } from '../util/stats.js';
 import { htmlPage, htmlTable } from './html-page.js';
 import { escapeHtml, lineChart, type Series } from './svg-chart.js';
 
@@ -136,7 +136,7 @@ export function renderTrainReport(records: readonly object[], title = 'lsp-offlo
         : '-',
       steps.length ? mean(steps.map((s) => s.tokensPerSecond)).toFixed(0) : '-',
       steps.length ? `${median(steps.map((s) => s.wallMs)).toFixed(1)} ms` : '-',
-      steps.length ? `${(Math.max(...steps.map((s) => s.peakGpuBytes)) / MiB).toFixed(1)} MiB` : '-',
+      steps.length ? `${(maxOf(steps.map((s) => s.peakGpuBytes)) / MiB).toFixed(1)} MiB` : '-',
     ],
   ]);
   return htmlPage(

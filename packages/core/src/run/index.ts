@@ -10,3 +10,7 @@ export type { RunSettings } from './run-settings.js';
 export { resolveModelConfig } from './model-source.js';
 export { KernelProfiler, formatKernelProfile, kernelFamily } from './kernel-profile.js';
 export type { KernelProfile, KernelFamilyTime } from './kernel-profile.js';
+export { StopRequest } from './stop-request.js';
+export { RunLock, RunLockError, LOCK_FILE } from './run-lock.js';
+export { OutputTargetError, checkOutputTargets } from './output-targets.js';
+export type { OutputTargets } from './output-targets.js';

@@ -7,6 +7,7 @@ import type { GpuRuntime } from '@lsp-offload/gpu-dawn';
 import {
   BatchLoader,
   demoTask,
+  eosTokenIdFor,
   evalBatches,
   prepareDataset,
   describeDataset,
@@ -27,20 +28,35 @@ import { renderTrainReport } from '../report/train-report.js';
 import type { TrainerOptions } from '../options/trainer-options.js';
 import { Trainer, type StepMetrics } from '../trainer/trainer.js';
 import {
+  DEFAULT_KEEP_CHECKPOINTS,
+  RESUMABLE_OPTIONS,
   TORCH_DTYPE_NAMES,
   exportHfModel,
   loadCheckpoint,
+  readResumePoint,
+  recoverInterruptedSaves,
   resumeTraining,
-  saveCheckpoint,
+  type ResumePoint,
   type SavedWeightDtype,
 } from '../checkpoint/index.js';
+import { countNonFinite, describeNonFinite, trainerStateTensors } from '../trainer/finite-check.js';
+import { writeTextFileAtomically } from '../hf/index.js';
+import { checkOutputTargets } from './output-targets.js';
+import { RunCheckpoints, type SavedCheckpoint } from './run-checkpoints.js';
+import { RunLock } from './run-lock.js';
 import { runSettings } from './run-settings.js';
+import type { StopRequest } from './stop-request.js';
 
 export interface TrainRunOptions {
   /** A Hugging Face model directory, or 'demo' for the built-in model and task. */
   model: string;
   /** .jsonl / .txt files (required unless model is 'demo'). */
   data?: readonly string[];
+  /**
+   * The token ending every example (a token or an id); default the tokenizer's eos_token, else
+   * config.json's eos_token_id.
+   */
+  eosToken?: string;
   /** Invalid data lines stop the run ('error', default) or are left out and counted ('skip'). */
   invalidLines?: InvalidLinePolicy;
   /**
@@ -59,13 +75,24 @@ export interface TrainRunOptions {
   /** Write an HTML report (loss, throughput, where the time went, bytes, refits) of the run here. */
   reportPath?: string;
   trainer: Partial<TrainerOptions>;
-  /** Save a checkpoint here every `saveEvery` steps and at the end. */
+  /**
+   * A folder of checkpoints: checkpoint-<step> every `saveEvery` steps, at the end and when stopped, the
+   * newest `keepCheckpoints` (default 2) kept. The run holds a lock on it while it runs.
+   */
   checkpointDir?: string;
   saveEvery?: number;
-  /** Continue a run from this checkpoint directory (same data and model arguments). */
+  keepCheckpoints?: number;
+  /**
+   * Continue a run from this checkpoint (or the latest in a folder of them; same data and model
+   * arguments). `trainer` options a resume may change (RESUMABLE_OPTIONS, the refit interval) apply.
+   */
   resume?: string;
   /** Write the fine-tuned model here as a plain Hugging Face directory at the end. */
   exportDir?: string;
+  /** Let the export replace an earlier export of ours (never anything else). */
+  force?: boolean;
+  /** Asked to stop (a signal): the loop ends after its current step and saves a checkpoint. */
+  stop?: StopRequest;
   /** The export's dtype; default the input checkpoint's (the GPU weights' for the demo). */
   exportDtype?: SavedWeightDtype;
   /** lsp refits (TrainerOptions.refit): held-out batches the projectors are measured on (default 2). */
@@ -106,6 +133,12 @@ export interface TrainSummary {
   livePeakGpuBytes: number;
   plannedPeakBytes: number;
   totalMs: number;
+  /** The trainer's step at the end (the resumed step plus the steps run). */
+  finalStep: number;
+  /** Why the run ended early (the StopRequest's reason), if it did. */
+  stopped?: string;
+  /** The last checkpoint saved (or resumed from). */
+  checkpoint?: SavedCheckpoint;
 }
 
 interface Prepared {
@@ -145,6 +178,7 @@ async function prepare(gpu: GpuRuntime, o: TrainRunOptions, events: TrainRunEven
     const data = await prepareDataset({
       files: o.data,
       tokenizer,
+      eosTokenId: eosTokenIdFor(tokenizer, hf.config, o.eosToken),
       seqLen: o.seqLen,
       seed,
       ...(o.invalidLines && { invalidLines: o.invalidLines }),
@@ -176,24 +210,51 @@ export async function runTraining(
   events: TrainRunEvents = {},
 ): Promise<TrainSummary> {
   const t0 = performance.now();
+  // where the run resumes from, and every place it writes, before anything is loaded
+  const resumePoint = o.resume === undefined ? undefined : await readResumePoint(o.resume);
+  await checkOutputTargets({ ...o, ...(resumePoint && { resume: resumePoint.dir }) });
+  const lock =
+    o.checkpointDir === undefined
+      ? undefined
+      : await RunLock.acquire(o.checkpointDir, '--checkpoint-dir', (m) => events.onSetup?.(m));
+  try {
+    if (o.checkpointDir !== undefined) await recoverInterruptedSaves(o.checkpointDir);
+    return await runLocked(gpu, o, events, t0, resumePoint);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function runLocked(
+  gpu: GpuRuntime,
+  o: TrainRunOptions,
+  events: TrainRunEvents,
+  t0: number,
+  resumePoint: ResumePoint | undefined,
+): Promise<TrainSummary> {
   const p = await prepare(gpu, o, events);
   let trainer: Trainer;
   let weights: ModelWeights;
   let startStep = 0;
   let loaderState: BatchLoaderState | undefined;
   const records: object[] = [];
-  if (o.resume) {
-    const ckpt = await loadCheckpoint(o.resume);
+  if (resumePoint) {
+    const ckpt = await loadCheckpoint(resumePoint.dir);
     const resumed = await resumeTraining(gpu, ckpt, {
       runtime: pick(o.trainer, ['threads', 'pipelined', 'checkpointing', 'lossChunkTokens']),
       ...(o.trainer.mode && { mode: o.trainer.mode }),
       model: p.config,
+      changes: {
+        ...pick(o.trainer, RESUMABLE_OPTIONS),
+        ...(o.trainer.refit && { refit: o.trainer.refit }),
+      },
     });
     trainer = resumed.trainer;
     weights = resumed.weights;
     startStep = ckpt.manifest.step;
     loaderState = ckpt.manifest.data ?? undefined;
-    records.push(...((ckpt.manifest.metrics ?? []) as object[]));
+    // a loop, not push(...): a long run keeps more records than a call takes arguments
+    for (const r of ckpt.manifest.metrics ?? []) records.push(r as object);
     events.onSetup?.(`resumed from ${ckpt.dir} at step ${startStep}`);
   } else {
     weights = await p.loadWeights();
@@ -211,10 +272,23 @@ export async function runTraining(
       throw e;
     }
   }
+  await refuseNonFiniteWeights(trainer, resumePoint?.dir ?? o.model).catch(async (e: unknown) => {
+    await trainer.destroy();
+    weights.release();
+    await p.close();
+    throw e;
+  });
+  const checkpoints = new RunCheckpoints(
+    o.checkpointDir,
+    o.keepCheckpoints ?? DEFAULT_KEEP_CHECKPOINTS,
+    resumePoint && { dir: resumePoint.dir, step: startStep },
+    (m) => events.onSetup?.(m),
+  );
   if (o.metricsOut) {
     await mkdir(dirname(o.metricsOut), { recursive: true });
-    // a resumed run continues the file it wrote before
-    if (!o.resume) await writeFile(o.metricsOut, '');
+    // a resumed run's file is its checkpoint's records (steps the interrupted run wrote after that
+    // checkpoint are run again and must not appear twice), then the new ones
+    await writeTextFileAtomically(o.metricsOut, records.map((r) => `${JSON.stringify(r)}\n`).join(''));
   }
   const write = async (record: object) => {
     records.push(record);
@@ -223,17 +297,19 @@ export async function runTraining(
   const loader = new BatchLoader(p.train, { batchSize: o.batch, seed: o.trainer.seed ?? 0 }, loaderState);
   // what the run was asked to do, first in the records (a resumed run keeps the one it started with)
   if (!o.resume) await write(runSettings(o, trainer.options, weights.dtype));
-  const save = async () => {
-    if (!o.checkpointDir) return;
-    await saveCheckpoint(o.checkpointDir, {
+  const save = () =>
+    checkpoints.save({
       trainer,
       data: loader.state(),
       metrics: records,
       ...(p.configJson !== undefined && { configJson: p.configJson }),
       ...(o.model !== 'demo' && { sourceDir: o.model }),
     });
-    events.onSetup?.(`saved checkpoint at step ${trainer.step} to ${o.checkpointDir}`);
-  };
+  const stopping = () => o.stop?.requested === true;
+  // a data set of a handful of examples holds none out: say so once instead of evaluating nothing (NaN)
+  const evaluates = p.evaluation.rowCount > 0;
+  const refitRows = p.heldOut.rowCount > 0 ? p.heldOut : p.train;
+  if (!evaluates) events.onSetup?.(noHeldOutMessage(p.train.stats.examples));
   const evals: EvalMetrics[] = [];
   const losses: number[] = [];
   let tokensPerSecondSum = 0;
@@ -242,6 +318,7 @@ export async function runTraining(
   let clockStart = 0;
   let evaluatingMs = 0;
   const evaluate = async (step: number) => {
+    if (!evaluates) return;
     await trainer.flush(); // the clock then covers every update of the steps before this evaluation
     const evalStart = performance.now();
     const batches = [...evalBatches(p.evaluation, o.batch, { maxRows: o.batch * o.evalBatches })];
@@ -264,7 +341,7 @@ export async function runTraining(
   try {
     clockStart = performance.now();
     if (!o.resume) await evaluate(0);
-    for (let s = startStep + 1; s <= o.steps; s++) {
+    for (let s = startStep + 1; s <= o.steps && !stopping(); s++) {
       const batch: DataBatch[] = Array.from({ length: trainer.options.gradAccum }, () => loader.next());
       const traceThis = o.tracePath !== undefined && s === (o.traceStep ?? Math.min(startStep + 3, o.steps));
       if (traceThis) trainer.traceNextStep();
@@ -278,13 +355,15 @@ export async function runTraining(
       }
       losses.push(m.loss);
       if (!Number.isFinite(m.loss))
-        throw new Error(`loss became ${m.loss} at step ${s}: stopping (lower --lr?)`);
+        throw new Error(`loss became ${m.loss} at step ${s}: stopping; ${checkpoints.advice()}`);
       tokensPerSecondSum += m.tokensPerSecond;
       peak = Math.max(peak, m.peakGpuBytes);
       events.onStep?.(m);
       await write({ type: 'step', mode: trainer.options.mode, ...m });
+      // stopped (a signal during the step): straight to the checkpoint, no evaluation or refit
+      if (stopping()) break;
       const refit = await trainer.maybeRefit([
-        ...evalBatches(p.heldOut, o.batch, { maxRows: o.batch * (o.refitBatches ?? 2) }),
+        ...evalBatches(refitRows, o.batch, { maxRows: o.batch * (o.refitBatches ?? 2) }),
       ]);
       if (refit) {
         const refitted = refit.groups.filter((g) => g.refitted).length;
@@ -304,17 +383,21 @@ export async function runTraining(
       if (o.saveEvery && s % o.saveEvery === 0 && s !== o.steps) await save();
     }
     await trainer.flush();
+    // the checkpoint first: nothing after it (a report, an export) can lose the run
+    await save();
     if (o.reportPath) {
       await mkdir(dirname(o.reportPath), { recursive: true });
       await writeFile(o.reportPath, renderTrainReport(records, `lsp-offload train: ${o.model}`));
       events.onSetup?.(`wrote the report to ${o.reportPath}`);
     }
-    await save();
-    if (o.exportDir) {
+    if (o.exportDir && !stopping()) {
+      await checkpoints.checkFinite(trainer, 'not exporting the model');
       await exportHfModel(o.exportDir, trainer, {
         dtype: o.exportDtype ?? inputDtype(p.config.savedDtype) ?? weights.dtype,
         ...(p.configJson !== undefined && { configJson: p.configJson }),
         ...(o.model !== 'demo' && { sourceDir: o.model }),
+        force: o.force ?? false,
+        protectedDirs: { '--model': o.model === 'demo' ? undefined : o.model },
       });
       events.onSetup?.(`exported the fine-tuned model to ${o.exportDir}`);
     }
@@ -330,6 +413,7 @@ export async function runTraining(
     trainer.weights.dtype,
     { ...trainer.options, plannedBatch: { batch: o.batch, seqLen: o.seqLen } },
     gpu.memory.budgetBytes,
+    gpu.maxBindingBytes,
   );
   return {
     mode: trainer.options.mode,
@@ -342,7 +426,27 @@ export async function runTraining(
     livePeakGpuBytes,
     plannedPeakBytes: plan.peakBytes,
     totalMs: performance.now() - t0,
+    finalStep: trainer.step,
+    ...(o.stop?.reason !== undefined && { stopped: o.stop.reason }),
+    ...(checkpoints.lastGood && { checkpoint: checkpoints.lastGood }),
   };
+}
+
+/** Weights with NaN or infinite values (a checkpoint of a diverged run, a damaged file) are refused. */
+async function refuseNonFiniteWeights(trainer: Trainer, source: string): Promise<void> {
+  const report = await countNonFinite(trainer.gpu, trainerStateTensors(trainer));
+  if (report.total > 0)
+    throw new Error(
+      `${source}: ${describeNonFinite(report, 'loaded values')}: the model was saved from a diverged run or is ` +
+        'damaged; start from an earlier checkpoint or the original model',
+    );
+}
+
+function noHeldOutMessage(examples: number): string {
+  return (
+    `no held-out data: ${examples} example${examples === 1 ? ' is' : 's are'} too few to hold any out; ` +
+    'evaluations are skipped (give --eval-data), projector checks measure on training rows'
+  );
 }
 
 /** The saved dtype a config.json names ("float16", ...), when it is one an export can write. */

@@ -3,3 +3,6 @@ export type { StepMetrics } from './trainer.js';
 export { checkLrSchedule, lrFactor, scheduledLr } from './lr-schedule.js';
 export type { LrScheduleOptions } from './lr-schedule.js';
 export { maxRank, rankNote, rankProblem } from './rank-check.js';
+export { countNonFinite, describeNonFinite, trainerStateTensors } from './finite-check.js';
+export type { NonFiniteReport } from './finite-check.js';
+export { adapterLimitsOf, adapterProblems, checkAdapterLimits } from './dispatch-limits.js';

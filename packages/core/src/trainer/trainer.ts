@@ -24,6 +24,7 @@ import {
 import { projectedLayersOf } from '../projectors/projector-groups.js';
 import { ProjectorSet } from '../projectors/projector-set.js';
 import type { RngState } from '../util/rng.js';
+import { checkAdapterLimits } from './dispatch-limits.js';
 import { GpuOptimizer, type GpuAdamWState } from './gpu-optimizer.js';
 import { LayerwiseSchedule } from './layerwise-schedule.js';
 import { checkLrSchedule, scheduledLr } from './lr-schedule.js';
@@ -141,7 +142,14 @@ export class Trainer {
       throw new RangeError(`max gradient norm must be a number >= 0 (0: no clipping), got ${o.maxGradNorm}`);
     // refuse a run that cannot fit before projectors, staging, activations or optimizer state exist; the
     // plan also sizes the staging rings (for leadBlocks + 1 blocks in flight, within the budget)
-    const plan = planTrainerMemory(weights.config, weights.dtype, o, gpu.memory.budgetBytes);
+    const plan = planTrainerMemory(
+      weights.config,
+      weights.dtype,
+      o,
+      gpu.memory.budgetBytes,
+      gpu.maxBindingBytes,
+    );
+    checkAdapterLimits(gpu, plan, weights.dtype);
     if (Number.isFinite(gpu.memory.budgetBytes)) checkBudget(plan, gpu.memory.budgetBytes);
     const model = new Transformer(gpu, weights, {
       checkpointing: o.checkpointing,

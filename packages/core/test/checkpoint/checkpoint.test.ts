@@ -329,7 +329,11 @@ describe('export', () => {
 
     const f32Dir = join(parent, 'f32');
     await exportHfModel(f32Dir, trainer);
-    expect(readdirSync(f32Dir).sort()).toEqual(['config.json', 'model.safetensors']);
+    expect(readdirSync(f32Dir).sort()).toEqual([
+      'config.json',
+      'lsp-offload-export.json',
+      'model.safetensors',
+    ]);
     let hf = await openHfModel(f32Dir);
     expect(hf.config).toEqual({ ...tinyLlama, savedDtype: 'float32' });
     for (const [name, values] of weights) {
@@ -354,12 +358,22 @@ describe('export', () => {
     }
     await hf.close();
 
-    // exporting again replaces the export; a training checkpoint is not replaced by an export
-    await exportHfModel(f16Dir, trainer);
-    expect(readdirSync(f16Dir).sort()).toEqual(['config.json', 'model.safetensors']);
+    // exporting again replaces the export only with force; nothing else is ever replaced by an export
+    await expect(exportHfModel(f16Dir, trainer)).rejects.toThrow(/earlier lsp-offload export; give --force/);
+    await exportHfModel(f16Dir, trainer, { force: true });
+    expect(readdirSync(f16Dir).sort()).toEqual([
+      'config.json',
+      'lsp-offload-export.json',
+      'model.safetensors',
+    ]);
     const checkpointDir = join(parent, 'checkpoint');
     await saveCheckpoint(checkpointDir, { trainer });
-    await expect(exportHfModel(checkpointDir, trainer)).rejects.toThrow(/refusing to replace it/);
+    await expect(exportHfModel(checkpointDir, trainer, { force: true })).rejects.toThrow(
+      /not empty and not an lsp-offload export/,
+    );
+    await expect(
+      exportHfModel(join(parent, 'new'), trainer, { protectedDirs: { '--model': join(parent, 'new') } }),
+    ).rejects.toThrow(/is the input model directory \(--model\)/);
     await dispose(trainer);
   });
 

@@ -11,6 +11,8 @@ import {
   type TextDocumentSplit,
 } from '../../src/data/index.js';
 import { alpacaPrompt } from '../../src/data/alpaca-template.js';
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { dataFile, jsonl } from './helpers.js';
 
 async function readAll(
@@ -102,12 +104,11 @@ describe('JSONL records', () => {
       ].join('\n'),
     );
     const error = await errorOf(readAll([file]));
-    expect(error.message).toMatch(/^4 invalid data lines/);
+    expect(error.message).toMatch(/^3 invalid data lines/);
     expect(error.message).toContain(`${file}:2: not valid JSON`);
-    expect(error.message).toContain(`${file}:3: empty line`);
     expect(error.message).toContain(`${file}:4: missing the field "response"`);
     expect(error.message).toContain(`${file}:5: the field "response" is a number, not a string`);
-    expect(error.invalidLines.map((b) => b.line)).toEqual([2, 3, 4, 5]);
+    expect(error.invalidLines.map((b) => b.line)).toEqual([2, 4, 5]);
   });
 
   it('explains each kind of bad record', async () => {
@@ -147,8 +148,46 @@ describe('JSONL records', () => {
     );
     const { records, invalid } = await readAll([file], 'skip');
     expect(records.map((r) => r.source.line)).toEqual([1, 3, 5]);
-    expect(invalid.count).toBe(2);
-    expect(invalid.first.map((b) => `${b.file}:${b.line}`)).toEqual([`${file}:2`, `${file}:4`]);
+    expect(invalid.count).toBe(1);
+    expect(invalid.first.map((b) => `${b.file}:${b.line}`)).toEqual([`${file}:2`]);
+  });
+
+  it('skips blank lines (a trailing one, whitespace-only ones, CRLF ones): they are not records', async () => {
+    const file = dataFile('blank.jsonl', '{"text": "a"}\n\n{"text": "b"}\r\n  \t\r\n{"text": "c"}\n\n');
+    const { records, invalid } = await readAll([file]);
+    expect(records.map((r) => [r.source.line, r.record])).toEqual([
+      [1, { kind: 'text', text: 'a' }],
+      [3, { kind: 'text', text: 'b' }],
+      [5, { kind: 'text', text: 'c' }],
+    ]);
+    expect(invalid.count).toBe(0);
+  });
+
+  it('reports bytes that are not UTF-8 as file:line (JSONL and text), or skips those lines', async () => {
+    const dir = dirname(dataFile('x.txt', ''));
+    const jsonlFile = join(dir, 'latin1.jsonl');
+    // line 2 holds "café" in Latin-1 (0xe9 alone); line 3 a truncated 3-byte sequence at the end
+    writeFileSync(
+      jsonlFile,
+      Buffer.concat([
+        Buffer.from('{"text": "ok"}\n{"text": "caf'),
+        Buffer.from([0xe9]),
+        Buffer.from('"}\n{"text": "x'),
+        Buffer.from([0xe2, 0x82]),
+        Buffer.from('\n{"text": "é fine"}\n'),
+      ]),
+    );
+    const error = await errorOf(readAll([jsonlFile]));
+    expect(error.message).toMatch(/^2 invalid data lines/);
+    expect(error.message).toContain(`${jsonlFile}:2: not valid UTF-8 (byte 0xe9 at column 14`);
+    expect(error.message).toContain(`${jsonlFile}:3: not valid UTF-8 (byte 0xe2 at column 12`);
+    const skipped = await readAll([jsonlFile], 'skip');
+    expect(skipped.records.map((r) => r.source.line)).toEqual([1, 4]);
+    expect(skipped.records[1]!.record).toEqual({ kind: 'text', text: 'é fine' });
+    const textFile = join(dir, 'latin1.txt');
+    writeFileSync(textFile, Buffer.concat([Buffer.from('one\ntw'), Buffer.from([0xff]), Buffer.from('o\n')]));
+    const textError = await errorOf(readAll([textFile]));
+    expect(textError.message).toContain(`${textFile}:2: not valid UTF-8 (byte 0xff at column 3`);
   });
 });
 

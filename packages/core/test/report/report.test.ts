@@ -158,6 +158,21 @@ describe('reports', () => {
     expect(html).toContain('111.0 ms'); // median step (100..122 ms)
   });
 
+  it('a report of a long run (200k steps) renders: no argument list grows with the steps', () => {
+    const steps = Array.from({ length: 200_000 }, (_, i) => ({
+      type: 'step',
+      mode: 'lsp',
+      step: i + 1,
+      loss: 3 - i * 1e-5,
+      wallMs: 100,
+      tokensPerSecond: 1000,
+      peakGpuBytes: 2 ** 20 * (1 + (i % 7)),
+    }));
+    const html = renderTrainReport(steps, 'long run');
+    expect(polylines(html).get('train loss')!.length).toBe(200_000);
+    expect(html).toContain('7.0 MiB'); // the largest peak
+  });
+
   it('a bench report lists every mode, failed ones with their error', () => {
     const result = (mode: string, ms: number) => ({
       mode,

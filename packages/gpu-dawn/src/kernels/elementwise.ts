@@ -11,6 +11,7 @@ import {
   type FloatDType,
 } from './elementwise.wgsl.js';
 import { grid1d } from './grid.js';
+import { elementBlocks, sliceElements, type ElementBlock } from '../binding-blocks.js';
 
 export type { ElementwiseSpec, FloatDType } from './elementwise.wgsl.js';
 
@@ -49,6 +50,7 @@ export function floatDType(t: Tensor, what: string): FloatDType {
  * overlap between an output and another operand is an error (the result would depend on thread order).
  */
 export function runElementwise(gpu: GpuRuntime, spec: ElementwiseSpec, args: ElementwiseArgs): void {
+  if (splitOverBindings(gpu, spec, args)) return;
   const label = args.label ?? spec.op;
   const inputDtypes: Record<string, FloatDType> = {};
   const outputDtypes: Record<string, FloatDType> = {};
@@ -116,6 +118,35 @@ export function runElementwise(gpu: GpuRuntime, spec: ElementwiseSpec, args: Ele
     params,
     workgroups: grid.workgroups,
   });
+}
+
+/**
+ * Tensors larger than one binding: the same kernel over element blocks (starting on a broadcast row's
+ * boundary), each binding a slice of every per-element operand. Returns false when all fit.
+ */
+function splitOverBindings(gpu: GpuRuntime, spec: ElementwiseSpec, args: ElementwiseArgs): boolean {
+  const broadcast = new Set(spec.inputs.filter((i) => i.broadcastRow).map((i) => i.name));
+  const perElement = [
+    ...Object.entries(args.inputs).filter(([name]) => !broadcast.has(name)),
+    ...Object.entries(args.outputs),
+  ].map(([, t]) => t);
+  const blocks = elementBlocks(gpu, perElement, args.n, broadcast.size ? (args.cols ?? 1) : 1);
+  if (blocks.length === 1) return false;
+  const slice = (tensors: Readonly<Record<string, Tensor>>, b: ElementBlock) =>
+    Object.fromEntries(
+      Object.entries(tensors).map(([name, t]) => [
+        name,
+        broadcast.has(name) ? t : sliceElements(t, b.start, b.count),
+      ]),
+    );
+  for (const b of blocks)
+    runElementwise(gpu, spec, {
+      ...args,
+      n: b.count,
+      inputs: slice(args.inputs, b),
+      outputs: slice(args.outputs, b),
+    });
+  return true;
 }
 
 // ---- shape checks and output allocation --------------------------------------------------------------

@@ -12,6 +12,7 @@ import {
   type EmbeddingPositionMode,
 } from './embedding.wgsl.js';
 import { grid1d } from './grid.js';
+import { rowBlocks } from '../binding-blocks.js';
 import {
   ROW_WG,
   checkDisjoint,
@@ -65,7 +66,10 @@ function tokenCount(
     );
 }
 
-/** Record out[t] = table[ids[t]] (+ positionTable[pos(t)]); an id or position out of range gives NaN. */
+/**
+ * Record out[t] = table[ids[t]] (+ positionTable[pos(t)]); an id or position out of range gives NaN. A
+ * table larger than one binding is read in row blocks (binding-blocks.ts).
+ */
 export function embeddingForward(gpu: GpuRuntime, a: EmbeddingForwardArgs): void {
   const op = 'embeddingForward';
   checkTensor(op, 'ids', a.ids, ['i32']);
@@ -97,31 +101,41 @@ export function embeddingForward(gpu: GpuRuntime, a: EmbeddingForwardArgs): void
   checkDisjoint(op, { out: a.out, ids: a.ids, table: a.table, positionTable: a.positionTable });
   const tableDtype = a.table.dtype as StoredFloat;
   const posDtype = (a.positionTable?.dtype ?? 'f32') as StoredFloat;
-  const bindings = [a.ids, a.table];
-  if (a.positionTable) bindings.push(a.positionTable);
-  if (mode === 'ids') bindings.push(a.positions as Tensor);
-  bindings.push(a.out);
   const g = rowGrid(gpu, tokens, Math.ceil(cols / ROW_WG));
-  gpu.dispatch({
-    label: op,
-    pipeline: gpu.pipeline(`embedding.forward.${tableDtype}.${mode}.${posDtype}`, () =>
-      embeddingForwardWgsl(tableDtype, mode, posDtype),
-    ),
-    bindings,
-    params: new Params()
-      .u32(tokens)
-      .u32(cols)
-      .u32(vocab)
-      .u32(g.rowsX)
-      .u32(offset)
-      .u32(sequenceLength)
-      .u32(maxPositions)
-      .u32(0),
-    workgroups: g.workgroups,
-  });
+  // a table larger than one binding is gathered from block by block: each writes its own ids' rows
+  for (const block of rowBlocks(gpu, a.table)) {
+    const bindings = [a.ids, block.tensor];
+    if (a.positionTable) bindings.push(a.positionTable);
+    if (mode === 'ids') bindings.push(a.positions as Tensor);
+    bindings.push(a.out);
+    gpu.dispatch({
+      label: op,
+      pipeline: gpu.pipeline(`embedding.forward.${tableDtype}.${mode}.${posDtype}`, () =>
+        embeddingForwardWgsl(tableDtype, mode, posDtype),
+      ),
+      bindings,
+      params: new Params()
+        .u32(tokens)
+        .u32(cols)
+        .u32(vocab)
+        .u32(g.rowsX)
+        .u32(offset)
+        .u32(sequenceLength)
+        .u32(maxPositions)
+        .u32(block.rowStart)
+        .u32(block.rows)
+        .u32(0)
+        .u32(0)
+        .u32(0),
+      workgroups: g.workgroups,
+    });
+  }
 }
 
-/** Record tableGrad[ids[t]] += dy[t] over all tokens t, deterministically (fixed token order per row). */
+/**
+ * Record tableGrad[ids[t]] += dy[t] over all tokens t, deterministically (fixed token order per row); a
+ * gradient larger than one binding is written in row blocks.
+ */
 export function embeddingBackward(gpu: GpuRuntime, a: EmbeddingBackwardArgs): void {
   const op = 'embeddingBackward';
   checkTensor(op, 'tableGrad', a.tableGrad, ['f32'], [-1, -1]);
@@ -156,6 +170,7 @@ export function embeddingBackward(gpu: GpuRuntime, a: EmbeddingBackwardArgs): vo
     gpu.commandEncoder().clearBuffer(a.tableGrad.buffer, a.tableGrad.byteOffset, a.tableGrad.bindingSize);
   }
   if (tokens === 0) return;
+  const blocks = rowBlocks(gpu, a.tableGrad);
   const sorted = gpu.scratch(`${op}.sortedTokens`, 'u32', [tokens]);
   const g1 = grid1d(gpu, tokens, ROW_WG);
   gpu.dispatch({
@@ -167,21 +182,26 @@ export function embeddingBackward(gpu: GpuRuntime, a: EmbeddingBackwardArgs): vo
   });
   const dyDtype = a.dy.dtype as StoredFloat;
   const g2 = rowGrid(gpu, tokens, Math.ceil(cols / ROW_WG));
-  gpu.dispatch({
-    label: `${op}.segmentSum`,
-    pipeline: gpu.pipeline(`embedding.backward.segmentSum${dyDtype === 'f16' ? '.f16' : ''}`, () =>
-      embeddingSegmentSumWgsl(dyDtype),
-    ),
-    bindings: [a.dy, ids, sorted, a.tableGrad],
-    params: new Params()
-      .u32(tokens)
-      .u32(cols)
-      .u32(rows)
-      .u32(g2.rowsX)
-      .i32(a.paddingIdx ?? 0)
-      .u32(a.paddingIdx === undefined ? 0 : 1),
-    workgroups: g2.workgroups,
-  });
+  // a gradient larger than one binding: one pass per row block, each adding its own ids' rows (the
+  // sorted order is shared)
+  for (const block of blocks)
+    gpu.dispatch({
+      label: `${op}.segmentSum`,
+      pipeline: gpu.pipeline(`embedding.backward.segmentSum${dyDtype === 'f16' ? '.f16' : ''}`, () =>
+        embeddingSegmentSumWgsl(dyDtype),
+      ),
+      bindings: [a.dy, ids, sorted, block.tensor],
+      params: new Params()
+        .u32(tokens)
+        .u32(cols)
+        .u32(rows)
+        .u32(g2.rowsX)
+        .i32(a.paddingIdx ?? 0)
+        .u32(a.paddingIdx === undefined ? 0 : 1)
+        .u32(block.rowStart)
+        .u32(block.rows),
+      workgroups: g2.workgroups,
+    });
 }
 
 // ---- float64 references -------------------------------------------------------------------------

@@ -30,7 +30,8 @@ export function embeddingForwardWgsl(
   return /* wgsl */ `
 struct Params {
   tokens: u32, cols: u32, vocab: u32, rowsX: u32,
-  offset: u32, sequenceLength: u32, maxPositions: u32, _pad: u32,
+  offset: u32, sequenceLength: u32, maxPositions: u32, firstRow: u32,
+  blockRows: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 ${bind('var<storage, read> ids: array<i32>')}
 ${bind(`var<storage, read> table: ${storedArray(tableDtype)}`)}
@@ -46,9 +47,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let c = wid.z * ${ROW_WG}u + lid;
   if (t >= p.tokens || c >= p.cols) { return; }
   let id = ids[t];
-  // An id outside the vocabulary becomes NaN, so it shows in the loss instead of reading another row.
+  // The table is bound as rows firstRow .. firstRow + blockRows (all of it unless it exceeds a binding):
+  // other blocks write the other ids; an id outside the vocabulary becomes NaN (written with the first
+  // block), so it shows in the loss instead of reading another row.
+  let inVocab = id >= 0 && u32(id) < p.vocab;
+  let local = u32(id) - p.firstRow;
+  if (inVocab && (u32(id) < p.firstRow || local >= p.blockRows)) { return; }
+  if (!inVocab && p.firstRow != 0u) { return; }
   var v = quietNan();
-  if (id >= 0 && u32(id) < p.vocab) { v = ${loadStored('table', tableDtype, 'u32(id) * p.cols + c')}; }
+  if (inVocab) { v = ${loadStored('table', tableDtype, 'local * p.cols + c')}; }
   ${
     withPositions
       ? `let pos = ${positionExpr};
@@ -116,7 +123,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
  */
 export function embeddingSegmentSumWgsl(dyDtype: StoredFloat = 'f32'): string {
   return /* wgsl */ `
-struct Params { tokens: u32, cols: u32, vocab: u32, rowsX: u32, paddingIdx: i32, hasPadding: u32 }
+struct Params {
+  tokens: u32, cols: u32, vocab: u32, rowsX: u32, paddingIdx: i32, hasPadding: u32, firstRow: u32, blockRows: u32,
+}
 @group(0) @binding(0) var<storage, read> dy: ${storedArray(dyDtype)};
 @group(0) @binding(1) var<storage, read> ids: array<i32>;
 @group(0) @binding(2) var<storage, read> sorted: array<u32>;
@@ -133,13 +142,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   // Ids outside the table get no gradient (the forward made their rows NaN); neither does padding_idx,
   // like torch.nn.Embedding(padding_idx=...).
   if (id < 0 || u32(id) >= p.vocab || (p.hasPadding != 0u && id == p.paddingIdx)) { return; }
+  // the gradient is bound as rows firstRow .. firstRow + blockRows: other ids belong to other passes
+  if (u32(id) < p.firstRow || u32(id) - p.firstRow >= p.blockRows) { return; }
   var acc = 0.0;
   for (var k = j; k < p.tokens; k++) {
     let t = sorted[k];
     if (ids[t] != id) { break; }
     acc += ${loadStored('dy', dyDtype, 't * p.cols + c')};
   }
-  let o = u32(id) * p.cols + c;
+  let o = (u32(id) - p.firstRow) * p.cols + c;
   grad[o] = grad[o] + acc;
 }
 `;

@@ -7,6 +7,7 @@ import type { Tensor } from '../tensor.js';
 import { Params } from '../uniforms.js';
 import { floatDType } from './elementwise.js';
 import { grid1d } from './grid.js';
+import { elementSlices } from '../binding-blocks.js';
 import {
   COLUMN_SUM_WORKGROUP_SIZE,
   columnSumWgsl,
@@ -79,8 +80,10 @@ export function reduce(
   tensors: Tensor | readonly Tensor[],
   options: ReduceOptions = {},
 ): Tensor {
-  const list: readonly Tensor[] = Array.isArray(tensors) ? tensors : [tensors as Tensor];
-  if (list.length === 0) throw new Error(`reduce(${op}): no tensors`);
+  const given: readonly Tensor[] = Array.isArray(tensors) ? tensors : [tensors as Tensor];
+  if (given.length === 0) throw new Error(`reduce(${op}): no tensors`);
+  // a tensor larger than one binding is reduced as its slices (each its own segment of the partials)
+  const list = given.flatMap((t) => elementSlices(gpu, t));
   const sources = list.map((t) => floatDType(t, `reduce(${op})`));
   const accType = op === 'nonFiniteCount' ? 'u32' : 'f32';
   const out = options.out ?? gpu.tensor(`reduce.${op}`, accType, [1], 'workspace');
