@@ -62,3 +62,4 @@ export type { RowGrid } from './kernels/rows.js';
 export type { StochasticAddResult } from './kernels/cast.js';
 export type { CrossEntropyReferenceResult } from './kernels/cross-entropy.js';
 export type { MatmulPlan, MatmulReferenceArgs } from './kernels/matmul.js';
+export { packScaledHalfReference, scaledHalfScale, unpackScaledHalf } from './kernels/scaled-half.js';
