@@ -13,7 +13,7 @@ import {
   type TrainMode,
   type TrainerOptions,
 } from '@lsp-offload/core';
-import { CHOICES, int, nonNegative, oneOf, positive, withModelDefaults } from './flags.js';
+import { CHOICES, int, nonNegative, oneOf, positive, withModelDefaults, transferFormats } from './flags.js';
 import { parseSize } from './size.js';
 
 export interface TrainCommandOptions {
@@ -33,6 +33,9 @@ export interface TrainCommandOptions {
   evalBatches: string;
   checkpointing: boolean;
   nonProjected: string;
+  gradDtype: string;
+  stepDtype: string;
+  embeddingGrad: string;
   threads: string;
   stagingChunk: string;
   optimizerShard: string;
@@ -141,6 +144,7 @@ export async function trainCommand(given: TrainCommandOptions): Promise<void> {
           lr: positive('lr', opts.lr),
           checkpointing: opts.checkpointing,
           nonProjected: oneOf('non-projected', opts.nonProjected, CHOICES.nonProjected),
+          ...transferFormats(opts),
           threads: int('threads', opts.threads, 0),
           stagingChunkBytes: parseSize(opts.stagingChunk),
           optimizerShardBytes: parseSize(opts.optimizerShard),

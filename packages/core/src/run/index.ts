@@ -10,3 +10,5 @@ export type { RunSettings } from './run-settings.js';
 export { resolveModelConfig } from './model-source.js';
 export { KernelProfiler, formatKernelProfile, kernelFamily } from './kernel-profile.js';
 export type { KernelProfile, KernelFamilyTime } from './kernel-profile.js';
+export { summarizeOffload, formatOffloadLines } from './offload-summary.js';
+export type { OffloadSummary } from './offload-summary.js';

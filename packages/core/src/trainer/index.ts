@@ -3,3 +3,13 @@ export type { StepMetrics } from './trainer.js';
 export { checkLrSchedule, lrFactor, scheduledLr } from './lr-schedule.js';
 export type { LrScheduleOptions } from './lr-schedule.js';
 export { maxRank, rankNote, rankProblem } from './rank-check.js';
+export { offloadCriticalPath } from './offload-critical-path.js';
+export type {
+  OffloadCriticalPath,
+  OffloadFigures,
+  OffloadPiece,
+  OffloadSpan,
+  OffloadStage,
+  TransferRates,
+} from './offload-critical-path.js';
+export type { StepCounters, TransferKind } from './step-recorder.js';
