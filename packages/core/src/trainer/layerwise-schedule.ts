@@ -33,7 +33,7 @@ import { StepGradScale } from './grad-scale.js';
 import { scheduledLr } from './lr-schedule.js';
 import type { ModeUpdates } from './mode-updates.js';
 import { rowShards, type RowShard } from './row-shards.js';
-import { GradientWire, touchedRows, type OutgoingGradient } from './gradient-wire.js';
+import { GradientWire, touchedRows, type GradientKind, type OutgoingGradient } from './gradient-wire.js';
 import type { OffloadPiece } from './offload-critical-path.js';
 import { HEAD_UNIT, LspSink, OUTER_UNIT, ZeroSink, type UnitGradients } from './sinks.js';
 import type { StepRecorder } from './step-recorder.js';
@@ -398,7 +398,7 @@ export class LayerwiseSchedule implements ModeUpdates {
     ];
     const sent = this.wire.send(label, outgoing);
     for (const [kind, bytes] of Object.entries(sent.bytes))
-      if (bytes) rec.countBytes(kind as never, 'toHost', bytes);
+      if (bytes) rec.countBytes(kind as GradientKind, 'toHost', bytes);
     // Pieces of the update, each downloaded, stepped on the CPU and uploaded as soon as it can be: the
     // unit's projected layers and small parameters together, and every row block of a sharded parameter
     // on its own, so the blocks of a large one flow through download, CPU step and upload overlapped.
@@ -414,15 +414,18 @@ export class LayerwiseSchedule implements ModeUpdates {
     whole.timeline.bytesDown += sent.header.bytes;
     const pieces: UpdatePiece[] = [whole];
     const wholeDense: { spec: ParameterSpec; shard: RowShard }[] = [];
+    // arrivals come in the order of `outgoing` and its targets: the loops below take them in that order
     const arrivals = sent.arrivals.values();
+    // (the row blocks of gathered rows share one transfer: its bytes go to the first block's piece)
+    const timed = new Set<Transfer>();
     const arrive = (p: UpdatePiece): void => {
       const a = arrivals.next().value!;
       p.names.push(a.name);
-      for (const t of a.transfers)
-        if (!p.downloads.includes(t)) {
-          p.downloads.push(t);
-          p.timeline.bytesDown += t.bytes;
-        }
+      for (const t of a.transfers) {
+        if (!p.downloads.includes(t)) p.downloads.push(t);
+        if (!timed.has(t)) p.timeline.bytesDown += t.bytes;
+        timed.add(t);
+      }
       if (a.land) p.lands.push(a.land);
     };
     const stepBytes = this.options.stepDtype === 'f16' ? 2 : 4;
