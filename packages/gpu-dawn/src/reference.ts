@@ -48,6 +48,7 @@ export {
   stochasticUniform,
   stochasticAddNeighbours,
 } from './kernels/cast.js';
+export { packScaledHalfReference, scaledHalfScale, unpackScaledHalf } from './kernels/scaled-half.js';
 export { reduceReference, columnSumReference, REDUCE_VALUES_PER_THREAD } from './kernels/reduce.js';
 export { adamwReference, adamwGradFactor } from './kernels/adamw.js';
 export { ropeReference, ropeInvFreq, ropeTableValues } from './kernels/rope.js';
@@ -62,4 +63,3 @@ export type { RowGrid } from './kernels/rows.js';
 export type { StochasticAddResult } from './kernels/cast.js';
 export type { CrossEntropyReferenceResult } from './kernels/cross-entropy.js';
 export type { MatmulPlan, MatmulReferenceArgs } from './kernels/matmul.js';
-export { packScaledHalfReference, scaledHalfScale, unpackScaledHalf } from './kernels/scaled-half.js';
