@@ -14,7 +14,7 @@ import {
   type BenchModeSpec,
   type TrainMode,
 } from '@lsp-offload/core';
-import { CHOICES, int, oneOf } from './flags.js';
+import { CHOICES, int, oneOf, transferFormats } from './flags.js';
 import { parseSize } from './size.js';
 
 export interface BenchCommandOptions {
@@ -32,6 +32,9 @@ export interface BenchCommandOptions {
   optimizerShard: string;
   checkpointing: boolean;
   nonProjected: string;
+  gradDtype: string;
+  stepDtype: string;
+  embeddingGrad: string;
   robustness: boolean;
   out?: string;
   traceDir?: string;
@@ -75,6 +78,7 @@ export async function benchCommand(o: BenchCommandOptions): Promise<void> {
       checkpointing: o.checkpointing,
       lr: BENCH_DEFAULTS.lr,
       nonProjected: oneOf('non-projected', o.nonProjected, CHOICES.nonProjected),
+      ...transferFormats(o),
     },
   };
   // results are written after every mode, so a run cut short still leaves what it measured
@@ -100,6 +104,9 @@ export async function benchCommand(o: BenchCommandOptions): Promise<void> {
       dtype,
       d: options.trainer.rank,
       r: options.trainer.nnz,
+      'gradients down': options.trainer.gradientDtype,
+      'D up': options.trainer.stepDtype,
+      'embedding gradient': options.trainer.embeddingGradient,
       steps: options.steps,
       warmup: options.warmupSteps,
       CPU: cpu,

@@ -21,6 +21,8 @@ import { sizeText } from './size.js';
 export const CHOICES = {
   dtype: ['auto', 'f16', 'f32'],
   nonProjected: ['frozen', 'adamw'],
+  transferDtype: ['f16', 'f32'],
+  embeddingGrad: ['rows', 'dense'],
   sharing: ['type', 'layer'],
   exportDtype: ['f32', 'f16', 'bf16'],
   invalidLines: ['error', 'skip'],
@@ -137,6 +139,23 @@ const FLAGS = {
     flags: `--non-projected <${CHOICES.nonProjected.join('|')}>`,
     description: 'lsp: embeddings, norms, biases and lm_head frozen or trained by offloaded AdamW',
     default: TRAINER.nonProjected,
+  },
+  gradDtype: {
+    flags: `--grad-dtype <${CHOICES.transferDtype.join('|')}>`,
+    description:
+      'lsp: gradients (S and the non-projected ones) go to the CPU as fp16 with a per-tensor scale, or as f32',
+    default: TRAINER.gradientDtype,
+  },
+  stepDtype: {
+    flags: `--step-dtype <${CHOICES.transferDtype.join('|')}>`,
+    description: 'lsp: the subspace step D comes back as fp16 (in units of the learning rate) or f32',
+    default: TRAINER.stepDtype,
+  },
+  embeddingGrad: {
+    flags: `--embedding-grad <${CHOICES.embeddingGrad.join('|')}>`,
+    description:
+      "lsp: the token embedding's gradient goes to the CPU as the rows the batch touched (same numbers), or whole",
+    default: TRAINER.embeddingGradient,
   },
   threads: {
     flags: '--threads <n>',
@@ -349,4 +368,13 @@ export function oneOf<T extends string>(flag: string, v: string, allowed: readon
   if (!(allowed as readonly string[]).includes(v))
     throw new Error(`--${flag} must be one of ${allowed.join(', ')}, got '${v}'`);
   return v as T;
+}
+
+/** The flags of lsp's transfer formats, as trainer options. */
+export function transferFormats(o: { gradDtype: string; stepDtype: string; embeddingGrad: string }) {
+  return {
+    gradientDtype: oneOf('grad-dtype', o.gradDtype, CHOICES.transferDtype),
+    stepDtype: oneOf('step-dtype', o.stepDtype, CHOICES.transferDtype),
+    embeddingGradient: oneOf('embedding-grad', o.embeddingGrad, CHOICES.embeddingGrad),
+  };
 }

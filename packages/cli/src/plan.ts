@@ -18,7 +18,7 @@ import {
   type ModelConfig,
   type PlanInput,
 } from '@lsp-offload/core';
-import { CHOICES, int, oneOf, withModelDefaults } from './flags.js';
+import { CHOICES, int, oneOf, withModelDefaults, transferFormats } from './flags.js';
 import { parseSize } from './size.js';
 
 export interface PlanCommandOptions {
@@ -32,6 +32,9 @@ export interface PlanCommandOptions {
   /** Commander's --no-checkpointing: true unless given. */
   checkpointing: boolean;
   nonProjected: string;
+  gradDtype: string;
+  stepDtype: string;
+  embeddingGrad: string;
   gpuMemory?: string;
   stagingChunk: string;
   json?: boolean;
@@ -50,6 +53,7 @@ export function planInputFromFlags(flags: PlanCommandOptions, positions?: number
     weightDtype: oneOf('dtype', opts.dtype, ['f32', 'f16'] as const),
     checkpointing: opts.checkpointing,
     nonProjected: oneOf('non-projected', opts.nonProjected, CHOICES.nonProjected),
+    ...transferFormats(opts),
     stagingChunkBytes: parseSize(opts.stagingChunk),
   };
 }
@@ -77,7 +81,10 @@ function describeRun(model: string, plan: MemoryPlan): string {
   const c = plan.config;
   const params = parameterCount(c);
   const size = params >= 1e9 ? `${(params / 1e9).toFixed(2)}B` : `${(params / 1e6).toFixed(1)}M`;
-  const mode = i.mode === 'lsp' ? `lsp (d ${i.rank}, r ${i.nnz}, non-projected ${i.nonProjected})` : i.mode;
+  const mode =
+    i.mode === 'lsp'
+      ? `lsp (d ${i.rank}, r ${i.nnz}, non-projected ${i.nonProjected}; gradients ${i.gradientDtype}, D ${i.stepDtype}, embedding gradient ${i.embeddingGradient})`
+      : i.mode;
   return (
     `${model === 'demo' ? 'demo model' : model}: ${c.family}, ${size} parameters, ${c.numLayers} layers; ` +
     `${mode}, batch ${i.batch} x seq ${i.seqLen}, ${i.weightDtype} weights, ` +

@@ -15,7 +15,7 @@ import {
   type TrainMode,
   type TrainerOptions,
 } from '@lsp-offload/core';
-import { CHOICES, int, nonNegative, oneOf, positive, withModelDefaults } from './flags.js';
+import { CHOICES, int, nonNegative, oneOf, positive, withModelDefaults, transferFormats } from './flags.js';
 import { resumeFlagValues } from './resume-flags.js';
 import { exitCodeOf, stopOnSignals } from './signals.js';
 import { parseSize } from './size.js';
@@ -37,6 +37,9 @@ export interface TrainCommandOptions {
   evalBatches: string;
   checkpointing: boolean;
   nonProjected: string;
+  gradDtype: string;
+  stepDtype: string;
+  embeddingGrad: string;
   threads: string;
   stagingChunk: string;
   optimizerShard: string;
@@ -163,6 +166,7 @@ export async function trainCommand(
           lr: positive('lr', opts.lr),
           checkpointing: opts.checkpointing,
           nonProjected: oneOf('non-projected', opts.nonProjected, CHOICES.nonProjected),
+          ...transferFormats(opts),
           threads: int('threads', opts.threads, 0),
           stagingChunkBytes: parseSize(opts.stagingChunk),
           optimizerShardBytes: parseSize(opts.optimizerShard),

@@ -16,6 +16,9 @@ const flags = (extra: Partial<PlanCommandOptions> = {}): PlanCommandOptions => (
   dtype: 'f32',
   checkpointing: true,
   nonProjected: 'adamw',
+  gradDtype: 'f16',
+  stepDtype: 'f16',
+  embeddingGrad: 'rows',
   stagingChunk: '4MiB',
   ...extra,
 });

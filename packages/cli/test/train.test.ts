@@ -165,6 +165,20 @@ describe('option parsing', () => {
     }
     expect(readFileSync(join(out, 'bench.html'), 'utf8')).toMatch(/<rect data-bar="lsp"/);
     expect(readFileSync(join(out, 'bench.txt'), 'utf8')).toMatch(/live MiB \(planned\)/);
+    // the offload path: lsp's critical path, its rings' measured GB/s and the bytes each way by kind
+    expect(text).toMatch(/offload path per step/);
+    expect(text).toMatch(
+      /^lsp +- +[\d.]+ +[\d.]+ \/ [\d.]+ \/ [\d.]+ \((download|cpu|upload)\) +[\d.]+ \/ [\d.]+$/m,
+    );
+    expect(text).toMatch(
+      /^lsp +- +S [\d.]+ \w+, gradients [\d.]+ \w+, embedding rows [\d.]+ \w+, headers [\d.]+ \w+ \| D [\d.]+ \w+, parameters [\d.]+ \w+$/m,
+    );
+    const lsp = (
+      json.results as { mode: string; offload?: { criticalPathMs: number; transferGBps: { down: number } } }[]
+    ).find((r) => r.mode === 'lsp')!;
+    expect(lsp.offload!.criticalPathMs).toBeGreaterThan(0);
+    expect(lsp.offload!.transferGBps.down).toBeGreaterThan(0);
+    expect(readFileSync(join(out, 'bench.html'), 'utf8')).toMatch(/Offload path per step/);
   });
 
   it('parses bench modes with budgets', () => {

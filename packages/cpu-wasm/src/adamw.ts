@@ -81,6 +81,12 @@ export interface StepOptions {
   names?: readonly string[];
   /** Multiplies every gradient (e.g. 1 / loss scale), before the norm is measured and clipped. */
   gradScale?: number;
+  /**
+   * Per-tensor factors on top of `gradScale` (e.g. the inverse of the scale an fp16 gradient was sent
+   * with). Tensors not named get 1. Not with `maxGradNorm` (one clipping norm needs one scale); a checked
+   * step then reports no norm.
+   */
+  gradScales?: Readonly<Record<string, number>>;
   /** Use at most this many of the pool's threads for this step (default: all). */
   threads?: number;
   /** Override the optimizer's non-finite policy for this step. */
@@ -114,6 +120,8 @@ export interface TensorInfo {
 }
 
 const DEFAULT_CAP_BYTES = 2 ** 31;
+/** The smallest page size an OS maps: one write per such page commits all of the memory. */
+const TOUCH_STRIDE_BYTES = 4096;
 const HYPER_OPTIONS = optionNames<HyperParams>({ lr: true, betas: true, eps: true, weightDecay: true });
 const ADAMW_OPTIONS = optionNames<AdamWOptions>({
   threads: true,
@@ -133,6 +141,7 @@ const STEP_ONLY_OPTIONS = optionNames<StepOnlyOptions>({ group: true, gradDtype:
 const STEP_OPTIONS = optionNames<StepOptions>({
   names: true,
   gradScale: true,
+  gradScales: true,
   threads: true,
   nonFinite: true,
 });
@@ -406,9 +415,10 @@ export class AdamW {
       const policy = options.nonFinite ?? this.policy;
       if (!POLICIES.includes(policy))
         throw new RangeError(`nonFinite must be 'throw', 'skip' or 'propagate', got ${policy}`);
-      const hypers = this.stepScalars(records, gradScale);
+      const perTensor = this.perTensorScales(records, options.gradScales);
+      const hypers = this.stepScalars(records, gradScale, perTensor);
       const spread = { threads, minElements: this.spread.minElements };
-      const run = this.runStep(records, hypers, gradScale, spread, policy);
+      const run = this.runStep(records, hypers, gradScale, spread, policy, perTensor !== undefined);
       this.inFlight = run;
       return run.finally(() => {
         this.inFlight = null;
@@ -418,8 +428,34 @@ export class AdamW {
     }
   }
 
+  /** step()'s gradScales as one factor per record (undefined when none are given). */
+  private perTensorScales(
+    records: readonly TensorRecord[],
+    scales: StepOptions['gradScales'],
+  ): number[] | undefined {
+    if (scales === undefined) return undefined;
+    if (scales === null || typeof scales !== 'object')
+      throw new TypeError('step(): gradScales must be an object of tensor name -> factor');
+    if (this.maxGradNorm !== undefined)
+      throw new RangeError(
+        'step(): gradScales cannot be combined with maxGradNorm (clipping measures one norm at one scale)',
+      );
+    const stepped = new Set(records.map((r) => r.name));
+    for (const [name, v] of Object.entries(scales)) {
+      if (!stepped.has(name))
+        throw new RangeError(`step(): gradScales names "${name}", which this step does not update`);
+      if (typeof v !== 'number' || !Number.isFinite(v))
+        throw new RangeError(`step(): gradScales["${name}"] must be a finite number, got ${v}`);
+    }
+    return records.map((r) => scales[r.name] ?? 1);
+  }
+
   /** Per-tensor kernel scalars; every lr is computed (and checked) before any pass runs. */
-  private stepScalars(records: readonly TensorRecord[], gradScale: number): Float64Array {
+  private stepScalars(
+    records: readonly TensorRecord[],
+    gradScale: number,
+    perTensor: readonly number[] | undefined,
+  ): Float64Array {
     const hypers = new Float64Array(records.length * HYPER_STRIDE);
     records.forEach((r, row) => {
       const hp = this.groups.get(r.group)!;
@@ -431,7 +467,7 @@ export class AdamW {
             `lrSchedule returned ${lr} for tensor "${r.name}" (need a finite number >= 0)`,
           );
       }
-      writeStepScalars(hypers, row, hp, lr, r.steps + 1, gradScale);
+      writeStepScalars(hypers, row, hp, lr, r.steps + 1, gradScale * (perTensor?.[row] ?? 1));
     });
     return hypers;
   }
@@ -442,6 +478,7 @@ export class AdamW {
     gradScale: number,
     spread: Spread,
     policy: NonFinitePolicy,
+    perTensorScales: boolean,
   ): Promise<StepReport> {
     const report: StepReport = {
       applied: false,
@@ -462,7 +499,8 @@ export class AdamW {
           skipNonFinite: policy !== 'propagate',
           clip,
         });
-        report.gradNorm = Math.sqrt(group.sumOfSquares) * Math.abs(gradScale);
+        // (the sum is of the gradients as stored: with per-tensor factors it is no norm of what is stepped)
+        if (!perTensorScales) report.gradNorm = Math.sqrt(group.sumOfSquares) * Math.abs(gradScale);
         if (clip) report.clipCoef = clipCoefficient(group.sumOfSquares, gradScale, clip.maxGradNorm);
         if (!group.applied) {
           report.nonFinite = await nonFiniteGradients(this.pool, records, spread);
@@ -535,6 +573,24 @@ export class AdamW {
   }
 
   // ---- lifetime ----
+
+  /**
+   * Write every page of the tensors' memory once (each with the value it holds), so the first step and
+   * the first transfers into gradients and outputs do not pay for first-touch page faults (5-8x slower
+   * than later writes on the H200 host). Call after registering the tensors, before timing matters.
+   * Returns the bytes covered.
+   */
+  touchMemory(): number {
+    this.assertIdle('touchMemory()');
+    let bytes = 0;
+    for (const arena of this.memories.arenas) {
+      const u8 = new Uint8Array(arena.memory.buffer);
+      const end = arena.reservedBytes + arena.usedBytes;
+      for (let i = arena.reservedBytes; i < end; i += TOUCH_STRIDE_BYTES) u8[i] = u8[i]!;
+      bytes += arena.usedBytes;
+    }
+    return bytes;
+  }
 
   /** Memories in use and bytes allocated in each. */
   memoryStats(): { memories: number; capBytes: number; usedBytes: number[] } {

@@ -16,19 +16,20 @@ export class MemoryArena {
 
   constructor(
     readonly id: number,
-    private readonly reserved: number,
+    /** Bytes at the start the arena never hands out (module data, worker stacks). */
+    readonly reservedBytes: number,
     readonly capBytes: number,
   ) {
-    this.top = reserved;
+    this.top = reservedBytes;
     this.memory = new WebAssembly.Memory({
-      initial: Math.ceil(reserved / PAGE_BYTES),
+      initial: Math.ceil(reservedBytes / PAGE_BYTES),
       maximum: capBytes / PAGE_BYTES,
       shared: true,
     });
   }
 
   get usedBytes(): number {
-    return this.top - this.reserved;
+    return this.top - this.reservedBytes;
   }
 
   /**

@@ -107,7 +107,7 @@ describe('unknown option names are errors naming the option and the closest vali
       /setHyperParams\("default"\): unknown option "learningRate"/,
     );
     await expect(opt.step({ grad_scale: 2 } as Any)).rejects.toThrow(
-      /step\(\): unknown option "grad_scale": did you mean "gradScale"\? Valid options: names, gradScale, threads, nonFinite\./,
+      /step\(\): unknown option "grad_scale": did you mean "gradScale"\? Valid options: names, gradScale, gradScales, threads, nonFinite\./,
     );
     await expect(opt.step({ nonfinite: 'skip' } as Any)).rejects.toThrow(/did you mean "nonFinite"/);
     expect(opt.names()).toEqual(ALL);

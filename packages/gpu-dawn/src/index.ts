@@ -76,6 +76,8 @@ export {
 } from './kernels/elementwise.js';
 export type { ElementwiseArgs, ElementwiseSpec, FloatDType } from './kernels/elementwise.js';
 export { cast, applyDelta } from './kernels/cast.js';
+export { packScaledHalf } from './kernels/scaled-half.js';
+export type { PackScaledHalfOptions } from './kernels/scaled-half.js';
 export type { ApplyDeltaOptions } from './kernels/cast.js';
 export {
   reduce,

@@ -48,6 +48,7 @@ export {
   stochasticUniform,
   stochasticAddNeighbours,
 } from './kernels/cast.js';
+export { packScaledHalfReference, scaledHalfScale, unpackScaledHalf } from './kernels/scaled-half.js';
 export { reduceReference, columnSumReference, REDUCE_VALUES_PER_THREAD } from './kernels/reduce.js';
 export { adamwReference, adamwGradFactor } from './kernels/adamw.js';
 export { ropeReference, ropeInvFreq, ropeTableValues } from './kernels/rope.js';

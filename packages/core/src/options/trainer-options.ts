@@ -40,8 +40,25 @@ export interface TrainerOptions extends OptimizerHyperParams {
    * CLI's --non-projected), or frozen.
    */
   nonProjected: 'frozen' | 'adamw';
-  /** lsp: dtype of the subspace step D on its way back to the GPU. */
+  /**
+   * lsp: dtype of the subspace step D on its way back to the GPU. f16 carries the step in units of the
+   * learning rate (-mhat / (sqrt(vhat) + eps), of order 1, where the step itself would sit among f16's
+   * subnormals at small learning rates); the apply multiplies by the step's learning rate.
+   */
   stepDtype: 'f16' | 'f32';
+  /**
+   * lsp: dtype the gradients travel to the CPU in (the compressed S and the non-projected parameters'
+   * dense gradients): f16 with a per-tensor power-of-two scale computed on the GPU (the largest value
+   * lands in [2^14, 2^15); the scale travels in the unit's header), or f32. zero mode keeps its own
+   * format (ZeRO-Offload's: fp16 gradients of the linears).
+   */
+  gradientDtype: 'f16' | 'f32';
+  /**
+   * lsp: the token embedding's gradient travels as the rows the step's batches touched ('rows'; the CPU
+   * still steps every row, the untouched ones with a zero gradient, so the numbers are those of 'dense')
+   * or whole. Tied embeddings (whose gradient includes the LM head's) always travel whole.
+   */
+  embeddingGradient: 'rows' | 'dense';
   checkpointing: boolean;
   /** CPU optimizer threads. */
   threads: number;
@@ -93,6 +110,8 @@ export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
   exactProjectors: false,
   nonProjected: 'adamw',
   stepDtype: 'f16',
+  gradientDtype: 'f16',
+  embeddingGradient: 'rows',
   checkpointing: true,
   threads: 0,
   seed: 0,

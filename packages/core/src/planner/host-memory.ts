@@ -25,8 +25,8 @@ export function planHostMemory(layout: ParameterLayout, run: ResolvedPlanInput):
     let projectors = 0;
     for (const spec of layout.blockLinears.flat()) {
       const { d, r } = projectorShape(spec, run);
-      // grad (S) f32, m, v f32, the step D in its transfer dtype
-      state += d * d * (3 * 4 + dtypeBytes(run.stepDtype));
+      // grad (S) in its transfer dtype, m, v f32, the step D in its transfer dtype
+      state += d * d * (dtypeBytes(run.gradientDtype) + 2 * 4 + dtypeBytes(run.stepDtype));
       // positions u32 + values f32 of both sides
       projectors += (spec.shape[0]! + spec.shape[1]!) * r * 8;
     }
@@ -39,7 +39,7 @@ export function planHostMemory(layout: ParameterLayout, run: ResolvedPlanInput):
       const copy = run.weightDtype === 'f16' ? 2 : 0;
       items.push({
         label: 'CPU AdamW of non-projected parameters (grad, fp32 master, m, v)',
-        bytes: n * (16 + copy),
+        bytes: n * (12 + dtypeBytes(run.gradientDtype) + copy),
       });
     }
   } else if (run.mode === 'zero') {

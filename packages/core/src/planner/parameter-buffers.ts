@@ -90,7 +90,8 @@ const DTYPE_BYTES = { f16: 2, f32: 4 } as const;
 
 /**
  * The tensors one block's update moves each way, in bytes (each is its own transfer):
- * down lsp S f32 / zero gradients in the weight dtype, + f32 gradients of norms and biases when trained;
+ * down lsp S in gradientDtype / zero gradients in the weight dtype, + gradients of norms and biases when
+ * trained (lsp: gradientDtype, zero: f32), + the unit's header (a u32 count and a scale per fp16 tensor);
  * up lsp D in stepDtype / zero every parameter in the weight dtype, + trained norms and biases.
  */
 export function blockTransfers(
@@ -101,10 +102,11 @@ export function blockTransfers(
   const numel = (s: ParameterSpec) => s.shape.reduce((a, b) => a * b, 1);
   const down: number[] = [];
   const up: number[] = [];
+  const sentBytes = run.mode === 'lsp' ? DTYPE_BYTES[run.gradientDtype] : 4;
   for (const spec of layout.blockLinears[layer]!) {
     if (run.mode === 'lsp') {
       const { d } = projectorShape(spec, run);
-      down.push(d * d * 4);
+      down.push(d * d * sentBytes);
       up.push(d * d * DTYPE_BYTES[run.stepDtype]);
     } else {
       down.push(numel(spec) * DTYPE_BYTES[run.weightDtype]);
@@ -113,9 +115,11 @@ export function blockTransfers(
   }
   if (trainsNonLinear(run))
     for (const spec of layout.blockOthers[layer]!) {
-      down.push(numel(spec) * 4);
+      down.push(numel(spec) * sentBytes);
       up.push(numel(spec) * DTYPE_BYTES[run.weightDtype]);
     }
+  const packed = run.mode === 'lsp' && run.gradientDtype === 'f16' ? down.length : 0;
+  if (down.length) down.push(4 * (1 + packed));
   return { down, up };
 }
 
@@ -233,12 +237,25 @@ export function applyWorkspace(
   return best;
 }
 
+/** Every parameter outside the blocks whose gradient the backward makes (lm_head or the tied table first). */
+export function outerGradientSpecs(config: ModelConfig, layout: ParameterLayout): ParameterSpec[] {
+  return outerSpecs(config, layout, 'embeddings');
+}
+
 /** The gradients of the parameters outside the blocks that exist by a given point of the backward. */
 export function outerGradients(
   config: ModelConfig,
   layout: ParameterLayout,
   upTo: 'lm_head' | 'final norm' | 'embeddings',
 ): PlannedBuffer[] {
+  return outerSpecs(config, layout, upTo).map(f32Grad);
+}
+
+function outerSpecs(
+  config: ModelConfig,
+  layout: ParameterLayout,
+  upTo: 'lm_head' | 'final norm' | 'embeddings',
+): ParameterSpec[] {
   const lmHead = config.tieWordEmbeddings
     ? layout.outer.filter((s) => s.role === 'embedding' && s.module !== 'wpe')
     : layout.outer.filter((s) => s.role === 'lm_head');
@@ -249,5 +266,5 @@ export function outerGradients(
   const specs = [...lmHead];
   if (upTo !== 'lm_head') specs.push(...finalNorm);
   if (upTo === 'embeddings') specs.push(...embeddings);
-  return specs.map(f32Grad);
+  return specs;
 }

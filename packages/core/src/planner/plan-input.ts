@@ -17,6 +17,8 @@ export interface PlanInput extends Partial<
     | 'exactProjectors'
     | 'nonProjected'
     | 'stepDtype'
+    | 'gradientDtype'
+    | 'embeddingGradient'
     | 'weightDecay'
     | 'pipelined'
     | 'stagingChunkBytes'
@@ -60,6 +62,8 @@ export function resolvePlanInput(input: PlanInput, numLayers: number): ResolvedP
     exactProjectors: input.exactProjectors ?? d.exactProjectors,
     nonProjected: input.nonProjected ?? d.nonProjected,
     stepDtype: input.stepDtype ?? d.stepDtype,
+    gradientDtype: input.gradientDtype ?? d.gradientDtype,
+    embeddingGradient: input.embeddingGradient ?? d.embeddingGradient,
     weightDecay: input.weightDecay ?? d.weightDecay,
     pipelined: input.pipelined ?? d.pipelined,
     leadBlocks: input.leadBlocks ?? DEFAULT_LEAD_BLOCKS,

@@ -8,7 +8,10 @@
 //     plain tensors freed right away);
 //   - gradients of the offloading modes live until their download is enqueued: right away when the
 //     download ring has slots for leadBlocks + 1 blocks' chunks (the default), otherwise up to leadBlocks
-//     blocks behind the one being computed (the recorder waits for block l + leadBlocks' download);
+//     blocks behind the one being computed (the recorder waits for block l + leadBlocks' download); in
+//     flight they are as they travel (offload-wire.ts: fp16 copies, the header), and sending a unit
+//     holds its gradients as produced and as sent at once, plus reduction partials until the next
+//     submit (the next block boundary);
 //   - deferred lsp updates hold their step D from the CPU's answer until the block's next forward.
 import type { ModelConfig } from '../hf/index.js';
 import {
@@ -32,12 +35,24 @@ import {
   nativeGradientBuffers,
   nativeOptimizerBuffers,
   outerGradients,
+  outerGradientSpecs,
   projectorBuffers,
   stagingBuffers,
   trainsNonLinear,
   weightBuffers,
   type ParameterLayout,
 } from './parameter-buffers.js';
+import {
+  blockSent,
+  outerSent,
+  rowsSpec,
+  wireGathers,
+  wireInFlight,
+  wirePacking,
+  wireScratch,
+  asProduced,
+  heldWhilePacking,
+} from './offload-wire.js';
 import type { ResolvedPlanInput } from './plan-input.js';
 import { gpuTimerBuffers } from './timer-buffers.js';
 import { mergeBuffers, times, type PlannedBuffer } from './planned-buffer.js';
@@ -110,8 +125,18 @@ export function stepPhases(
     ...gradWorkspace(layer),
     ...(mode === 'lsp' ? compressWorkspace(layout, layer, run, g) : []),
   ];
+  // a block's gradients as its backward makes them, and as they travel once sent
   const offloadGrads = (layers: number[]): PlannedBuffer[] =>
     offload ? layers.flatMap((l) => blockOffloadGradients(layout, l, run)) : [];
+  // (the synchronous reference sends nothing before the backward ends)
+  const sentGrads = (layers: number[]): PlannedBuffer[] =>
+    !offload
+      ? []
+      : run.pipelined
+        ? layers.flatMap((l) => wireInFlight(blockSent(layout, l, run), run))
+        : offloadGrads(layers);
+  const sendScratch = (l: number): PlannedBuffer[] =>
+    offload && run.pipelined && l < L ? wireScratch(blockSent(layout, l, run), run) : [];
   let downChunks = 0;
   for (let l = 0; l < L; l++) downChunks = Math.max(downChunks, blockTransferChunks(layout, l, run).down);
   // blocks above the current one whose gradients may still wait for a free staging slot
@@ -185,9 +210,7 @@ export function stepPhases(
     const kept = [...x(l + 1), ...(run.checkpointing ? [] : times(tape, l))];
     const scratch = [...sinkWork(l), ...(l === L - 1 ? [...allForwardApplyScratch, ...finalNormWork] : [])];
     // pipelined: blocks l+1 .. l+leadBlocks may still wait for their download; synchronous: all above
-    const inFlight = run.pipelined
-      ? offloadGrads(blocks(l + 1, l + gradientLag, L))
-      : offloadGradsFrom(l + 1);
+    const inFlight = run.pipelined ? sentGrads(blocks(l + 1, l + gradientLag, L)) : offloadGradsFrom(l + 1);
     // pipelined lsp: an update applied at the last block boundary (its D and apply scratch), for the
     // blocks whose updates are not deferred to the next forward
     const applied =
@@ -203,23 +226,77 @@ export function stepPhases(
       blockBackwardTemporaries(config, g),
       offloadGrads([l]),
       inFlight,
+      sendScratch(l + 1),
       scratch,
       applied,
       finalGrads,
     );
+    if (offload && run.pipelined) {
+      const sending = (name: string, ...own: PlannedBuffer[][]) =>
+        add(name, always, kept, dx, inFlight, ...own, sendScratch(l), applied, finalGrads);
+      sending(
+        `sending block ${l}'s gradients`,
+        offloadGrads([l]),
+        wirePacking(blockSent(layout, l, run), run),
+      );
+      sending(`block ${l}'s gradients sent`, sentGrads([l]));
+    }
   }
 
   // ---- embedding backward ----
   const embedScratch = wantsGrads ? embeddingBackwardWorkspace(config, g, true) : [];
   const inFlight = run.pipelined ? blocks(0, gradientLag - 1, L) : blocks(0, L - 1, L);
-  add(
-    'embedding backward',
-    always,
-    dx,
-    embedScratch,
-    offloadGrads(inFlight),
-    offload && wantsGrads ? outerGradients(config, layout, 'embeddings') : [],
-  );
+  const outerGrads = offload && wantsGrads ? outerGradients(config, layout, 'embeddings') : [];
+  add('embedding backward', always, dx, embedScratch, sentGrads(inFlight), sendScratch(0), outerGrads);
+  // the gradients of the units after the backward, sent one unit after the other: the embeddings (their
+  // rows gathered first), then the head (the trainer's OUTER_UNIT, then HEAD_UNIT); the synchronous
+  // reference sends the head, every block, then the embeddings
+  if (offload) {
+    const specs = wantsGrads ? outerGradientSpecs(config, layout) : [];
+    const rows = rowsSpec(config, layout, run);
+    const embeddings = outerSent(
+      specs.filter((s) => s.role === 'embedding'),
+      rows,
+      g,
+    );
+    const head = outerSent(
+      specs.filter((s) => s.role !== 'embedding'),
+      rows,
+      g,
+    );
+    const everyBlock = blocks(0, L - 1, L).map((l) => blockSent(layout, l, run));
+    const order = run.pipelined ? [embeddings, head] : [head, ...everyBlock.reverse(), embeddings];
+    const earlier = run.pipelined ? sentGrads(inFlight) : [];
+    const scratch = order.flatMap((unit) => wireScratch(unit, run));
+    const sent: PlannedBuffer[] = [];
+    order.forEach((unit, i) => {
+      const waiting = order.slice(i + 1).flatMap((u) => asProduced(u));
+      const name = unit === embeddings ? 'the embeddings' : unit === head ? 'the head' : 'a block';
+      if (unit.some((s) => s.rows !== undefined))
+        add(
+          `gathering ${name}' rows`,
+          always,
+          earlier,
+          sent,
+          asProduced(unit),
+          wireGathers(unit),
+          waiting,
+          scratch,
+        );
+      add(
+        `sending ${name}`,
+        always,
+        earlier,
+        sent,
+        heldWhilePacking(unit),
+        wirePacking(unit, run),
+        waiting,
+        scratch,
+      );
+      sent.push(...wireInFlight(unit, run));
+    });
+    add('every unit sent', always, earlier, sent, scratch);
+  }
 
   // ---- the synchronous reference applies every update after the backward ----
   if (mode === 'lsp' && !run.pipelined) {

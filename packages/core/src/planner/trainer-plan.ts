@@ -30,6 +30,8 @@ export function planTrainerMemory(
     exactProjectors: options.exactProjectors,
     nonProjected: options.nonProjected,
     stepDtype: options.stepDtype,
+    gradientDtype: options.gradientDtype,
+    embeddingGradient: options.embeddingGradient,
     weightDecay: options.weightDecay,
     pipelined: options.pipelined,
     stagingChunkBytes: options.stagingChunkBytes,

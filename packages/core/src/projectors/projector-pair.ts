@@ -30,6 +30,8 @@ export interface PairStorage {
 export interface ApplyOptions {
   /** Decoupled weight decay: W -= decay W first (lr x weight decay); absent: none. */
   decay?: number;
+  /** D's scale: W += scale L D R^T (a step sent in units of the learning rate: the rate); default 1. */
+  scale?: number;
 }
 
 /** One projected linear layer and its projector pair. */
@@ -93,7 +95,7 @@ export class ProjectorPair {
   }
 
   /**
-   * Record W += L D R^T for the step D (d x d, f32 or f16; the caller releases it). The f16 rounding is
+   * Record W += scale L D R^T for the step D (d x d, f32 or f16; the caller releases it). The f16 rounding is
    * seeded by `step` (the step that made D) and the layer, so applying it earlier or later gives the same
    * weights.
    */
@@ -114,7 +116,7 @@ export class ProjectorPair {
     if (dStep.dtype !== 'f32') cast(gpu, dStep, 'f32', d32);
     const f = gpu.tensor(`F.${spec.name}`, 'f32', [this.rows, this.d], 'workspace');
     expandRows(gpu, d32, this.leftGpu, f);
-    addTimesProjT(gpu, w, f, this.rightGpu, 1, seed);
+    addTimesProjT(gpu, w, f, this.rightGpu, options.scale ?? 1, seed);
     f.release();
     if (d32 !== dStep) d32.release();
   }

@@ -1,5 +1,6 @@
 // The HTML report of `lsp-offload bench`: step time per mode, where it went, memory against the plan,
 // and the losses of the measured steps.
+import { bytesByKindText, gbpsText, type OffloadSummary } from '../run/offload-summary.js';
 import { formatMemorySize } from '../util/format-bytes.js';
 import { htmlPage, htmlTable } from './html-page.js';
 import { barChart, escapeHtml, lineChart } from './svg-chart.js';
@@ -23,6 +24,7 @@ export interface BenchReportInput {
     workerBusyMsPerStep: number;
     waitForUpdatesMsPerStep: number;
     losses: readonly number[];
+    offload?: OffloadSummary;
     kernelProfile?: {
       readonly families: readonly { family: string; dispatches: number; gpuMs: number; share: number }[];
     };
@@ -35,6 +37,7 @@ export function renderBenchReport(b: BenchReportInput, title = `lsp-offload benc
   const ok = b.results.filter((r) => !r.error);
   const label = (r: BenchReportInput['results'][number]) =>
     r.budgetBytes ? `${r.mode} (${formatMemorySize(r.budgetBytes)})` : r.mode;
+  const withPath = ok.filter((r) => r.offload?.criticalPathMs != null);
   const charts = [
     barChart(
       ok.map((r) => ({ label: label(r), segments: [{ name: 'step', value: r.medianStepMs }] })),
@@ -68,6 +71,25 @@ export function renderBenchReport(b: BenchReportInput, title = `lsp-offload benc
       ]),
       { title: 'GPU memory: live peak vs planned', xLabel: 'MiB', yLabel: '' },
     ),
+    ...(withPath.length
+      ? [
+          barChart(
+            withPath.map((r) => ({
+              label: label(r),
+              segments: [
+                { name: 'downloads', value: r.offload!.downloadMs ?? 0 },
+                { name: 'CPU steps', value: r.offload!.cpuMs ?? 0 },
+                { name: 'uploads', value: r.offload!.uploadMs ?? 0 },
+              ],
+            })),
+            {
+              title: "Offload path with GPU time 0: each stage's busy time (the critical path overlaps them)",
+              xLabel: 'ms',
+              yLabel: '',
+            },
+          ),
+        ]
+      : []),
     lineChart(
       ok.map((r) => ({ name: label(r), points: r.losses.map((l, i) => [i + 1, l] as const) })),
       { title: 'Losses of the measured steps', xLabel: 'measured step', xIntegers: true, yLabel: 'loss' },
@@ -89,6 +111,7 @@ export function renderBenchReport(b: BenchReportInput, title = `lsp-offload benc
     `<h2>${escapeHtml(title)}</h2><p>${escapeHtml(b.device)}</p>` +
       (b.settings ? htmlTable([Object.keys(b.settings), Object.values(b.settings).map(String)]) : '') +
       htmlTable([['mode', 'step', 'tokens/s', 'live peak', 'planned peak'], ...rows]) +
+      offloadTable(b, label) +
       kernelTables(b) +
       `<div>${charts.join('')}</div>`,
   );
@@ -112,4 +135,38 @@ function kernelTables(b: BenchReportInput): string {
         ]),
     )
     .join('');
+}
+
+/** The offloading modes' path: critical path, its stages, the rings' GB/s and the bytes by kind. */
+function offloadTable(
+  b: BenchReportInput,
+  label: (r: BenchReportInput['results'][number]) => string,
+): string {
+  const rows = b.results.filter((r) => !r.error && r.offload);
+  if (!rows.length) return '';
+  const ms = (x: number | null) => (x === null ? '-' : `${x.toFixed(1)} ms`);
+  return (
+    '<h3>Offload path per step (critical path: what the transfers, CPU steps and step-boundary tail would add to a GPU that finished its compute at once)</h3>' +
+    htmlTable([
+      [
+        'mode',
+        'critical path',
+        'downloads / CPU / uploads (busiest)',
+        'rings GB/s down / up',
+        'down per step',
+        'up per step',
+      ],
+      ...rows.map((r) => {
+        const s = r.offload!;
+        return [
+          label(r),
+          ms(s.criticalPathMs),
+          `${ms(s.downloadMs)} / ${ms(s.cpuMs)} / ${ms(s.uploadMs)} (${s.bound ?? '-'})`,
+          gbpsText(s),
+          bytesByKindText(s, 'toHost'),
+          bytesByKindText(s, 'toDevice'),
+        ];
+      }),
+    ])
+  );
 }

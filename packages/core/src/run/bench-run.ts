@@ -14,6 +14,7 @@ import type { TokenBatch } from '../model/transformer.js';
 import { planTrainerMemory } from '../planner/trainer-plan.js';
 import { DEFAULT_TRAINER_OPTIONS } from '../options/trainer-options.js';
 import { KernelProfiler, formatKernelProfile, type KernelProfile } from './kernel-profile.js';
+import { formatOffloadLines, summarizeOffload, type OffloadSummary } from './offload-summary.js';
 
 export interface BenchModeSpec {
   mode: TrainMode;
@@ -60,6 +61,8 @@ export interface BenchModeResult {
   cpuOptimizerMsPerStep: number;
   appliedInBackward: number;
   appliedBeforeForward: number;
+  /** Offloading modes: the offload critical path, bytes by kind and the rings' throughput. */
+  offload?: OffloadSummary;
   losses: number[];
   /** With profileKernels: the GPU time of one step by kernel family. */
   kernelProfile?: KernelProfile;
@@ -151,6 +154,7 @@ export async function runBenchmark(
           : null,
         mainThreadBusyMsPerStep: sum((m) => m.mainThreadBusyMs) / steps,
         workerBusyMsPerStep: sum((m) => m.workerBusyMs) / steps,
+        ...(spec.mode !== 'native' && { offload: summarizeOffload(measured, trainer.transferRates) }),
         losses: measured.map((m) => m.loss),
       });
       await trainer.destroy();
@@ -277,5 +281,6 @@ export function formatBenchTable(
   if (lsp && native)
     lines.push(`lsp / native step time: ${(lsp.medianStepMs / native.medianStepMs).toFixed(2)}`);
   if (zero && lsp) lines.push(`zero / lsp step time: ${(zero.medianStepMs / lsp.medianStepMs).toFixed(2)}`);
+  lines.push(...formatOffloadLines(results));
   return lines.join('\n');
 }

@@ -14,3 +14,5 @@ export { StopRequest } from './stop-request.js';
 export { RunLock, RunLockError, LOCK_FILE } from './run-lock.js';
 export { OutputTargetError, checkOutputTargets } from './output-targets.js';
 export type { OutputTargets } from './output-targets.js';
+export { summarizeOffload, formatOffloadLines } from './offload-summary.js';
+export type { OffloadSummary } from './offload-summary.js';

@@ -24,6 +24,10 @@ export interface RunSettings {
   maxGradNorm: number;
   evalEvery: number;
   seed: number;
+  /** lsp: how gradients travel down, the step D up, and the embedding gradient (null otherwise). */
+  gradientDtype: string | null;
+  stepDtype: string | null;
+  embeddingGradient: string | null;
 }
 
 export function runSettings(o: TrainRunOptions, t: TrainerOptions, dtype: WeightDtype): RunSettings {
@@ -47,5 +51,8 @@ export function runSettings(o: TrainRunOptions, t: TrainerOptions, dtype: Weight
     maxGradNorm: t.maxGradNorm,
     evalEvery: o.evalEvery,
     seed: t.seed,
+    gradientDtype: lsp ? t.gradientDtype : null,
+    stepDtype: lsp ? t.stepDtype : null,
+    embeddingGradient: lsp ? t.embeddingGradient : null,
   };
 }

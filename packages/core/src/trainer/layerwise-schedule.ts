@@ -8,8 +8,19 @@
 // staging rings both ways, the pending updates, and the row blocks large dense parameters are stepped in.
 // Each CPU step multiplies its gradients by the step's factor (grad-scale.ts: 1 / micro-batches, times
 // the clipping coefficient); with clipping the factor is known, and CPU steps start, only once the whole
-// backward has handed over its gradients.
-import { DownloadRing, UploadRing, type GpuRuntime, type Tensor, type Transfer } from '@lsp-offload/gpu-dawn';
+// backward has handed over its gradients. How the gradients travel (the non-finite count that lets the
+// CPU steps run unchecked, fp16 with per-tensor scales, the embedding's touched rows) is gradient-wire.ts;
+// each piece's bytes and CPU time feed the offload critical path (offload-critical-path.ts).
+import {
+  DEFAULT_COPY_THREADS,
+  DEFAULT_HOST_COPY,
+  DownloadRing,
+  UploadRing,
+  type GpuRuntime,
+  type StagingRingOptions,
+  type Tensor,
+  type Transfer,
+} from '@lsp-offload/gpu-dawn';
 import { AdamW as CpuAdamW } from '@lsp-offload/cpu-wasm';
 import { availableParallelism } from 'node:os';
 import type { ParameterSpec } from '../hf/index.js';
@@ -22,9 +33,18 @@ import { StepGradScale } from './grad-scale.js';
 import { scheduledLr } from './lr-schedule.js';
 import type { ModeUpdates } from './mode-updates.js';
 import { rowShards, type RowShard } from './row-shards.js';
+import { GradientWire, touchedRows, type GradientKind, type OutgoingGradient } from './gradient-wire.js';
+import type { OffloadPiece } from './offload-critical-path.js';
 import { HEAD_UNIT, LspSink, OUTER_UNIT, ZeroSink, type UnitGradients } from './sinks.js';
 import type { StepRecorder } from './step-recorder.js';
 import { TRACE_THREADS, type StepTrace } from './trace.js';
+import { probeTransferRates } from './transfer-probe.js';
+
+/**
+ * The rings' host side as measured fastest on the H200 host (gpu-dawn README, 2026-12-03): native copies
+ * off the main thread on 4 threads (the planner gives 4 MiB chunks and at least 8 slots where it can).
+ */
+const RING_OPTIONS: StagingRingOptions = { hostCopy: DEFAULT_HOST_COPY, copyThreads: DEFAULT_COPY_THREADS };
 
 interface PendingUpdate {
   unit: number;
@@ -44,7 +64,11 @@ function unitLabel(unit: number): string {
 interface UpdatePiece {
   names: string[];
   downloads: Transfer[];
+  /** Host work between the downloads and the CPU step (scattering touched rows). */
+  lands: (() => void)[];
   uploads: () => Transfer[];
+  /** Its entry in the step's offload timeline (bytes now, CPU time once it ran). */
+  timeline: OffloadPiece;
 }
 
 /** Serialises CPU optimizer steps (one runs at a time; each spreads over all worker threads). */
@@ -54,18 +78,24 @@ class CpuStepQueue {
 
   constructor(private readonly opt: CpuAdamW) {}
 
-  step(names: string[], trace?: StepTrace, label = 'AdamW', gradScale = 1): Promise<void> {
+  /**
+   * Step `names` (unchecked: the caller has ruled out non-finite gradients from the GPU's count) and
+   * resolve to the step's duration.
+   */
+  step(
+    names: string[],
+    trace: StepTrace | undefined,
+    label: string,
+    gradScale: number,
+    gradScales: Record<string, number>,
+  ): Promise<number> {
     const run = this.tail.then(async () => {
       const t0 = performance.now();
-      const report = await this.opt.step({ names, nonFinite: 'skip', gradScale });
+      await this.opt.step({ names, nonFinite: 'propagate', gradScale, gradScales });
       const t1 = performance.now();
       this.busyMs += t1 - t0;
       trace?.add(label, TRACE_THREADS.optimizer, t0, t1, { tensors: names.length });
-      if (!report.applied && report.nonFinite.length) {
-        throw new Error(
-          `non-finite gradients in ${report.nonFinite.map((r) => r.name).join(', ')}: step skipped`,
-        );
-      }
+      return t1 - t0;
     });
     this.tail = run.catch(() => undefined);
     return run;
@@ -86,6 +116,10 @@ export class LayerwiseSchedule implements ModeUpdates {
   private readonly pending = new Map<number, PendingUpdate>();
   /** This step's gradient factor (1 / micro-batches, times the clipping coefficient). */
   private gradScale: StepGradScale | undefined;
+  private readonly wire: GradientWire;
+  /** lsp with embeddingGradient 'rows': the token embedding, and the rows this step touches. */
+  private readonly rowsSpec: ParameterSpec | undefined;
+  private rows: { ids: Int32Array; capacity: number } | undefined;
 
   private constructor(
     private readonly gpu: GpuRuntime,
@@ -106,6 +140,8 @@ export class LayerwiseSchedule implements ModeUpdates {
         ? new LspSink(gpu, layers, options.nonProjected === 'adamw')
         : new ZeroSink(gpu, weights.dtype);
     this.queue = new CpuStepQueue(cpuOptimizer);
+    this.wire = new GradientWire(gpu, cpuOptimizer, down, halfGradients(options));
+    this.rowsSpec = rowsGradientSpec(weights, options);
   }
 
   /**
@@ -121,18 +157,24 @@ export class LayerwiseSchedule implements ModeUpdates {
     staging: StagingGeometry,
   ): Promise<LayerwiseSchedule> {
     const threads = o.threads > 0 ? o.threads : availableParallelism();
+    const half = halfGradients(o);
     const cpu = new CpuAdamW({
       threads,
       lr: o.lr,
       betas: o.betas,
       eps: o.eps,
       weightDecay: o.weightDecay,
-      nonFinite: 'skip',
-      // each tensor steps once per optimizer step: its count of completed steps is the step before
-      lrSchedule: ({ step }) => scheduledLr(o, step + 1),
+      // the GPU counts non-finite gradients (gradient-wire.ts): the steps need no checking pass
+      nonFinite: 'propagate',
+      // each tensor steps once per optimizer step: its count of completed steps is the step before;
+      // fp16 subspace steps come out in units of the learning rate (the apply multiplies by it)
+      lrSchedule: ({ step, name }) => (unitSteps(o) && layers.has(name) ? 1 : scheduledLr(o, step + 1)),
     });
     for (const layer of layers.values()) {
-      cpu.addStepOnly(layer.spec.name, layer.d * layer.d, { outDtype: o.stepDtype });
+      cpu.addStepOnly(layer.spec.name, layer.d * layer.d, {
+        outDtype: o.stepDtype,
+        gradDtype: half ? 'f16' : 'f32',
+      });
     }
     const shardsByName = new Map<string, RowShard[]>();
     const trainDense = o.mode === 'zero' || o.nonProjected === 'adamw';
@@ -145,22 +187,42 @@ export class LayerwiseSchedule implements ModeUpdates {
         const cols = init.length / spec.shape[0]!;
         for (const shard of shards)
           cpu.addParam(shard.name, init.subarray(shard.rowStart * cols, shard.rowEnd * cols), {
-            gradDtype: o.mode === 'zero' && spec.role === 'linear' ? weights.dtype : 'f32',
+            gradDtype: o.mode === 'zero' && spec.role === 'linear' ? weights.dtype : half ? 'f16' : 'f32',
             // fp16 weights go back as fp16 bytes, converted inside the AdamW kernel on the workers
             paramF16: weights.dtype === 'f16',
           });
       }
     }
     const down = await DownloadRing.create(gpu, {
+      ...RING_OPTIONS,
       label: 'gradients to host',
       slots: staging.slots.down,
       chunkBytes: staging.chunkBytes,
     });
     const up = await UploadRing.create(gpu, {
+      ...RING_OPTIONS,
       label: 'updates to device',
       slots: staging.slots.up,
       chunkBytes: staging.chunkBytes,
     });
+    // commit the optimizer's pages now (the first step would pay for their faults), then measure the
+    // rings into that memory
+    cpu.touchMemory();
+    const largest = weights.specs.reduce((a, b) =>
+      weights.get(b.name).byteLength > weights.get(a.name).byteLength ? b : a,
+    );
+    const rates = await probeTransferRates(
+      gpu,
+      down,
+      up,
+      weights.get(largest.name),
+      cpu
+        .names()
+        .flatMap((n) =>
+          cpu.segments(n).map((s) => new Uint8Array(s.grad.buffer, s.grad.byteOffset, s.grad.byteLength)),
+        ),
+    );
+    recorder.transferRates = rates;
     return new LayerwiseSchedule(gpu, weights, o, layers, recorder, cpu, shardsByName, down, up);
   }
 
@@ -168,7 +230,14 @@ export class LayerwiseSchedule implements ModeUpdates {
     return this.queue.busyMs;
   }
 
-  beginStep(microBatches: number): void {
+  beginStep(microBatches: number, inputIds?: readonly ArrayLike<number>[]): void {
+    const vocab = this.weights.config.vocabSize;
+    // the most rows a step of this size can touch: the rows' GPU buffers keep one size across steps
+    const tokens = inputIds?.reduce((n, ids) => n + ids.length, 0) ?? 0;
+    this.rows =
+      this.rowsSpec && inputIds
+        ? { ids: touchedRows(inputIds, vocab), capacity: Math.min(vocab, tokens) }
+        : undefined;
     this.gradScale = new StepGradScale(
       this.gpu,
       microBatches,
@@ -308,75 +377,106 @@ export class LayerwiseSchedule implements ModeUpdates {
     if (!grads.compressed.length && !grads.dense.length) return;
     const gradScale = this.stepScale;
     gradScale.addUnit([...grads.compressed.map((c) => c.s), ...grads.dense.map((d) => d.grad)]);
-    const cpu = this.cpuOptimizer;
-    const down = this.down;
-    const counters = this.recorder.counters;
+    const rec = this.recorder;
+    const label = unitLabel(unit);
+    // what travels: each S whole; each dense gradient whole or as touched rows, cut into its row blocks
+    const outgoing: OutgoingGradient[] = [
+      ...grads.compressed.map((c): OutgoingGradient => ({
+        label: c.layer.spec.name,
+        kind: 'S',
+        grad: c.s,
+        targets: [{ name: c.layer.spec.name, rowStart: 0, rowEnd: c.layer.d }],
+      })),
+      ...grads.dense.map((d): OutgoingGradient => ({
+        label: d.spec.name,
+        kind: 'gradients',
+        grad: d.grad,
+        targets: this.shardsOf(d.spec).map((s) => ({ name: s.name, rowStart: s.rowStart, rowEnd: s.rowEnd })),
+        ...(d.spec === this.rowsSpec &&
+          this.rows && { rows: this.rows.ids, rowsCapacity: this.rows.capacity }),
+      })),
+    ];
+    const sent = this.wire.send(label, outgoing);
+    for (const [kind, bytes] of Object.entries(sent.bytes))
+      if (bytes) rec.countBytes(kind as GradientKind, 'toHost', bytes);
     // Pieces of the update, each downloaded, stepped on the CPU and uploaded as soon as it can be: the
     // unit's projected layers and small parameters together, and every row block of a sharded parameter
     // on its own, so the blocks of a large one flow through download, CPU step and upload overlapped.
-    const whole: UpdatePiece = { names: [], downloads: [], uploads: () => [] };
-    const pieces: UpdatePiece[] = [whole];
     const stepTensors: { layer: ProjectorPair; d: Tensor }[] = [];
-    for (const c of grads.compressed) {
-      const name = c.layer.spec.name;
-      whole.names.push(name);
-      whole.downloads.push(down.download(c.s, cpu.grad(name), { label: `S ${name}` }));
-    }
+    const piece = (tag: string): UpdatePiece => ({
+      names: [],
+      downloads: [],
+      lands: [],
+      uploads: () => [],
+      timeline: { label: tag, bytesDown: 0, cpuMs: 0, bytesUp: 0 },
+    });
+    const whole = piece(label);
+    whole.timeline.bytesDown += sent.header.bytes;
+    const pieces: UpdatePiece[] = [whole];
     const wholeDense: { spec: ParameterSpec; shard: RowShard }[] = [];
+    // arrivals come in the order of `outgoing` and its targets: the loops below take them in that order
+    const arrivals = sent.arrivals.values();
+    // (the row blocks of gathered rows share one transfer: its bytes go to the first block's piece)
+    const timed = new Set<Transfer>();
+    const arrive = (p: UpdatePiece): void => {
+      const a = arrivals.next().value!;
+      p.names.push(a.name);
+      for (const t of a.transfers) {
+        if (!p.downloads.includes(t)) p.downloads.push(t);
+        if (!timed.has(t)) p.timeline.bytesDown += t.bytes;
+        timed.add(t);
+      }
+      if (a.land) p.lands.push(a.land);
+    };
+    const stepBytes = this.options.stepDtype === 'f16' ? 2 : 4;
+    for (const c of grads.compressed) {
+      arrive(whole);
+      whole.timeline.bytesUp += c.layer.d * c.layer.d * stepBytes;
+    }
+    const shardBytes = (spec: ParameterSpec, shard: RowShard) =>
+      ((shard.rowEnd - shard.rowStart) * this.weights.get(spec.name).byteLength) / spec.shape[0]!;
     for (const d of grads.dense) {
       const shards = this.shardsOf(d.spec);
-      const rowBytes = d.grad.byteLength / d.spec.shape[0]!;
       for (const shard of shards) {
-        const dst = d.grad.dtype === 'f16' ? cpu.gradF16(shard.name) : cpu.grad(shard.name);
-        const transfer = down.download(d.grad, dst, {
-          label: `grad ${shard.name}`,
-          srcOffsetBytes: shard.rowStart * rowBytes,
-        });
-        if (shards.length === 1) {
-          whole.names.push(shard.name);
-          whole.downloads.push(transfer);
-          wholeDense.push({ spec: d.spec, shard });
-        } else {
-          pieces.push({
-            names: [shard.name],
-            downloads: [transfer],
-            uploads: () => [this.uploadParam(d.spec, shard)],
-          });
+        const p = shards.length === 1 ? whole : piece('');
+        arrive(p);
+        p.timeline.bytesUp += shardBytes(d.spec, shard);
+        if (p === whole) wholeDense.push({ spec: d.spec, shard });
+        else {
+          p.uploads = () => [this.uploadParam(d.spec, shard)];
+          pieces.push(p);
         }
       }
     }
+    pieces.forEach((p, i) => {
+      if (pieces.length > 1) p.timeline.label = `${label} (${i + 1}/${pieces.length})`;
+    });
     whole.uploads = () => {
       const uploads: Transfer[] = [];
       for (const c of grads.compressed) {
         const name = c.layer.spec.name;
         const d = this.gpu.tensor(`D.${name}`, this.options.stepDtype, [c.layer.d, c.layer.d], 'gradients');
-        const src = this.options.stepDtype === 'f16' ? cpu.outF16(name) : cpu.out(name);
+        const src =
+          this.options.stepDtype === 'f16' ? this.cpuOptimizer.outF16(name) : this.cpuOptimizer.out(name);
         uploads.push(this.up.upload(src, d, { label: `D ${name}` }));
         stepTensors.push({ layer: c.layer, d });
       }
       for (const { spec, shard } of wholeDense) uploads.push(this.uploadParam(spec, shard));
       return uploads;
     };
-    const transfers = pieces.flatMap((p) => p.downloads);
-    for (const t of transfers) counters.bytesToHost += t.bytes;
-    const trace = this.recorder.trace;
-    const label = unitLabel(unit);
-    const downloadStart = performance.now();
-    const gradTensors = [...grads.compressed.map((c) => c.s), ...grads.dense.map((d) => d.grad)];
-    // the gradient buffers may be reused once their copies are recorded
-    // (a failed transfer surfaces through `ready`; here it must not become an unhandled rejection)
-    void Promise.all(transfers.map((t) => t.enqueued)).then(
-      () => {
-        for (const t of gradTensors) t.release();
-      },
-      () => undefined,
-    );
-    const downloaded = Promise.all(transfers.map((t) => t.done)).then(() => undefined);
     // what will travel back, counted now so it belongs to this step's metrics
-    const stepBytes = this.options.stepDtype === 'f16' ? 2 : 4;
-    for (const c of grads.compressed) counters.bytesToDevice += c.layer.d * c.layer.d * stepBytes;
-    for (const d of grads.dense) counters.bytesToDevice += this.weights.get(d.spec.name).byteLength;
-    const producedAt = this.recorder.step;
+    for (const c of grads.compressed) rec.countBytes('D', 'toDevice', c.layer.d * c.layer.d * stepBytes);
+    for (const d of grads.dense)
+      rec.countBytes('parameters', 'toDevice', this.weights.get(d.spec.name).byteLength);
+    const trace = rec.trace;
+    const downloadStart = performance.now();
+    const stepped = pieces.filter((p) => p.names.length);
+    for (const p of stepped) rec.offloadPieces.push(p.timeline);
+    const downloaded = Promise.all([
+      sent.header.done,
+      ...stepped.flatMap((p) => p.downloads.map((t) => t.done)),
+    ]).then(() => undefined);
+    const producedAt = rec.step;
     const update: PendingUpdate = {
       unit,
       downloaded,
@@ -386,20 +486,25 @@ export class LayerwiseSchedule implements ModeUpdates {
       // that applies it earlier must not change the f16 weights
       apply: () => this.applySteps(stepTensors, producedAt),
     };
-    const runPiece = async (piece: UpdatePiece, i: number): Promise<void> => {
-      if (!piece.names.length) return;
-      await Promise.all(piece.downloads.map((t) => t.done));
-      const tag = pieces.length > 1 ? `${label} (${i + 1}/${pieces.length})` : label;
+    const runPiece = async (p: UpdatePiece): Promise<void> => {
+      await Promise.all([sent.header.done, ...p.downloads.map((t) => t.done)]);
+      const tag = p.timeline.label;
       trace?.add(`download ${tag}`, TRACE_THREADS.transfers, downloadStart, performance.now());
+      const bad = sent.nonFiniteCount();
+      if (bad) throw new Error(`non-finite gradients in ${label} (${bad} values): step skipped`);
+      const landStart = performance.now();
+      for (const land of p.lands) land();
+      const landMs = performance.now() - landStart;
       const factor = await gradScale.factor;
-      await this.queue.step(piece.names, trace, `AdamW ${tag}`, factor);
+      const stepMs = await this.queue.step(p.names, trace, `AdamW ${tag}`, factor, sent.gradScales(p.names));
+      p.timeline.cpuMs = landMs + stepMs;
       const uploadStart = performance.now();
-      const uploads = piece.uploads();
+      const uploads = p.uploads();
       await Promise.all(uploads.map((t) => t.enqueued));
       trace?.add(`upload ${tag}`, TRACE_THREADS.transfers, uploadStart, performance.now());
     };
     update.ready = (async () => {
-      await Promise.all(pieces.map(runPiece));
+      await Promise.all(stepped.map(runPiece));
       update.isReady = true;
     })();
     update.ready.catch(() => undefined); // surfaced by whoever awaits it
@@ -424,14 +529,36 @@ export class LayerwiseSchedule implements ModeUpdates {
     });
   }
 
-  /** Record W += L D R^T for each projected layer of a unit (and decoupled weight decay). */
+  /**
+   * Record W += L D R^T for each projected layer of a unit (and decoupled weight decay); fp16 steps are
+   * in units of the step's learning rate.
+   */
   private applySteps(steps: { layer: ProjectorPair; d: Tensor }[], step: number): void {
     const o = this.options;
+    const lr = scheduledLr(o, step);
     for (const { layer, d } of steps) {
       layer.apply(this.weights.get(layer.spec.name), d, step, {
-        ...(o.weightDecay > 0 && { decay: scheduledLr(o, step) * o.weightDecay }),
+        ...(o.weightDecay > 0 && { decay: lr * o.weightDecay }),
+        ...(unitSteps(o) && { scale: lr }),
       });
       d.release();
     }
   }
+}
+
+/** lsp's gradients travel as fp16 with per-tensor scales (zero keeps ZeRO-Offload's format). */
+function halfGradients(o: TrainerOptions): boolean {
+  return o.mode === 'lsp' && o.gradientDtype === 'f16';
+}
+
+/** lsp's fp16 subspace steps are in units of the learning rate. */
+function unitSteps(o: TrainerOptions): boolean {
+  return o.mode === 'lsp' && o.stepDtype === 'f16';
+}
+
+/** The token embedding when lsp sends its gradient as the touched rows (not when tied to the LM head). */
+function rowsGradientSpec(weights: ModelWeights, o: TrainerOptions): ParameterSpec | undefined {
+  if (o.mode !== 'lsp' || o.nonProjected !== 'adamw' || o.embeddingGradient !== 'rows') return undefined;
+  if (weights.config.tieWordEmbeddings) return undefined;
+  return weights.specs.find((s) => s.role === 'embedding' && s.module !== 'wpe');
 }

@@ -10,8 +10,11 @@ export interface ModeUpdates {
   readonly sink: GradientSink & { accumulate: boolean };
   /** Summed time of CPU optimizer steps so far (they run on worker threads; 0 without a CPU optimizer). */
   readonly cpuBusyMs: number;
-  /** A step begins over `microBatches` micro-batches: it steps their mean gradient (clipped if asked). */
-  beginStep(microBatches: number): void;
+  /**
+   * A step begins over `microBatches` micro-batches: it steps their mean gradient (clipped if asked).
+   * `inputIds` are their token ids (the embedding rows the step touches).
+   */
+  beginStep(microBatches: number, inputIds?: readonly ArrayLike<number>[]): void;
   /** Right before a unit's forward (the embeddings, a block, the head): its pending update must be in. */
   beforeForward(unit: number): Promise<void>;
   /** Block `layer`'s backward has been recorded (blocks finish last to first). */

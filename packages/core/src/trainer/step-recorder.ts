@@ -1,7 +1,11 @@
 // What is recorded about the step in progress, by the trainer and by the schedule it drives: the counters
 // StepMetrics reports (bytes each way, waits, where updates were applied, main-thread idle time), the
 // trace of a traced step, and the main thread's spans (recording GPU work) and waits.
+import type { OffloadPiece, TransferRates } from './offload-critical-path.js';
 import { StepTrace, TRACE_THREADS } from './trace.js';
+
+/** What the bytes each way are (the per-kind counts of bench and the metrics). */
+export type TransferKind = 'S' | 'gradients' | 'embedding rows' | 'headers' | 'D' | 'parameters';
 
 export interface StepCounters {
   bytesToHost: number;
@@ -11,6 +15,8 @@ export interface StepCounters {
   appliedBeforeForward: number;
   /** Main-thread time spent waiting (for the GPU, transfers, CPU updates). */
   idleMs: number;
+  /** bytesToHost and bytesToDevice by what travels. */
+  bytesByKind: Partial<Record<TransferKind, { toHost: number; toDevice: number }>>;
 }
 
 function freshCounters(): StepCounters {
@@ -21,6 +27,7 @@ function freshCounters(): StepCounters {
     appliedInBackward: 0,
     appliedBeforeForward: 0,
     idleMs: 0,
+    bytesByKind: {},
   };
 }
 
@@ -30,6 +37,15 @@ export class StepRecorder {
   counters = freshCounters();
   /** The trace of the step in progress when it is traced. */
   trace: StepTrace | undefined;
+  /**
+   * The pieces of the updates the step in progress started, in the order they started (their CPU
+   * times are filled in as their steps run, possibly during the next step), and those of the step
+   * before (complete by the time this step's forward has run).
+   */
+  offloadPieces: OffloadPiece[] = [];
+  previousOffloadPieces: OffloadPiece[] | undefined;
+  /** The staging rings' measured throughput (offloading modes). */
+  transferRates: TransferRates | undefined;
   private segmentName: string | undefined;
   private segmentStart = 0;
 
@@ -38,6 +54,16 @@ export class StepRecorder {
     this.step = step;
     this.counters = freshCounters();
     this.trace = trace;
+    this.previousOffloadPieces = this.offloadPieces.length ? this.offloadPieces : undefined;
+    this.offloadPieces = [];
+  }
+
+  /** Count bytes moved one way as one kind. */
+  countBytes(kind: TransferKind, way: 'toHost' | 'toDevice', bytes: number): void {
+    const k = (this.counters.bytesByKind[kind] ??= { toHost: 0, toDevice: 0 });
+    k[way] += bytes;
+    if (way === 'toHost') this.counters.bytesToHost += bytes;
+    else this.counters.bytesToDevice += bytes;
   }
 
   /** Close the open main-thread span (recording) and open the next one. */

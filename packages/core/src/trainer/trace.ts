@@ -4,7 +4,7 @@ import type { TraceEvent } from '@lsp-offload/gpu-dawn';
 import { assignLanes } from './trace-lanes.js';
 
 export const TRACE_PID = 1;
-export const TRACE_THREADS = { main: 1, optimizer: 2, transfers: 3, gpu: 4 } as const;
+export const TRACE_THREADS = { main: 1, optimizer: 2, transfers: 3, gpu: 4, offloadModel: 5 } as const;
 
 /** The track of a thread's extra lane (lane 0 is the thread's own track). */
 const laneTid = (tid: number, lane: number): number => tid * 100 + lane;

@@ -28,12 +28,20 @@ import { checkAdapterLimits } from './dispatch-limits.js';
 import { GpuOptimizer, type GpuAdamWState } from './gpu-optimizer.js';
 import { LayerwiseSchedule } from './layerwise-schedule.js';
 import { checkLrSchedule, scheduledLr } from './lr-schedule.js';
+import {
+  offloadCriticalPath,
+  offloadFigures,
+  offloadTraceEvents,
+  type OffloadFigures,
+  type OffloadPiece,
+  type TransferRates,
+} from './offload-critical-path.js';
 import { rankProblem } from './rank-check.js';
 import { HEAD_UNIT, OUTER_UNIT } from './sinks.js';
-import { StepRecorder } from './step-recorder.js';
+import { StepRecorder, type StepCounters } from './step-recorder.js';
 import { StepTrace, TRACE_PID, TRACE_THREADS } from './trace.js';
 
-export interface StepMetrics {
+export interface StepMetrics extends OffloadFigures {
   step: number;
   /** Mean loss over the step's micro-batches. */
   loss: number;
@@ -48,6 +56,8 @@ export interface StepMetrics {
   tokensPerSecond: number;
   bytesToHost: number;
   bytesToDevice: number;
+  /** The same bytes by what travelled (S, gradients, embedding rows, headers / D, parameters). */
+  bytesByKind: StepCounters['bytesByKind'];
   /** Time the recorder waited for a CPU update before a forward (the GPU may have idled meanwhile). */
   waitForUpdatesMs: number;
   /** Updates applied inside the backward vs deferred to the next step's pre-forward slot. */
@@ -108,7 +118,7 @@ export class Trainer {
   private stepCount = 0;
   private timer: GpuTimer | undefined;
   private traceRequested = false;
-  private lastTrace: { trace: StepTrace; startMs: number } | undefined;
+  private lastTrace: { trace: StepTrace; startMs: number; pieces: OffloadPiece[] } | undefined;
 
   private constructor(
     readonly gpu: GpuRuntime,
@@ -226,7 +236,10 @@ export class Trainer {
       throw new Error(
         `trainStep got ${batches.length} micro-batches; gradient accumulation is set to ${this.options.gradAccum}`,
       );
-    this.updates.beginStep(batches.length);
+    this.updates.beginStep(
+      batches.length,
+      batches.map((b) => b.inputIds),
+    );
     try {
       return await this.optimizerStep(batches);
     } catch (e) {
@@ -291,7 +304,7 @@ export class Trainer {
     const gpuBusyMs = this.timer ? this.gpuStepMs() - gpuBefore : null;
     const tokens = batches.reduce((n, b) => n + b.batch * b.seqLen, 0);
     const m = rec.counters;
-    if (rec.trace) this.lastTrace = { trace: rec.trace, startMs: t0 };
+    if (rec.trace) this.lastTrace = { trace: rec.trace, startMs: t0, pieces: rec.offloadPieces };
     rec.trace = undefined;
     return {
       ...m,
@@ -309,7 +322,15 @@ export class Trainer {
       gpuBusyMs,
       gpuIdleMs: gpuBusyMs === null ? null : Math.max(0, wallMs - gpuBusyMs),
       peakGpuBytes: this.gpu.memory.stats().peakBytes,
+      // the updates the previous step started: all of them have landed by now (the last ones before
+      // this step's forwards)
+      ...offloadFigures(rec.previousOffloadPieces, rec.transferRates),
     };
+  }
+
+  /** Offloading modes: the staging rings' throughput each way, measured when the trainer was created. */
+  get transferRates(): TransferRates | undefined {
+    return this.recorder.transferRates;
   }
 
   /**
@@ -366,14 +387,24 @@ export class Trainer {
     if (!t) return undefined;
     await this.updates.settled();
     await this.timer?.settle();
-    return this.traceEvents(t.trace, t.startMs);
+    return this.traceEvents(t.trace, t.startMs, t.pieces);
   }
 
-  private traceEvents(trace: StepTrace, startMs: number): TraceEvent[] {
+  private traceEvents(trace: StepTrace, startMs: number, pieces: readonly OffloadPiece[]): TraceEvent[] {
     const gpu = (this.timer?.traceEvents({ pid: TRACE_PID, tid: TRACE_THREADS.gpu }) ?? []).filter(
       (e) => e.ph === 'M' || e.ts >= startMs * 1000 - 1,
     );
-    return [...trace.events(), ...gpu];
+    const rates = this.recorder.transferRates;
+    const model =
+      rates && pieces.length
+        ? offloadTraceEvents(
+            offloadCriticalPath(pieces, rates),
+            startMs,
+            TRACE_PID,
+            TRACE_THREADS.offloadModel,
+          )
+        : [];
+    return [...trace.events(), ...gpu, ...model];
   }
 
   private gpuStepMs(): number {

@@ -44,6 +44,7 @@ interface Case {
   mode: TrainMode;
   checkpointing: boolean;
   weightDtype: 'f32' | 'f16';
+  nonProjected: 'frozen' | 'adamw';
 }
 
 const cases: Case[] = [];
@@ -55,8 +56,21 @@ for (const [name, config] of [
     for (const checkpointing of [true, false]) {
       // f16 weights in half the cases of each family (where the adapter has shader-f16)
       const half = f16 && checkpointing === (name === 'gpt2');
-      cases.push({ name, config, mode, checkpointing, weightDtype: half ? 'f16' : 'f32' });
+      cases.push({
+        name,
+        config,
+        mode,
+        checkpointing,
+        weightDtype: half ? 'f16' : 'f32',
+        nonProjected: 'frozen',
+      });
     }
+// lsp training the rest too: dense fp16 gradients, and LLaMA's untied embedding sent as touched rows
+for (const [name, config] of [
+  ['llama', llama],
+  ['gpt2', gpt2],
+] as const)
+  cases.push({ name, config, mode: 'lsp', checkpointing: true, weightDtype: 'f32', nonProjected: 'adamw' });
 
 const BATCH = 2;
 const SEQ = 48;
@@ -76,14 +90,14 @@ afterAll(() => {
 });
 
 describe('predicted vs measured GPU memory', () => {
-  it.each(cases)('$name $mode checkpointing=$checkpointing $weightDtype', async (c) => {
+  it.each(cases)('$name $mode checkpointing=$checkpointing $weightDtype $nonProjected', async (c) => {
     const options = {
       mode: c.mode,
       checkpointing: c.checkpointing,
       rank: 32,
       nnz: 4,
       lossChunkTokens: 64,
-      nonProjected: 'frozen' as const,
+      nonProjected: c.nonProjected,
     };
     const input = { ...options, batch: BATCH, seqLen: SEQ, weightDtype: c.weightDtype };
     const plan = planMemory(c.config, input);
@@ -109,7 +123,7 @@ describe('predicted vs measured GPU memory', () => {
     const live = m.livePeakBytes - staging;
     const footprint = m.footprintBytes - staging;
     rows.push(
-      `| ${c.name} | ${c.mode} | ${c.checkpointing ? 'yes' : 'no'} | ${c.weightDtype} | ${KiB(live)} / ${KiB(plan.peakBytes - staging)} | ` +
+      `| ${c.name} | ${c.mode}${c.nonProjected === 'adamw' ? ' (all trained)' : ''} | ${c.checkpointing ? 'yes' : 'no'} | ${c.weightDtype} | ${KiB(live)} / ${KiB(plan.peakBytes - staging)} | ` +
         `${KiB(footprint)} / ${KiB(plan.footprintBytes - staging)} | ` +
         (['activations', 'gradients', 'workspace'] as const)
           .map((k) => `${KiB(m.categoryPeaks[k])} / ${KiB(plan.categoryPeaks[k])}`)

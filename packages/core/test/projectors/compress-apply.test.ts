@@ -1,9 +1,9 @@
 // The projector pair's compress and apply (the code training runs) end to end against dense float64
 // algebra, for both stored layouts (LLaMA's out x in, GPT-2's Conv1D in x out):
 //   compress(X, dY) = S equals L^T G R, with G = the weight gradient in the stored layout
-//   apply(W, D) equals W + L D R^T (f32 weights)
+//   apply(W, D) equals W + L D R^T (f32 weights), and with a scale W + scale L D R^T (D as fp16)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GpuRuntime } from '@lsp-offload/gpu-dawn';
+import { GpuRuntime, f16Round } from '@lsp-offload/gpu-dawn';
 import { ProjectorSet, Rng, type LinearWeightSpec } from '../../src/index.js';
 
 let gpu: GpuRuntime;
@@ -99,7 +99,24 @@ describe('compress and apply through sparse projectors', () => {
         for (let i = 0; i < want.length; i++)
           worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / (1 + Math.abs(want[i]!)));
         expect(worst).toBeLessThan(1e-6);
-        for (const t of [xt, dyt, s, dt, wt]) t.release();
+
+        // a step sent as fp16 in units of a scale (the learning rate): W += scale L D R^T
+        const scale = 0.37;
+        const d16 = gpu.upload('D16', 'f16', [d, d], D);
+        pair.apply(wt, d16, 2, { scale });
+        const LD16 = new Float64Array(rows * d);
+        for (let i = 0; i < rows; i++)
+          for (let a2 = 0; a2 < d; a2++)
+            for (let c = 0; c < d; c++) LD16[i * d + c]! += Ld[i * d + a2]! * f16Round(D[a2 * d + c]!);
+        for (let i = 0; i < rows; i++)
+          for (let j = 0; j < cols; j++)
+            for (let c = 0; c < d; c++) want[i * cols + j]! += scale * LD16[i * d + c]! * Rd[j * d + c]!;
+        const scaled = await gpu.read(wt);
+        worst = 0;
+        for (let i = 0; i < want.length; i++)
+          worst = Math.max(worst, Math.abs(scaled[i]! - want[i]!) / (1 + Math.abs(want[i]!)));
+        expect(worst).toBeLessThan(1e-6);
+        for (const t of [xt, dyt, s, dt, wt, d16]) t.release();
         set.release();
       });
     }

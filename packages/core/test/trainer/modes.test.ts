@@ -73,7 +73,7 @@ describe('training modes', () => {
   it('lsp with exact projectors (signed permutations, d = m = n) matches zero step for step', async () => {
     const zero = await run({ mode: 'zero' }, data);
     const lsp = await run(
-      { mode: 'lsp', exactProjectors: true, nonProjected: 'adamw', stepDtype: 'f32' },
+      { mode: 'lsp', exactProjectors: true, nonProjected: 'adamw', stepDtype: 'f32', gradientDtype: 'f32' },
       data,
     );
     for (let s = 0; s < data.length; s++)
@@ -86,7 +86,14 @@ describe('training modes', () => {
   it('with decoupled weight decay, lsp with exact projectors still matches zero', async () => {
     const zero = await run({ mode: 'zero', weightDecay: 0.1 }, data);
     const lsp = await run(
-      { mode: 'lsp', exactProjectors: true, nonProjected: 'adamw', stepDtype: 'f32', weightDecay: 0.1 },
+      {
+        mode: 'lsp',
+        exactProjectors: true,
+        nonProjected: 'adamw',
+        stepDtype: 'f32',
+        gradientDtype: 'f32',
+        weightDecay: 0.1,
+      },
       data,
     );
     for (let s = 0; s < data.length; s++)

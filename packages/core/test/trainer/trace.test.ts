@@ -1,5 +1,6 @@
 // The Perfetto trace of a step: no two complete events on one track overlap without nesting (Perfetto
-// drops those), every track is named, and the main thread's spans say what was being recorded.
+// drops those), every track is named, the main thread's spans say what was being recorded, and the
+// modelled offload critical path has its own tracks.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GpuRuntime, type TraceEvent } from '@lsp-offload/gpu-dawn';
 import { ModelWeights, Rng, Trainer, parseModelConfig } from '../../src/index.js';
@@ -96,6 +97,19 @@ describe('step traces', () => {
         expect(names).toContain(label);
       expect(names.filter((n) => /L-1/.test(n))).toEqual([]);
       expect(names.filter((n) => n.startsWith('download ')).length).toBeGreaterThan(3);
+      // the offload critical path as modelled (GPU time 0): each unit's download, CPU step and upload on
+      // three tracks, every CPU step after its download, the last upload ending at the figure
+      const model = events.filter((e) => e.cat === 'offload model');
+      for (const unit of ['L2', 'L1', 'L0', 'embeddings', 'head']) {
+        const down = model.find((e) => e.name === `download ${unit}`);
+        const cpu = model.find((e) => e.name === `cpu ${unit}`);
+        expect(down && cpu, unit).toBeTruthy();
+        expect(cpu!.ts).toBeGreaterThanOrEqual(down!.ts + down!.dur!);
+      }
+      const title = events.find((e) => String(e.args?.['name']).startsWith('offload critical path'));
+      const total = Number(/\(([\d.]+) ms\)/.exec(String(title!.args!['name']))![1]);
+      const end = Math.max(...model.map((e) => e.ts + e.dur!)) - Math.min(...model.map((e) => e.ts));
+      expect(Math.abs(end / 1000 - total)).toBeLessThan(0.1);
     } finally {
       await trainer.destroy();
       weights.release();

@@ -1,0 +1,292 @@
+// How one update unit's gradients travel to the CPU optimizer, and what the host does with them before
+// the CPU step. On the GPU, right behind the unit's backward:
+//   - the token embedding's gradient (when sent as rows) is gathered to the rows the batch touched;
+//   - NaN and infinite values of everything that travels are counted into the unit's header (u32 [0]), so
+//     the CPU steps can run unchecked and a non-finite unit is still never stepped;
+//   - with f16 gradients, every f32 gradient is packed to fp16 with a per-tensor power-of-two scale
+//     computed from its max |x| (packScaledHalf), whose f32 bits go to the header (u32 [1 + slot]);
+//   - everything, header last, is downloaded through the ring into the CPU optimizer's gradient buffers
+//     (gathered rows into a host staging buffer first).
+// On the host, once the header has arrived: the count, each tensor's factor 1 / scale for the CPU step,
+// and the touched rows scattered into their CPU gradient (the rows of the previous step zeroed: the
+// others are zero, so the CPU step is the one a whole gradient would give).
+import { Buffer } from 'node:buffer';
+import {
+  copyHostBytes,
+  embeddingForward,
+  packScaledHalf,
+  reduce,
+  Tensor,
+  type DownloadRing,
+  type GpuRuntime,
+  type Transfer,
+} from '@lsp-offload/gpu-dawn';
+import type { AdamW as CpuAdamW } from '@lsp-offload/cpu-wasm';
+
+/** What the bytes to the host are, for the per-kind counts (bench, metrics). */
+export type GradientKind = 'S' | 'gradients' | 'embedding rows' | 'headers';
+
+/** Rows [rowStart, rowEnd) of a gradient, stepped by one CPU optimizer tensor. */
+export interface WireTarget {
+  name: string;
+  rowStart: number;
+  rowEnd: number;
+}
+
+export interface OutgoingGradient {
+  label: string;
+  kind: 'S' | 'gradients';
+  /** As the backward produced it: f32, or f16 (zero mode's linears, sent as they are). */
+  grad: Tensor;
+  targets: WireTarget[];
+  /** Send only these rows (sorted, distinct; the gradient is zero elsewhere). */
+  rows?: Int32Array;
+  /**
+   * The most rows any step can touch (e.g. min(vocabulary, tokens per step)): the GPU buffers of the
+   * rows are allocated at this size, so steps touching different numbers of rows reuse them.
+   */
+  rowsCapacity?: number;
+}
+
+/** What arrives for one CPU optimizer tensor. */
+export interface Arrival {
+  name: string;
+  transfers: Transfer[];
+  /** Host work once the transfers are done, before the step (scattering touched rows). */
+  land?: () => void;
+}
+
+export interface SentUnit {
+  /** One per target, in the order of the gradients and their targets. */
+  arrivals: Arrival[];
+  /** The unit's header: the non-finite count and the scales. Every step of the unit waits for it. */
+  header: Transfer;
+  /** NaN and infinite values in what the unit sent (once `header` is done). */
+  nonFiniteCount(): number;
+  /** Per-tensor factors for the CPU step of `names` (1 / scale of fp16 gradients; once `header` is done). */
+  gradScales(names: readonly string[]): Record<string, number>;
+  bytes: Record<GradientKind, number>;
+}
+
+interface Wire {
+  source: OutgoingGradient;
+  /** What is downloaded: the gradient, its gathered rows, or either packed to fp16. */
+  tensor: Tensor;
+  /** The allocation `tensor` views (itself, or a larger buffer of rowsCapacity rows). */
+  owner: Tensor;
+  /** Header slot of its scale, or -1 when it travels unscaled. */
+  scaleSlot: number;
+}
+
+/** First index of sorted `ids` whose value is >= v. */
+function lowerBound(ids: Int32Array, v: number): number {
+  let lo = 0;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ids[mid]! < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export class GradientWire {
+  /** Host staging of gathered rows per gradient (grown as needed, reused: first touches are slow). */
+  private readonly rowStaging = new Map<string, Float32Array | Uint16Array>();
+  /** Per CPU tensor, the local rows the last scatter wrote (zeroed before the next one). */
+  private readonly landedRows = new Map<string, Int32Array>();
+
+  constructor(
+    private readonly gpu: GpuRuntime,
+    private readonly cpu: CpuAdamW,
+    private readonly down: DownloadRing,
+    /** Pack f32 gradients to fp16 with a per-tensor scale (lsp's gradientDtype 'f16'). */
+    private readonly halfGradients: boolean,
+  ) {}
+
+  /** Record the unit's GPU side and start its downloads (the gradients are consumed: do not reuse them). */
+  send(unitLabel: string, gradients: readonly OutgoingGradient[]): SentUnit {
+    const gpu = this.gpu;
+    const wires: Wire[] = gradients.map((g) => {
+      const sent = g.rows ? this.gather(g) : { tensor: g.grad, owner: g.grad };
+      return { source: g, ...sent, scaleSlot: -1 };
+    });
+    const packed = wires.filter((w) => this.halfGradients && w.tensor.dtype === 'f32');
+    const header = gpu.tensor(`header.${unitLabel}`, 'u32', [1 + packed.length], 'gradients');
+    reduce(
+      gpu,
+      'nonFiniteCount',
+      wires.map((w) => w.tensor),
+      { out: header, outIndex: 0 },
+    );
+    packed.forEach((w, slot) => {
+      const half = gpu.tensor(`${w.owner.label}.f16`, 'f16', w.owner.shape, 'gradients');
+      const view = w.owner === w.tensor ? half : subTensor(half, w.tensor.shape);
+      packScaledHalf(gpu, w.tensor, view, { scaleOut: header, scaleIndex: 1 + slot });
+      // the GPU orders any reuse of the f32 buffer after the commands recorded on it
+      w.owner.release();
+      Object.assign(w, { tensor: view, owner: half, scaleSlot: 1 + slot });
+    });
+    const bytes: Record<GradientKind, number> = { S: 0, gradients: 0, 'embedding rows': 0, headers: 0 };
+    const arrivals: Arrival[] = [];
+    const counted = new Set<Transfer>();
+    for (const w of wires) {
+      const kind: GradientKind = w.source.rows ? 'embedding rows' : w.source.kind;
+      for (const a of w.source.rows ? this.downloadRows(w) : this.downloadWhole(w)) {
+        // (the row blocks of gathered rows share one transfer)
+        for (const t of a.transfers) if (!counted.has(t)) bytes[kind] += t.bytes;
+        for (const t of a.transfers) counted.add(t);
+        arrivals.push(a);
+      }
+    }
+    const headerHost = new Uint32Array(1 + packed.length);
+    const headerTransfer = this.down.download(header, headerHost, { label: `header ${unitLabel}` });
+    bytes.headers += headerTransfer.bytes;
+    const transfers = [...counted, headerTransfer];
+    // the sent tensors may be reused once their copies are recorded (a failed transfer surfaces through
+    // the caller's awaits; here it must not become an unhandled rejection)
+    void Promise.all(transfers.map((t) => t.enqueued)).then(
+      () => {
+        for (const w of wires) w.owner.release();
+        header.release();
+      },
+      () => undefined,
+    );
+    const scales = new Float32Array(headerHost.buffer);
+    const slotOf = new Map<string, number>();
+    for (const w of wires) for (const t of w.source.targets) slotOf.set(t.name, w.scaleSlot);
+    return {
+      arrivals,
+      header: headerTransfer,
+      nonFiniteCount: () => headerHost[0]!,
+      gradScales: (names) => {
+        const out: Record<string, number> = {};
+        for (const n of names) {
+          const slot = slotOf.get(n) ?? -1;
+          if (slot >= 0) out[n] = 1 / scales[slot]!;
+        }
+        return out;
+      },
+      bytes,
+    };
+  }
+
+  /** The touched rows of the gradient, on the GPU (the full gradient is given back). */
+  private gather(g: OutgoingGradient): { tensor: Tensor; owner: Tensor } {
+    const rows = g.rows!;
+    const capacity = Math.max(rows.length, g.rowsCapacity ?? 0);
+    const cols = g.grad.numel / g.grad.shape[0]!;
+    const gpu = this.gpu;
+    if (g.grad.dtype !== 'f32') throw new Error(`${g.label}: only f32 gradients can be sent as rows`);
+    const ids = gpu.tensor(`rows.${g.label}.ids`, 'i32', [capacity], 'gradients');
+    gpu.write(ids, capacity === rows.length ? rows : padded(rows, capacity));
+    const owner = gpu.tensor(`rows.${g.label}`, 'f32', [capacity, cols], 'gradients');
+    const tensor = subTensor(owner, [rows.length, cols]);
+    embeddingForward(gpu, { ids: subTensor(ids, [rows.length]), table: g.grad, out: tensor });
+    ids.release();
+    g.grad.release();
+    return { tensor, owner };
+  }
+
+  private cpuGrad(name: string, dtype: string): Float32Array | Uint16Array {
+    const want = this.cpu.info(name).gradDtype;
+    if (want !== dtype)
+      throw new Error(`'${name}' travels as ${dtype} but the CPU optimizer takes ${want} gradients`);
+    return dtype === 'f16' ? this.cpu.gradF16(name) : this.cpu.grad(name);
+  }
+
+  private downloadWhole(w: Wire): Arrival[] {
+    const g = w.source;
+    const rowBytes = w.tensor.byteLength / g.grad.shape[0]!;
+    return g.targets.map((t) => ({
+      name: t.name,
+      transfers: [
+        this.down.download(w.tensor, this.cpuGrad(t.name, w.tensor.dtype), {
+          label: `${g.kind === 'S' ? 'S' : 'grad'} ${t.name}`,
+          srcOffsetBytes: t.rowStart * rowBytes,
+        }),
+      ],
+    }));
+  }
+
+  /** One download of every gathered row; each target then scatters its own rows into its gradient. */
+  private downloadRows(w: Wire): Arrival[] {
+    const g = w.source;
+    const ids = g.rows!;
+    const cols = g.grad.numel / g.grad.shape[0]!;
+    const staging = this.staging(g.label, w.tensor.dtype, ids.length * cols);
+    const transfer = this.down.download(w.tensor, staging, { label: `rows ${g.label}` });
+    return g.targets.map((t) => {
+      const from = lowerBound(ids, t.rowStart);
+      const to = lowerBound(ids, t.rowEnd);
+      return {
+        name: t.name,
+        transfers: [transfer],
+        land: () => {
+          const grad = this.cpuGrad(t.name, w.tensor.dtype);
+          const rowBytes = cols * grad.BYTES_PER_ELEMENT;
+          // one native memset / memcpy per row (typed-array methods on shared memory go word by word)
+          for (const r of this.landedRows.get(t.name) ?? [])
+            Buffer.from(grad.buffer, grad.byteOffset + r * rowBytes, rowBytes).fill(0);
+          const local = new Int32Array(to - from);
+          for (let j = from; j < to; j++) {
+            const r = ids[j]! - t.rowStart;
+            local[j - from] = r;
+            copyHostBytes(
+              'fill',
+              grad.buffer,
+              grad.byteOffset + r * rowBytes,
+              staging.buffer,
+              staging.byteOffset + j * rowBytes,
+              rowBytes,
+            );
+          }
+          this.landedRows.set(t.name, local);
+        },
+      };
+    });
+  }
+
+  private staging(label: string, dtype: string, length: number): Float32Array | Uint16Array {
+    let buf = this.rowStaging.get(label);
+    const want = dtype === 'f16' ? Uint16Array : Float32Array;
+    if (!buf || buf.length < length || !(buf instanceof want)) {
+      buf = new want(Math.max(length, buf?.length ?? 0));
+      this.rowStaging.set(label, buf);
+    }
+    return buf.subarray(0, length);
+  }
+}
+
+/** The distinct token ids of a step's micro-batches, sorted (the embedding rows the step touches). */
+export function touchedRows(inputIds: readonly ArrayLike<number>[], vocabSize: number): Int32Array {
+  const seen = new Uint8Array(vocabSize);
+  let count = 0;
+  for (const ids of inputIds)
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      if (!(id >= 0 && id < vocabSize))
+        throw new RangeError(`token id ${id} at position ${i} is outside the vocabulary (${vocabSize})`);
+      if (!seen[id]) {
+        seen[id] = 1;
+        count++;
+      }
+    }
+  const out = new Int32Array(count);
+  for (let id = 0, k = 0; k < count; id++) if (seen[id]) out[k++] = id;
+  return out;
+}
+
+/** The first elements of `t`'s storage as a tensor of `shape` (a view: release `t`, never the view). */
+function subTensor(t: Tensor, shape: readonly number[]): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (n > t.numel) throw new Error(`a [${shape.join(', ')}] view does not fit in '${t}'`);
+  return new Tensor(t.buffer, t.dtype, shape, t.label, t.byteOffset);
+}
+
+/** `ids` followed by zeros up to `length` (the unused tail of a capacity-sized upload). */
+function padded(ids: Int32Array, length: number): Int32Array {
+  const out = new Int32Array(length);
+  out.set(ids);
+  return out;
+}
