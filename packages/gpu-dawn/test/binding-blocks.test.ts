@@ -15,6 +15,7 @@ import {
   f16Round,
   fillNormal,
   nonFiniteCount,
+  packScaledHalf,
   reduce,
   rowBlocks,
   GpuRuntime,
@@ -25,6 +26,7 @@ import {
   biasAddReference,
   embeddingBackwardReference,
   embeddingReference,
+  packScaledHalfReference,
   reduceReference,
 } from '../src/reference.js';
 import { NAN_BITS, expectClose, makeRng, randn, useGpu } from './harness.js';
@@ -177,6 +179,25 @@ describe('kernels on tensors larger than a binding', () => {
       expectClose(await g.read(grad), fresh, { rtol: 1e-5, atol: 1e-5 }, 'tableGrad');
       for (const t of [idsT, tableT, out, dyT, grad]) t.release();
     }
+  });
+
+  it('packScaledHalf over a split tensor gives the unsplit bits and the one scale of the whole', async () => {
+    const g = small();
+    const n = 3001; // 12 KiB of f32: three bindings, an odd tail
+    const x = randn(makeRng(91), n, 3e-3);
+    x[2500] = 40; // the largest value in a late block still sets every block's scale
+    const want = packScaledHalfReference(x);
+    const src = g.upload('src', 'f32', [n], x);
+    const dst = g.tensor('dst', 'f16', [n], 'workspace');
+    const header = g.tensor('header', 'u32', [2], 'workspace');
+    g.fill32(dst, NAN_BITS);
+    packScaledHalf(g, src, dst, { scaleOut: header, scaleIndex: 1 });
+    const words = (await g.read(header)) as Uint32Array;
+    const bits = new Uint16Array(await g.readBytes(dst.buffer, dst.byteOffset, dst.bindingSize, 'dst'), 0, n);
+    expect(new Float32Array(words.buffer, words.byteOffset, 2)[1]).toBe(want.scale);
+    const bad = [...bits].findIndex((b, i) => b !== want.bits[i]);
+    expect(bad, `element ${bad}`).toBe(-1);
+    for (const t of [src, dst, header]) t.release();
   });
 });
 

@@ -17,7 +17,12 @@ export interface SentGradient {
   shape: number[];
   /** Sent as its touched rows (the token embedding): at most this many. */
   rows?: number;
+  /** The parameter's name, for gradients outside the blocks: the adapter check knows which are row-blocked. */
+  name?: string;
 }
+
+/** The label of one of a gradient's buffers, ending in its parameter's name where it has one. */
+const named = (label: string, s: SentGradient): string => (s.name ? `${label} ${s.name}` : label);
 
 const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
@@ -59,6 +64,7 @@ export function outerSent(
     label: 'grad',
     dtype: 'f32',
     shape: [...s.shape],
+    name: s.name,
     ...(s === rows && { rows: Math.min(s.shape[0]!, g.tokens) }),
   }));
 }
@@ -78,7 +84,7 @@ function asSent(s: SentGradient, half: boolean): PlannedBuffer {
   const w = onWire(s, half);
   const label = s.rows !== undefined ? 'embedding rows' : s.label;
   return tensorBuffer(
-    w.dtype === s.dtype ? `${label} ${s.dtype}` : `${label} as sent`,
+    named(w.dtype === s.dtype ? `${label} ${s.dtype}` : `${label} as sent`, s),
     'gradients',
     w.dtype,
     w.shape,
@@ -109,14 +115,14 @@ export function wirePacking(sent: readonly SentGradient[], run: ResolvedPlanInpu
 
 /** A unit's gradients as the backward left them. */
 export function asProduced(sent: readonly SentGradient[]): PlannedBuffer[] {
-  return sent.map((s) => tensorBuffer(`${s.label} ${s.dtype}`, 'gradients', s.dtype, s.shape));
+  return sent.map((s) => tensorBuffer(named(`${s.label} ${s.dtype}`, s), 'gradients', s.dtype, s.shape));
 }
 
 /** What the wire holds of a unit's gradients while it packs: touched rows gathered, the others as made. */
 export function heldWhilePacking(sent: readonly SentGradient[]): PlannedBuffer[] {
   return sent.map((s) =>
     s.rows === undefined
-      ? tensorBuffer(`${s.label} ${s.dtype}`, 'gradients', s.dtype, s.shape)
+      ? tensorBuffer(named(`${s.label} ${s.dtype}`, s), 'gradients', s.dtype, s.shape)
       : tensorBuffer('embedding rows (gathered)', 'gradients', 'f32', [s.rows, ...s.shape.slice(1)]),
   );
 }

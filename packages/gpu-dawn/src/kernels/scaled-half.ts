@@ -4,6 +4,7 @@
 // s is exact to divide by on the host. Its f32 bits go to an element of a small tensor the caller sends
 // along (e.g. a header downloaded with the values). Next to its float64 reference.
 import { f16BitsToF32, f32ToF16Bits } from '../dtype.js';
+import { elementBlocks, sliceElements } from '../binding-blocks.js';
 import type { GpuRuntime } from '../runtime.js';
 import type { Tensor } from '../tensor.js';
 import { Params } from '../uniforms.js';
@@ -46,14 +47,21 @@ export function packScaledHalf(
   const absMax = gpu.scratch('packScaledHalf.absMax', 'f32', [1]);
   if (src.numel > 0) reduce(gpu, 'absMax', src, { out: absMax });
   else gpu.fill32(absMax, 0); // scale 1; the kernel still writes it
-  const grid = grid1d(gpu, Math.max(1, Math.ceil(src.numel / 2)), SCALED_HALF_WORKGROUP_SIZE);
-  gpu.dispatch({
-    label: `packScaledHalf(${src.label})`,
-    pipeline: gpu.pipeline('packScaledHalf', () => packScaledHalfWgsl),
-    bindings: [src, absMax, dst, scaleOut],
-    params: new Params().u32(src.numel).u32(grid.rowStride).u32(0).u32(scaleIndex),
-    workgroups: grid.workgroups,
-  });
+  // a tensor larger than one binding (a vocabulary-sized LM-head gradient) is packed in element blocks,
+  // all with the one scale of the whole tensor (blocks start at even elements: dst packs pairs)
+  const blocks = src.numel > 0 ? elementBlocks(gpu, [src, dst], src.numel, 2) : [{ start: 0, count: 0 }];
+  for (const { start, count } of blocks) {
+    const srcBlock = sliceElements(src, start, count);
+    const dstBlock = sliceElements(dst, start, count);
+    const grid = grid1d(gpu, Math.max(1, Math.ceil(count / 2)), SCALED_HALF_WORKGROUP_SIZE);
+    gpu.dispatch({
+      label: blocks.length > 1 ? `packScaledHalf(${src.label}[${start}:])` : `packScaledHalf(${src.label})`,
+      pipeline: gpu.pipeline('packScaledHalf', () => packScaledHalfWgsl),
+      bindings: [srcBlock, absMax, dstBlock, scaleOut],
+      params: new Params().u32(count).u32(grid.rowStride).u32(0).u32(scaleIndex),
+      workgroups: grid.workgroups,
+    });
+  }
 }
 
 /** The scale packScaledHalf picks for a tensor whose largest magnitude is `absMax`. */
