@@ -11,6 +11,7 @@ import {
   matmulStrided,
   addScaled,
   type GpuRuntime,
+  type GpuScalar,
 } from '@lsp-offload/gpu-dawn';
 import type { ModelConfig } from '../hf/index.js';
 import {
@@ -24,12 +25,23 @@ import { gpt2BlockBackward, gpt2BlockForward, type Gpt2Tape } from './gpt2-block
 import type { GradientSink } from './gradient-sink.js';
 import { llamaBlockBackward, llamaBlockForward, type LlamaTape } from './llama-block.js';
 import type { ModelWeights } from './weights.js';
+import { operandDtype, type Precision } from './precision.js';
 
 export interface TransformerOptions {
   /** Keep only block inputs in the forward and recompute each block in the backward. */
   checkpointing: boolean;
   /** Tokens per LM-head/loss chunk (bounds the logits buffer to chunk x vocab floats). */
   lossChunkTokens?: number;
+  /** f32 (default) or mixed: f16 matmul operands, f32 residual stream, statistics, logits and loss. */
+  precision?: Precision;
+}
+
+export interface BackwardOptions {
+  /**
+   * Multiply the loss gradient by this GPU scalar (a dynamic loss scale): every gradient the backward
+   * produces is scaled by it, so small f16 values survive; the optimizer divides it out.
+   */
+  lossScale?: GpuScalar;
 }
 
 export interface TokenBatch extends BatchShape {
@@ -108,8 +120,17 @@ export class Transformer {
   }
 
   /** Forward + loss + backward of one batch, recorded on the GPU; resolves when everything is recorded. */
-  trainStep(batch: TokenBatch, sink: GradientSink, hooks: StepHooks = {}): Promise<LossResult> {
-    return this.run(batch, sink, hooks);
+  trainStep(
+    batch: TokenBatch,
+    sink: GradientSink,
+    hooks: StepHooks = {},
+    backward: BackwardOptions = {},
+  ): Promise<LossResult> {
+    return this.run(batch, sink, hooks, backward);
+  }
+
+  get precision(): Precision {
+    return this.options.precision ?? 'f32';
   }
 
   /** Forward + loss only (evaluation). */
@@ -191,6 +212,8 @@ export class Transformer {
       weights: this.weights,
       shape: { batch: batch.batch, seqLen: batch.seqLen },
       tokens,
+      precision: this.precision,
+      operand: operandDtype(this.precision),
       ...(this.ropeTable && { ropeTable: this.ropeTable }),
     };
   }
@@ -283,7 +306,8 @@ export class Transformer {
     x: Tensor,
   ): { y: Tensor; mean: Tensor; rstd: Tensor; release: () => void } {
     const c = this.config;
-    const y = this.gpu.tensor('xf', 'f32', [ctx.tokens, c.hiddenSize], 'activations');
+    // the LM head's matmul operand
+    const y = this.gpu.tensor('xf', ctx.operand, [ctx.tokens, c.hiddenSize], 'activations');
     const mean = this.gpu.tensor('xf.mean', 'f32', [ctx.tokens], 'activations');
     const rstd = this.gpu.tensor('xf.rstd', 'f32', [ctx.tokens], 'activations');
     normForward(ctx, this.weights.outer.finalNorm, { x, y, mean, rstd });
@@ -303,6 +327,7 @@ export class Transformer {
     batch: TokenBatch,
     sink: GradientSink | undefined,
     hooks: StepHooks,
+    backward: BackwardOptions = {},
   ): Promise<LossResult> {
     const gpu = this.gpu;
     const c = this.config;
@@ -332,7 +357,7 @@ export class Transformer {
     await hooks.beforeHeadForward?.();
     const xf = this.finalNorm(ctx, fwd.final);
     const dxf = training ? gpu.tensor('dxf', 'f32', [T, c.hiddenSize], 'activations') : undefined;
-    this.lossHead(ctx, xf.y, targets, kept, loss, sink, dxf);
+    this.lossHead(ctx, xf.y, targets, kept, loss, sink, dxf, backward.lossScale);
     this.gpu.submit();
     if (training && dxf) {
       // final norm backward: dx_L from dxf
@@ -384,6 +409,7 @@ export class Transformer {
     loss: Tensor,
     sink: GradientSink | undefined,
     dxf: Tensor | undefined,
+    lossScale: GpuScalar | undefined,
   ): void {
     const gpu = this.gpu;
     const c = this.config;
@@ -399,6 +425,11 @@ export class Transformer {
     const perToken = gpu.tensor('loss.perToken', 'f32', [chunk], 'activations');
     const partial = gpu.tensor('loss.partial', 'f32', [1], 'activations');
     const count = gpu.tensor('loss.count', 'u32', [1], 'activations');
+    // mixed precision: the loss gradient is a separate f16 tensor (the matmuls' operand); f32: in place
+    const dlogits =
+      sink && ctx.operand !== 'f32'
+        ? gpu.tensor('dlogits.chunk', ctx.operand, [chunk, V], 'activations')
+        : undefined;
     for (let t0 = 0; t0 < T; t0 += chunk) {
       const rows = Math.min(chunk, T - t0);
       const lgRows = new Tensor(logits.buffer, 'f32', [rows, V], 'logits.rows', logits.byteOffset);
@@ -426,19 +457,23 @@ export class Transformer {
       });
       addScaled(gpu, loss, partial, 1, loss);
       if (!sink || !dxf) continue;
+      const dlRows = dlogits
+        ? new Tensor(dlogits.buffer, dlogits.dtype, [rows, V], 'dlogits.rows', dlogits.byteOffset)
+        : lgRows;
       crossEntropyBackward(gpu, {
         logits: lgRows,
         targets: tg,
         logSumExp: lseRows,
         keptCount: count,
-        dlogits: lgRows,
+        dlogits: dlRows,
         divideBy: kept,
+        ...(lossScale && { gradScaleBy: lossScale }),
       });
       matmulStrided(gpu, {
         m: rows,
         n: C,
         k: V,
-        a: { tensor: lgRows },
+        a: { tensor: dlRows },
         b: { tensor: w },
         c: { tensor: dxf, offset: t0 * C },
         label: 'lm_head dX',
@@ -449,7 +484,7 @@ export class Transformer {
           n: C,
           k: rows,
           transA: true,
-          a: { tensor: lgRows },
+          a: { tensor: dlRows },
           b: { tensor: xf, offset: t0 * C },
           c: { tensor: headTarget.tensor },
           beta: headTarget.accumulate || t0 > 0 ? 1 : 0,
@@ -457,7 +492,7 @@ export class Transformer {
         });
       }
     }
-    for (const t of [logits, lse, perToken, partial, count]) t.release();
+    for (const t of [logits, lse, perToken, partial, count, dlogits]) t?.release();
   }
 
   private embeddingBackward(ctx: BlockContext, ids: Tensor, dx: Tensor, sink: GradientSink): void {
