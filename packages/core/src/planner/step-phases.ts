@@ -9,7 +9,10 @@
 //   - gradients of the offloading modes live until their download is enqueued: right away when the
 //     download ring has slots for leadBlocks + 1 blocks' chunks (the default), otherwise up to leadBlocks
 //     blocks behind the one being computed (the recorder waits for block l + leadBlocks' download);
-//   - deferred lsp updates hold their step D from the CPU's answer until the block's next forward.
+//   - deferred lsp updates hold their step D from the CPU's answer until the block's next forward;
+//   - the non-finite count's reduce partials are workspace until the next submit: native counts every
+//     gradient after the backward, the offloading modes each unit's as it is handed over;
+//   - mixed precision stores matmul operands f16 (activation-buffers.ts).
 import type { ModelConfig } from '../hf/index.js';
 import {
   biasGradWorkspace,
@@ -38,6 +41,12 @@ import {
   weightBuffers,
   type ParameterLayout,
 } from './parameter-buffers.js';
+import {
+  blockCountWorkspace,
+  lossScaleBuffers,
+  outerCountWorkspace,
+  stepCountWorkspace,
+} from './guard-buffers.js';
 import type { ResolvedPlanInput } from './plan-input.js';
 import { gpuTimerBuffers } from './timer-buffers.js';
 import { times, type PlannedBuffer } from './planned-buffer.js';
@@ -64,18 +73,19 @@ export function stepPhases(
   const { mode } = run;
   const offload = mode !== 'native';
   const wantsGrads = trainsNonLinear(run);
+  const op = run.precision === 'mixed' ? 'f16' : 'f32';
 
   // ---- alive for the whole run ----
   const persistent: PlannedBuffer[] = [...weightBuffers(config, layout, run)];
   if (mode === 'lsp') persistent.push(...projectorBuffers(layout, run));
   if (offload) persistent.push(...stagingBuffers(run));
-  persistent.push(...gpuTimerBuffers());
+  persistent.push(...gpuTimerBuffers(), ...lossScaleBuffers(run));
   if (mode === 'native')
     persistent.push(...nativeGradientBuffers(layout), ...nativeOptimizerBuffers(layout, run));
   const always = [...persistent, ...stepInputs(g)];
 
   // ---- per-block pieces ----
-  const tape = blockTape(config, g);
+  const tape = blockTape(config, g, op);
   const x = (count: number): PlannedBuffer[] =>
     count > 0 ? [hiddenState(config, g, 'block inputs (kept)', count)] : [];
   const gradWorkspace = (layer: number): PlannedBuffer[] => {
@@ -141,9 +151,9 @@ export function stepPhases(
     always,
     forwardKept,
     allForwardApplyScratch,
-    finalNormOutputs(config, g),
+    finalNormOutputs(config, g, op),
     dxf,
-    lossHeadBuffers(config, g),
+    lossHeadBuffers(config, g, op),
     headGrads,
   );
   const finalNormWork = wantsGrads ? [normBackwardWorkspace(config, g)] : [];
@@ -152,7 +162,7 @@ export function stepPhases(
     always,
     forwardKept,
     allForwardApplyScratch,
-    finalNormOutputs(config, g),
+    finalNormOutputs(config, g, op),
     dxf,
     [hiddenState(config, g, 'dx (block gradient)')],
     finalNormWork,
@@ -179,12 +189,23 @@ export function stepPhases(
       kept,
       dx,
       tape,
-      blockBackwardTemporaries(config, g),
+      blockBackwardTemporaries(config, g, op),
       offloadGrads([l, ...inFlight]),
       scratch,
       applied,
       finalGrads,
     );
+    // the block's gradients handed over: counted for non-finite values before they travel
+    if (offload)
+      add(
+        `block ${l} handed over: non-finite count`,
+        always,
+        x(l),
+        dx,
+        offloadGrads([l, ...inFlight]),
+        finalGrads,
+        blockCountWorkspace(layout, l, run),
+      );
   }
 
   // ---- embedding backward ----
@@ -198,6 +219,24 @@ export function stepPhases(
     offloadGrads(inFlight),
     offload && wantsGrads ? outerGradients(config, layout, 'embeddings') : [],
   );
+  if (offload)
+    add(
+      'embeddings and head handed over: non-finite count',
+      persistent,
+      stepInputs(g).filter((b) => b.label === 'loss'),
+      offloadGrads(inFlight),
+      wantsGrads ? outerGradients(config, layout, 'embeddings') : [],
+      outerCountWorkspace(layout, run, (s) => s.role === 'embedding'),
+    );
+
+  // ---- native: the optimizer step, after the non-finite count over every gradient ----
+  if (mode === 'native')
+    add(
+      'optimizer step: non-finite count',
+      persistent,
+      stepInputs(g).filter((b) => b.label === 'loss'),
+      stepCountWorkspace(layout),
+    );
 
   // ---- the synchronous reference applies every update after the backward ----
   if (mode === 'lsp' && !run.pipelined) {

@@ -13,6 +13,7 @@ import { Trainer, type StepMetrics } from '../trainer/trainer.js';
 import type { TokenBatch } from '../model/transformer.js';
 import { planTrainerMemory } from '../planner/trainer-plan.js';
 import { DEFAULT_TRAINER_OPTIONS } from '../options/trainer-options.js';
+import { resolvePrecision } from '../model/precision.js';
 import { KernelProfiler, formatKernelProfile, type KernelProfile } from './kernel-profile.js';
 
 export interface BenchModeSpec {
@@ -97,6 +98,8 @@ export async function runBenchmark(
       mode: spec.mode,
       plannedBatch: { batch: o.batch, seqLen: o.seqLen },
     };
+    // the plan needs the precision the trainer will resolve (auto: by the adapter)
+    trainerOptions.precision = resolvePrecision(trainerOptions.precision, gpu.has('shader-f16'));
     const plan = planTrainerMemory(o.config, o.dtype, trainerOptions, spec.budgetBytes);
     try {
       const weights = ModelWeights.random(gpu, o.config, o.dtype, new Rng(o.trainer.seed ?? 0, 5));

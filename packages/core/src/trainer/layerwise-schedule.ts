@@ -7,8 +7,15 @@
 // The schedule owns what that takes: the mode's gradient sink, the CPU optimizer and its step queue, the
 // staging rings both ways, the pending updates, and the row blocks large dense parameters are stepped in.
 // Each CPU step multiplies its gradients by the step's factor (grad-scale.ts: 1 / micro-batches, times
-// the clipping coefficient); with clipping the factor is known, and CPU steps start, only once the whole
-// backward has handed over its gradients.
+// the clipping coefficient, over the loss scale); with clipping the factor is known, and CPU steps start,
+// only once the whole backward has handed over its gradients.
+// Non-finite gradients (a loss-scale overflow in mixed precision) never reach weights or moments: each
+// unit's gradients are counted on the GPU before they travel (loss-scaler.ts), and a unit whose own count
+// is non-zero skips its CPU step and upload; its weights, moments and step counts stay as they were. The
+// other units of that step still step: their gradients are finite (an overflow in block l also leaves
+// every unit below it non-finite, since the backward carries it down). GradScaler would skip the whole
+// step; holding every update until the step's count is known would stop the updates from overlapping the
+// backward, which is the schedule's point. The learning rate follows the trainer's step either way.
 import { DownloadRing, UploadRing, type GpuRuntime, type Tensor, type Transfer } from '@lsp-offload/gpu-dawn';
 import { AdamW as CpuAdamW } from '@lsp-offload/cpu-wasm';
 import { availableParallelism } from 'node:os';
@@ -19,6 +26,7 @@ import { DEFAULT_LEAD_BLOCKS } from '../planner/plan-input.js';
 import type { ProjectorPair } from '../projectors/projector-pair.js';
 import type { LayerMoments, MomentAccess } from '../projectors/projector-refitter.js';
 import { StepGradScale } from './grad-scale.js';
+import type { LossScaler } from './loss-scaler.js';
 import { scheduledLr } from './lr-schedule.js';
 import type { ModeUpdates } from './mode-updates.js';
 import { rowShards, type RowShard } from './row-shards.js';
@@ -54,9 +62,13 @@ class CpuStepQueue {
 
   constructor(private readonly opt: CpuAdamW) {}
 
-  step(names: string[], trace?: StepTrace, label = 'AdamW', gradScale = 1): Promise<void> {
+  /** The trainer step whose gradients the running CPU step applies (its learning rate's step). */
+  stepOfGradients = 0;
+
+  step(names: string[], trace?: StepTrace, label = 'AdamW', gradScale = 1, producedAt = 0): Promise<void> {
     const run = this.tail.then(async () => {
       const t0 = performance.now();
+      this.stepOfGradients = producedAt;
       const report = await this.opt.step({ names, nonFinite: 'skip', gradScale });
       const t1 = performance.now();
       this.busyMs += t1 - t0;
@@ -100,12 +112,14 @@ export class LayerwiseSchedule implements ModeUpdates {
     private readonly shards: ReadonlyMap<string, RowShard[]>,
     private readonly down: DownloadRing,
     private readonly up: UploadRing,
+    private readonly scaler: LossScaler,
+    queue: CpuStepQueue,
   ) {
     this.sink =
       options.mode === 'lsp'
         ? new LspSink(gpu, layers, options.nonProjected === 'adamw')
         : new ZeroSink(gpu, weights.dtype);
-    this.queue = new CpuStepQueue(cpuOptimizer);
+    this.queue = queue;
   }
 
   /**
@@ -119,8 +133,10 @@ export class LayerwiseSchedule implements ModeUpdates {
     layers: ReadonlyMap<string, ProjectorPair>,
     recorder: StepRecorder,
     staging: StagingGeometry,
+    scaler: LossScaler,
   ): Promise<LayerwiseSchedule> {
     const threads = o.threads > 0 ? o.threads : availableParallelism();
+    let queue: CpuStepQueue | undefined = undefined;
     const cpu = new CpuAdamW({
       threads,
       lr: o.lr,
@@ -128,9 +144,11 @@ export class LayerwiseSchedule implements ModeUpdates {
       eps: o.eps,
       weightDecay: o.weightDecay,
       nonFinite: 'skip',
-      // each tensor steps once per optimizer step: its count of completed steps is the step before
-      lrSchedule: ({ step }) => scheduledLr(o, step + 1),
+      // the rate of the trainer step that made the gradients (a tensor whose update was skipped for
+      // non-finite gradients has completed fewer steps, but the schedule goes on, as torch's does)
+      lrSchedule: ({ step }) => scheduledLr(o, queue?.stepOfGradients || step + 1),
     });
+    queue = new CpuStepQueue(cpu);
     for (const layer of layers.values()) {
       cpu.addStepOnly(layer.spec.name, layer.d * layer.d, { outDtype: o.stepDtype });
     }
@@ -161,7 +179,19 @@ export class LayerwiseSchedule implements ModeUpdates {
       slots: staging.slots.up,
       chunkBytes: staging.chunkBytes,
     });
-    return new LayerwiseSchedule(gpu, weights, o, layers, recorder, cpu, shardsByName, down, up);
+    return new LayerwiseSchedule(
+      gpu,
+      weights,
+      o,
+      layers,
+      recorder,
+      cpu,
+      shardsByName,
+      down,
+      up,
+      scaler,
+      queue,
+    );
   }
 
   get cpuBusyMs(): number {
@@ -175,6 +205,7 @@ export class LayerwiseSchedule implements ModeUpdates {
       this.options.maxGradNorm,
       // one sum of squares per unit: every block, the embeddings and the head
       this.weights.config.numLayers + 2,
+      this.scaler.scale,
     );
   }
 
@@ -218,12 +249,14 @@ export class LayerwiseSchedule implements ModeUpdates {
       // large gradient would hold up the blocks' transfers in the staging ring.)
       this.start(OUTER_UNIT);
       this.start(HEAD_UNIT);
+      this.scaler.endStep();
       await this.recorder.waiting('gradient norm', () => this.stepScale.finish());
     } else {
       // reference order: every unit's update completes and is applied before the next step
       this.start(HEAD_UNIT);
       for (let layer = this.weights.config.numLayers - 1; layer >= 0; layer--) this.start(layer);
       this.start(OUTER_UNIT);
+      this.scaler.endStep();
       await this.recorder.waiting('gradient norm', () => this.stepScale.finish());
       await this.flush();
     }
@@ -307,7 +340,10 @@ export class LayerwiseSchedule implements ModeUpdates {
     const grads: UnitGradients = this.sink.take(unit);
     if (!grads.compressed.length && !grads.dense.length) return;
     const gradScale = this.stepScale;
-    gradScale.addUnit([...grads.compressed.map((c) => c.s), ...grads.dense.map((d) => d.grad)]);
+    const gradTensors = [...grads.compressed.map((c) => c.s), ...grads.dense.map((d) => d.grad)];
+    gradScale.addUnit(gradTensors);
+    // counted before anything travels; a non-zero count skips the unit's CPU step and upload
+    const nonFinite = this.scaler.countUnit(gradTensors);
     const cpu = this.cpuOptimizer;
     const down = this.down;
     const counters = this.recorder.counters;
@@ -362,7 +398,6 @@ export class LayerwiseSchedule implements ModeUpdates {
     const trace = this.recorder.trace;
     const label = unitLabel(unit);
     const downloadStart = performance.now();
-    const gradTensors = [...grads.compressed.map((c) => c.s), ...grads.dense.map((d) => d.grad)];
     // the gradient buffers may be reused once their copies are recorded
     // (a failed transfer surfaces through `ready`; here it must not become an unhandled rejection)
     void Promise.all(transfers.map((t) => t.enqueued)).then(
@@ -391,8 +426,17 @@ export class LayerwiseSchedule implements ModeUpdates {
       await Promise.all(piece.downloads.map((t) => t.done));
       const tag = pieces.length > 1 ? `${label} (${i + 1}/${pieces.length})` : label;
       trace?.add(`download ${tag}`, TRACE_THREADS.transfers, downloadStart, performance.now());
-      const factor = await gradScale.factor;
-      await this.queue.step(piece.names, trace, `AdamW ${tag}`, factor);
+      const [factor, nonFiniteCount] = await Promise.all([gradScale.factor, nonFinite]);
+      if (nonFiniteCount > 0) {
+        trace?.add(
+          `skipped ${tag}: ${nonFiniteCount} non-finite`,
+          TRACE_THREADS.optimizer,
+          performance.now(),
+          performance.now(),
+        );
+        return;
+      }
+      await this.queue.step(piece.names, trace, `AdamW ${tag}`, factor, producedAt);
       const uploadStart = performance.now();
       const uploads = piece.uploads();
       await Promise.all(uploads.map((t) => t.enqueued));

@@ -1,5 +1,6 @@
 // The planner against what GpuMemory actually sees: small LLaMA and GPT-2 models trained for two steps in
-// every mode, with and without checkpointing, f32 and f16 weights, each on a fresh GpuRuntime.
+// every mode, with and without checkpointing, f32 and f16 weights, mixed precision (f16 activations) and
+// (LLaMA) f32, each on a fresh GpuRuntime.
 //   live peak   the most bytes in use at once (what a budget must hold)
 //   footprint   GpuMemory.stats().peakBytes (live + freed buffers kept for reuse)
 //   categories  GpuMemory.stats().byCategory[c].peakBytes
@@ -44,6 +45,7 @@ interface Case {
   mode: TrainMode;
   checkpointing: boolean;
   weightDtype: 'f32' | 'f16';
+  precision: 'mixed' | 'f32';
 }
 
 const cases: Case[] = [];
@@ -52,11 +54,16 @@ for (const [name, config] of [
   ['gpt2', gpt2],
 ] as const)
   for (const mode of ['native', 'zero', 'lsp'] as const)
-    for (const checkpointing of [true, false]) {
-      // f16 weights in half the cases of each family (where the adapter has shader-f16)
-      const half = f16 && checkpointing === (name === 'gpt2');
-      cases.push({ name, config, mode, checkpointing, weightDtype: half ? 'f16' : 'f32' });
-    }
+    for (const checkpointing of [true, false])
+      for (const precision of f16
+        ? name === 'llama'
+          ? (['mixed', 'f32'] as const)
+          : (['mixed'] as const)
+        : (['f32'] as const)) {
+        // f16 weights in half the cases of each family (where the adapter has shader-f16)
+        const half = f16 && checkpointing === (name === 'gpt2');
+        cases.push({ name, config, mode, checkpointing, weightDtype: half ? 'f16' : 'f32', precision });
+      }
 
 const BATCH = 2;
 const SEQ = 48;
@@ -68,17 +75,18 @@ const rel = (measured: number, predicted: number): number => Math.abs(measured -
 afterAll(() => {
   console.log(
     [
-      '| model | mode | ckpt | weights | live peak KiB measured / predicted | footprint KiB measured / predicted | activations | gradients | workspace |',
-      '|---|---|---|---|---|---|---|---|---|',
+      '| model | mode | ckpt | weights | precision | live peak KiB measured / predicted | footprint KiB measured / predicted | activations | gradients | workspace |',
+      '|---|---|---|---|---|---|---|---|---|---|',
       ...rows,
     ].join('\n'),
   );
 });
 
 describe('predicted vs measured GPU memory', () => {
-  it.each(cases)('$name $mode checkpointing=$checkpointing $weightDtype', async (c) => {
+  it.each(cases)('$name $mode checkpointing=$checkpointing $weightDtype $precision', async (c) => {
     const options = {
       mode: c.mode,
+      precision: c.precision,
       checkpointing: c.checkpointing,
       rank: 32,
       nnz: 4,
@@ -109,7 +117,7 @@ describe('predicted vs measured GPU memory', () => {
     const live = m.livePeakBytes - staging;
     const footprint = m.footprintBytes - staging;
     rows.push(
-      `| ${c.name} | ${c.mode} | ${c.checkpointing ? 'yes' : 'no'} | ${c.weightDtype} | ${KiB(live)} / ${KiB(plan.peakBytes - staging)} | ` +
+      `| ${c.name} | ${c.mode} | ${c.checkpointing ? 'yes' : 'no'} | ${c.weightDtype} | ${c.precision} | ${KiB(live)} / ${KiB(plan.peakBytes - staging)} | ` +
         `${KiB(footprint)} / ${KiB(plan.footprintBytes - staging)} | ` +
         (['activations', 'gradients', 'workspace'] as const)
           .map((k) => `${KiB(m.categoryPeaks[k])} / ${KiB(plan.categoryPeaks[k])}`)

@@ -1,0 +1,62 @@
+// What the guard against non-finite gradients and the loss scale (trainer/loss-scaler.ts) hold on the
+// GPU: their small state for the whole run, and the partial sums of each non-finite count, which live
+// until the next submit (native: one count over every gradient after the backward; the offloading modes:
+// one per update unit as it is handed over).
+import type { ParameterSpec } from '../hf/index.js';
+import { reduceWorkspace } from './activation-buffers.js';
+import { projectorShape, trainsNonLinear, type ParameterLayout } from './parameter-buffers.js';
+import type { ResolvedPlanInput } from './plan-input.js';
+import { tensorBuffer, type PlannedBuffer } from './planned-buffer.js';
+
+const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** The step's non-finite count and the snapshot the host reads, and (mixed) the scale and its counters. */
+export function lossScaleBuffers(run: ResolvedPlanInput): PlannedBuffer[] {
+  const out = [
+    tensorBuffer('non-finite gradient count', 'optimizer', 'u32', [1]),
+    tensorBuffer('loss scale snapshot', 'optimizer', 'u32', [4]),
+  ];
+  if (run.precision === 'mixed')
+    out.push(
+      tensorBuffer('loss scale', 'optimizer', 'f32', [1]),
+      tensorBuffer('loss scale counters', 'optimizer', 'u32', [2]),
+    );
+  return out;
+}
+
+const LABEL = 'non-finite count partial sums';
+
+/** native: the count over every parameter's gradient. */
+export function stepCountWorkspace(layout: ParameterLayout): PlannedBuffer[] {
+  return reduceWorkspace(
+    LABEL,
+    layout.all.map((s) => numel(s.shape)),
+  );
+}
+
+/** Offloading modes: the count over the gradients block `layer` hands over (lsp: S per linear). */
+export function blockCountWorkspace(
+  layout: ParameterLayout,
+  layer: number,
+  run: ResolvedPlanInput,
+): PlannedBuffer[] {
+  const numels = layout.blockLinears[layer]!.map((spec) =>
+    run.mode === 'lsp' ? projectorShape(spec, run).d ** 2 : numel(spec.shape),
+  );
+  if (trainsNonLinear(run)) numels.push(...layout.blockOthers[layer]!.map((s) => numel(s.shape)));
+  return reduceWorkspace(LABEL, numels);
+}
+
+/** Offloading modes: the larger of the counts of the embeddings' and the head's gradients. */
+export function outerCountWorkspace(
+  layout: ParameterLayout,
+  run: ResolvedPlanInput,
+  isEmbeddings: (s: ParameterSpec) => boolean,
+): PlannedBuffer[] {
+  if (!trainsNonLinear(run)) return [];
+  const embeddings = layout.outer.filter(isEmbeddings).map((s) => numel(s.shape));
+  const head = layout.outer.filter((s) => !isEmbeddings(s)).map((s) => numel(s.shape));
+  const sum = (x: number[]) => x.reduce((a, b) => a + b, 0);
+  const larger = sum(embeddings) >= sum(head) ? embeddings : head;
+  return larger.length ? reduceWorkspace(LABEL, larger) : [];
+}
