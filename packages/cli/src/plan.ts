@@ -9,6 +9,7 @@ import {
   rankNote,
   rankProblem,
   resolveModelConfig,
+  resolvePrecision,
   resolveWeightDtype,
   planMemory,
   suggestChanges,
@@ -28,6 +29,7 @@ export interface PlanCommandOptions {
   rank?: string;
   nnz: string;
   dtype: string;
+  precision: string;
   /** Commander's --no-checkpointing: true unless given. */
   checkpointing: boolean;
   nonProjected: string;
@@ -47,19 +49,26 @@ export function planInputFromFlags(flags: PlanCommandOptions, positions?: number
     nnz: int('nnz', opts.nnz),
     // (--dtype auto is resolved by then: planDtype)
     weightDtype: oneOf('dtype', opts.dtype, ['f32', 'f16'] as const),
+    precision: oneOf('precision', opts.precision, ['mixed', 'f32'] as const),
     checkpointing: opts.checkpointing,
     nonProjected: oneOf('non-projected', opts.nonProjected, CHOICES.nonProjected),
     stagingChunkBytes: parseSize(opts.stagingChunk),
   };
 }
 
-/** --dtype auto is f16 where this machine's adapter has it (as train decides); f32 without an adapter. */
-async function planDtype(flag: string): Promise<string> {
-  if (flag !== 'auto') return flag;
+/**
+ * --dtype auto is f16 and --precision auto mixed where this machine's adapter has shader-f16 (as train
+ * decides); f32 without an adapter.
+ */
+async function planDtypes(dtype: string, precision: string): Promise<{ dtype: string; precision: string }> {
+  if (dtype !== 'auto' && precision !== 'auto') return { dtype, precision };
   const ctx = await GpuContext.create().catch(() => undefined);
   const hasF16 = ctx?.has('shader-f16') ?? false;
   ctx?.destroy();
-  return resolveWeightDtype(flag, hasF16);
+  return {
+    dtype: dtype === 'auto' ? resolveWeightDtype(dtype, hasF16) : dtype,
+    precision: precision === 'auto' ? resolvePrecision(precision, hasF16) : precision,
+  };
 }
 
 function describeRun(model: string, plan: MemoryPlan): string {
@@ -70,7 +79,7 @@ function describeRun(model: string, plan: MemoryPlan): string {
   const mode = i.mode === 'lsp' ? `lsp (d ${i.rank}, r ${i.nnz}, non-projected ${i.nonProjected})` : i.mode;
   return (
     `${model === 'demo' ? 'demo model' : model}: ${c.family}, ${size} parameters, ${c.numLayers} layers; ` +
-    `${mode}, batch ${i.batch} x seq ${i.seqLen}, ${i.weightDtype} weights, ` +
+    `${mode}, batch ${i.batch} x seq ${i.seqLen}, ${i.weightDtype} weights, ${i.precision} precision, ` +
     `${i.checkpointing ? 'with' : 'without'} checkpointing`
   );
 }
@@ -112,7 +121,9 @@ export function renderPlan(model: string, plan: MemoryPlan, budgetBytes?: number
       lines.push('Changes that would fit (predicted peak):');
       for (const s of suggestions) lines.push(`  ${s.change.padEnd(24)} ${formatMemorySize(s.peakBytes)}`);
     } else
-      lines.push('No change of --mode, --dtype, checkpointing, --batch, --seq or --rank fits this budget.');
+      lines.push(
+        'No change of --mode, --dtype, --precision, checkpointing, --batch, --seq or --rank fits this budget.',
+      );
   }
   return lines.join('\n');
 }
@@ -120,7 +131,10 @@ export function renderPlan(model: string, plan: MemoryPlan, budgetBytes?: number
 /** Prints the plan; the exit status is 1 when a budget is given and the run does not fit. */
 export async function planCommand(opts: PlanCommandOptions): Promise<number> {
   const config: ModelConfig = await resolveModelConfig(opts.model);
-  const input = planInputFromFlags({ ...opts, dtype: await planDtype(opts.dtype) }, config.maxPositions);
+  const input = planInputFromFlags(
+    { ...opts, ...(await planDtypes(opts.dtype, opts.precision)) },
+    config.maxPositions,
+  );
   // the trainer refuses such a rank: the plan says so instead of predicting a run that cannot start
   const tooLarge = input.mode === 'lsp' ? rankProblem(config, input.rank!) : undefined;
   if (tooLarge) throw new Error(tooLarge);

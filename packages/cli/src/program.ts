@@ -44,6 +44,7 @@ export function buildProgram(): Command {
     'maxGradNorm',
     'gradAccum',
     'dtype',
+    'precision',
     'evalEvery',
     'evalBatches',
     'checkpointing',
@@ -81,6 +82,7 @@ export function buildProgram(): Command {
       'batch',
       'seq',
       'dtype',
+      'precision',
       'rank',
       'nnz',
       'steps',
@@ -115,6 +117,7 @@ export function buildProgram(): Command {
       'rank',
       'nnz',
       'dtype',
+      'precision',
       'checkpointing',
       'nonProjected',
       'gpuMemory',
@@ -153,6 +156,11 @@ export function buildProgram(): Command {
     )
     .requiredOption('--out <file>', 'output safetensors')
     .option('--dtype <f32|f16>', 'weight storage on the GPU', 'f32')
+    .option(
+      '--precision <f32|mixed>',
+      'mixed: f16 activations, loss scale 2^16 (divided out of the gradients written)',
+      'f32',
+    )
     .option('--checkpointing', 'recompute each block in the backward (gradient checkpointing)')
     .action(async (opts: GradsCommandOptions) => {
       console.log(await gradsCommand(opts));
