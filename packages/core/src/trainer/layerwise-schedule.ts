@@ -199,6 +199,7 @@ export class LayerwiseSchedule implements ModeUpdates {
   }
 
   beginStep(microBatches: number): void {
+    if (this.sink instanceof ZeroSink) this.sink.microBatches = microBatches;
     this.gradScale = new StepGradScale(
       this.gpu,
       microBatches,

@@ -6,10 +6,13 @@
 //     overflows f16): native skips the whole step, as GradScaler does; the offloading modes skip each
 //     unit whose own gradients are non-finite (that block and everything below it) and step the rest.
 //   - Mixed precision trains like f32: losses of a few steps agree within f16 bounds in every mode.
+//   - zero's f16 gradients add up over micro-batches in f32 and are rounded once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GpuRuntime } from '@lsp-offload/gpu-dawn';
+import { GpuRuntime, f16Round } from '@lsp-offload/gpu-dawn';
 import {
+  DenseGradients,
   ModelWeights,
+  Transformer,
   Rng,
   Trainer,
   parseModelConfig,
@@ -18,6 +21,7 @@ import {
   type TrainerOptions,
   type TrainMode,
 } from '../../src/index.js';
+import { ZeroSink } from '../../src/trainer/sinks.js';
 
 let gpu: GpuRuntime;
 beforeAll(async () => {
@@ -172,5 +176,63 @@ describe('loss-scale overflow', () => {
       await close(t);
     }
     expect(Object.keys(lowered)).toEqual(MODES);
+  });
+});
+
+describe('mixed precision trains like f32', () => {
+  for (const mode of MODES) {
+    it(`${mode}: five steps' losses agree with f32 within f16 bounds`, async () => {
+      const losses = async (precision: 'mixed' | 'f32'): Promise<number[]> => {
+        const t = await trainer(mode, { precision });
+        const out: number[] = [];
+        for (let s = 0; s < 5; s++) out.push((await t.trainStep(batch(10 + s))).loss);
+        await close(t);
+        return out;
+      };
+      const mixed = await losses('mixed');
+      const f32 = await losses('f32');
+      // the loss falls in both, and the runs stay within 1 % of each other
+      expect(f32[4]!).toBeLessThan(f32[0]!);
+      for (let s = 0; s < 5; s++)
+        expect(
+          Math.abs(mixed[s]! - f32[s]!) / f32[s]!,
+          `step ${s + 1}: ${mixed[s]} vs ${f32[s]}`,
+        ).toBeLessThan(0.01);
+    });
+  }
+});
+
+describe('zero with f16 weights', () => {
+  it('adds the gradients of micro-batches up in f32 and rounds them to f16 once', async () => {
+    const weights = ModelWeights.random(gpu, config, 'f16', new Rng(4), 0.2);
+    const model = new Transformer(gpu, weights, { checkpointing: true, precision: 'mixed' });
+    const micro = [batch(31), batch(32)];
+    // the reference: f32 gradients of both micro-batches added in f32 (native's sink)
+    const dense = new DenseGradients(gpu, weights);
+    for (const [i, b] of micro.entries()) {
+      dense.accumulate = i > 0;
+      (await model.trainStep(b, dense)).loss.release();
+    }
+    const want = await dense.readAll();
+    dense.release();
+    const sink = new ZeroSink(gpu, 'f16');
+    sink.microBatches = 2;
+    for (const [i, b] of micro.entries()) {
+      sink.accumulate = i > 0;
+      (await model.trainStep(b, sink)).loss.release();
+    }
+    const got = sink.take(1).dense.find((d) => d.spec.name === 'model.layers.1.mlp.up_proj.weight')!;
+    expect(got.grad.dtype).toBe('f16');
+    const g = await gpu.read(got.grad);
+    const w = want.get('model.layers.1.mlp.up_proj.weight')!;
+    // one rounding of the f32 sum: equal to f16(sum) but where the two f32 sums' orders differ by an ulp
+    let differ = 0;
+    for (let i = 0; i < w.length; i++) if (g[i] !== f16Round(w[i]!)) differ++;
+    expect(differ / w.length).toBeLessThan(0.01);
+    got.grad.release();
+    for (let u = -1; u < config.numLayers; u++) for (const d of sink.take(u).dense) d.grad.release();
+    for (const d of sink.take(1 << 20).dense) d.grad.release();
+    model.release();
+    weights.release();
   });
 });
