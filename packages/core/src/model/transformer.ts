@@ -1,6 +1,9 @@
 // The whole causal LM on the GPU: embeddings, blocks (LLaMA or GPT-2), final norm, a chunked LM head +
 // cross-entropy (the T x vocab logits never exist at once), and the backward with optional gradient
-// checkpointing (only block inputs are kept; each block is recomputed right before its backward).
+// checkpointing (only block inputs are kept; each block is recomputed right before its backward). In mixed
+// precision the residual stream stays f32 through the forward and the backward, but the block inputs
+// checkpointing keeps are f16 copies (half the memory that grows with depth; the recompute reads them
+// back into f32; fixture gradients are as accurate as with f32 copies, hf-model-fixtures.test.ts).
 import {
   Tensor,
   createRopeTable,
@@ -10,6 +13,7 @@ import {
   embeddingForward,
   matmulStrided,
   addScaled,
+  cast,
   type GpuRuntime,
   type GpuScalar,
 } from '@lsp-offload/gpu-dawn';
@@ -291,7 +295,7 @@ export class Transformer {
       } else {
         tape.group.releaseAll();
         tapes.push(undefined);
-        if (keep) inputs.push(x);
+        if (keep) inputs.push(this.keepInput(ctx, layer, x));
         else x.release();
       }
       x = out;
@@ -375,10 +379,13 @@ export class Transformer {
       fwd.final.release();
       let grad = dx;
       for (let layer = c.numLayers - 1; layer >= 0; layer--) {
-        const input = fwd.inputs[layer]!;
+        const kept = fwd.inputs[layer]!;
+        const input =
+          kept.dtype === 'f32' ? kept : cast(gpu, kept, 'f32', this.hidden(ctx, `L${layer}.input`));
         const tape = fwd.tapes[layer] ?? this.recompute(ctx, layer, input);
         grad = this.blockBackward(ctx, layer, tape, grad, sink);
         input.release();
+        kept.release();
         this.gpu.submit();
         await hooks.afterBlockBackward?.(layer);
       }
@@ -391,6 +398,19 @@ export class Transformer {
     targets.release();
     releaseIds();
     return { loss, keptTokens: kept };
+  }
+
+  /** An f32 [T, C] residual-stream tensor. */
+  private hidden(ctx: BlockContext, label: string): Tensor {
+    return this.gpu.tensor(label, 'f32', [ctx.tokens, this.config.hiddenSize], 'activations');
+  }
+
+  /** A block input checkpointing keeps for the backward: an f16 copy in mixed precision (x is released). */
+  private keepInput(ctx: BlockContext, layer: number, x: Tensor): Tensor {
+    if (ctx.operand === 'f32') return x;
+    const copy = cast(this.gpu, x, 'f16', this.gpu.tensor(`L${layer}.input`, 'f16', x.shape, 'activations'));
+    x.release();
+    return copy;
   }
 
   /** Recompute a block's forward (gradient checkpointing): its output is not needed, only the tape. */

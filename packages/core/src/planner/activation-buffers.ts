@@ -39,9 +39,18 @@ export function stepInputs(g: StepGeometry): PlannedBuffer[] {
   ];
 }
 
-/** A block's input or output x [T, C] (block inputs are what checkpointing keeps). */
-export function hiddenState(c: ModelConfig, g: StepGeometry, label: string, count = 1): PlannedBuffer {
-  return act(label, [g.tokens, c.hiddenSize], count);
+/**
+ * A block's input or output x [T, C], f32 (the residual stream); the block inputs checkpointing keeps are
+ * f16 copies in mixed precision.
+ */
+export function hiddenState(
+  c: ModelConfig,
+  g: StepGeometry,
+  label: string,
+  count = 1,
+  dtype: OperandDtype = 'f32',
+): PlannedBuffer {
+  return tensorBuffer(label, 'activations', dtype, [g.tokens, c.hiddenSize], count);
 }
 
 /** What a block's forward keeps for its backward (its TensorGroup), without the output. */

@@ -12,7 +12,9 @@
 //   - deferred lsp updates hold their step D from the CPU's answer until the block's next forward;
 //   - the non-finite count's reduce partials are workspace until the next submit: native counts every
 //     gradient after the backward, the offloading modes each unit's as it is handed over;
-//   - mixed precision stores matmul operands f16 (activation-buffers.ts).
+//   - mixed precision stores matmul operands f16 (activation-buffers.ts), and with checkpointing the kept
+//     block inputs as f16 copies (the block being computed has its f32 input; the recompute reads its
+//     copy back into an f32 tensor).
 import type { ModelConfig } from '../hf/index.js';
 import {
   biasGradWorkspace,
@@ -86,8 +88,14 @@ export function stepPhases(
 
   // ---- per-block pieces ----
   const tape = blockTape(config, g, op);
+  const keptDtype = run.checkpointing ? op : 'f32';
+  /** The block inputs kept for the backward (f16 copies in mixed precision with checkpointing). */
   const x = (count: number): PlannedBuffer[] =>
-    count > 0 ? [hiddenState(config, g, 'block inputs (kept)', count)] : [];
+    count > 0 ? [hiddenState(config, g, 'block inputs (kept)', count, keptDtype)] : [];
+  /** One f32 residual-stream tensor: the input of the block being computed, or the final hidden state. */
+  const residual = (label: string): PlannedBuffer[] => [hiddenState(config, g, label)];
+  /** The recompute's f32 input, read back from a kept f16 copy. */
+  const recomputeInput = keptDtype === 'f32' ? [] : residual('block input (recompute)');
   const gradWorkspace = (layer: number): PlannedBuffer[] => {
     if (!wantsGrads) return [];
     const others = layout.blockOthers[layer]!;
@@ -126,13 +134,15 @@ export function stepPhases(
   };
 
   // ---- forward ----
-  if (deferred > 0) add('step start: deferred updates (D) waiting', always, x(1), pendingSteps(-1));
+  if (deferred > 0)
+    add('step start: deferred updates (D) waiting', always, residual('block input'), pendingSteps(-1));
   for (let l = 0; l < L; l++) {
     const keptTapes = run.checkpointing ? [] : times(tape, l);
     add(
       `forward block ${l}`,
       always,
-      x(l + 1),
+      x(l),
+      residual('block input'),
       keptTapes,
       tape,
       [hiddenState(config, g, 'block output')],
@@ -140,7 +150,11 @@ export function stepPhases(
       forwardApplyScratch(l),
     );
   }
-  const forwardKept = [...x(L + 1), ...(run.checkpointing ? [] : times(tape, L))];
+  const forwardKept = [
+    ...x(L),
+    ...residual('final hidden state'),
+    ...(run.checkpointing ? [] : times(tape, L)),
+  ];
 
   // ---- LM head and loss ----
   const headGrads = offload && wantsGrads ? outerGradients(config, layout, 'lm_head') : [];
@@ -173,7 +187,7 @@ export function stepPhases(
   // Workspace not yet freed by a submit: this block's (and, for the top block, the final norm's).
   const dx = [hiddenState(config, g, 'dx (block gradient)')];
   for (let l = L - 1; l >= 0; l--) {
-    const kept = [...x(l + 1), ...(run.checkpointing ? [] : times(tape, l))];
+    const kept = [...x(l + 1), ...recomputeInput, ...(run.checkpointing ? [] : times(tape, l))];
     const scratch = [...sinkWork(l), ...(l === L - 1 ? [...allForwardApplyScratch, ...finalNormWork] : [])];
     // pipelined: blocks l+1 .. l+leadBlocks may still wait for their download; synchronous: all above
     const inFlight = run.pipelined ? blocks(l + 1, l + gradientLag, L) : blocks(l + 1, L - 1, L);

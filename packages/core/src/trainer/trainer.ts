@@ -105,6 +105,15 @@ function lspProjectors(gpu: GpuRuntime, weights: ModelWeights, options: TrainerO
   return { set, pairs: set.pairsOf(weights.specs), refitter };
 }
 
+function nonFiniteGradientsError(step: number, lossScale: number, precision: Precision): Error {
+  const scaled = precision === 'mixed' ? ` at loss scale ${lossScale}, so not a loss-scale overflow` : '';
+  return new Error(
+    `step ${step}: non-finite gradients${scaled}; the step was skipped (weights and optimizer state are as ` +
+      `before it). The run diverged (lower --lr?)` +
+      (precision === 'mixed' ? ' or an f16 activation overflowed (--precision f32).' : '.'),
+  );
+}
+
 /** One GPU timer per runtime: a second trainer on the same runtime goes without GPU busy times. */
 function tryTimer(gpu: GpuRuntime): GpuTimer | undefined {
   try {
@@ -333,6 +342,10 @@ export class Trainer {
       lossSum += values[i]!;
       loss.release();
     }
+    // a non-finite gradient at a scale of 1 or less is no loss-scale overflow that a smaller scale cures:
+    // stop instead of skipping every step from here on (the step changed nothing)
+    if (scaler.lastStepSkipped && lossScale <= 1)
+      throw nonFiniteGradientsError(this.stepCount, lossScale, this.precision);
     const lossValue = lossSum / losses.length;
     const gradNorm = await updates.gradNorm();
     rec.segment(undefined);

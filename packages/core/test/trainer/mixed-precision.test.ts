@@ -65,12 +65,12 @@ async function snapshot(trainer: Trainer): Promise<Map<string, Float32Array>> {
   return out;
 }
 
-/** Names whose values differ between two snapshots (NaN never equals anything). */
+/** Names whose values differ between two snapshots (bit for bit: a NaN equals only itself). */
 function changed(a: Map<string, Float32Array>, b: Map<string, Float32Array>): string[] {
   const out: string[] = [];
   for (const [name, x] of a) {
     const y = b.get(name)!;
-    if (x.some((v, i) => !(v === y[i]))) out.push(name);
+    if (x.some((v, i) => !Object.is(v, y[i]))) out.push(name);
   }
   return out;
 }
@@ -177,6 +177,28 @@ describe('loss-scale overflow', () => {
     }
     expect(Object.keys(lowered)).toEqual(MODES);
   });
+});
+
+describe('non-finite gradients without a loss scale to blame', () => {
+  for (const mode of MODES) {
+    it(`${mode}, f32 precision: the step is skipped and the run stops with the reason`, async () => {
+      const poison = async (w: ModelWeights): Promise<void> => {
+        const t = w.get('model.layers.1.mlp.up_proj.weight');
+        const v = (await gpu.read(t)) as Float32Array;
+        v[0] = NaN;
+        gpu.write(t, v);
+      };
+      const t = await trainer(mode, { precision: 'f32' }, poison);
+      const before = await snapshot(t);
+      await expect(t.trainStep(batch(5))).rejects.toThrow(
+        /step 1: non-finite gradients; the step was skipped \(weights and optimizer state are as before it\)/,
+      );
+      await t.flush();
+      expect(changed(before, await snapshot(t))).toEqual([]);
+      expect(t.lossScaleStatus).toEqual({ scale: 1, growthTracker: 0, skippedSteps: 1 });
+      await close(t);
+    });
+  }
 });
 
 describe('mixed precision trains like f32', () => {
