@@ -33,10 +33,10 @@ const GOALS = {
 };
 
 /** Runs a command, echoing it; its stdout, and whether it exited 0. */
-function run(title, cmd, cmdArgs) {
+function run(title, cmd, cmdArgs, echo = true) {
   console.log(`\n=== ${title}\n${[cmd, ...cmdArgs].join(' ')}`);
   const r = spawnSync(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
-  process.stdout.write(r.stdout ?? '');
+  if (echo) process.stdout.write(r.stdout ?? '');
   if (r.status !== 0) console.log(`${title}: exit ${r.status}`);
   return { ok: r.status === 0, stdout: r.stdout ?? '' };
 }
@@ -71,13 +71,18 @@ if (hasTorch) {
 
 // the planned peaks against the memory goals (plan exits 1 over budget; its JSON is there either way)
 function plan(model, batch, budget, rank, nnz) {
-  const { stdout } = run(`plan ${model} lsp ${batch} x 1024 under ${budget}`, process.execPath, [
-    cli,
-    'plan',
-    ...['--model', model, '--mode', 'lsp', '--batch', String(batch), '--seq', '1024'],
-    ...['--dtype', 'f16', '--precision', 'mixed', '--rank', String(rank), '--nnz', String(nnz)],
-    ...['--gpu-memory', budget, '--json'],
-  ]);
+  const { stdout } = run(
+    `plan ${model} lsp ${batch} x 1024 under ${budget}`,
+    process.execPath,
+    [
+      cli,
+      'plan',
+      ...['--model', model, '--mode', 'lsp', '--batch', String(batch), '--seq', '1024'],
+      ...['--dtype', 'f16', '--precision', 'mixed', '--rank', String(rank), '--nnz', String(nnz)],
+      ...['--gpu-memory', budget, '--json'],
+    ],
+    false,
+  );
   try {
     return JSON.parse(stdout);
   } catch {
