@@ -3,7 +3,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cpus } from 'node:os';
-import { GpuContext, resolveModelConfig, resolveWeightDtype } from '@lsp-offload/core';
+import { GpuContext, resolveModelConfig, resolvePrecision, resolveWeightDtype } from '@lsp-offload/core';
 import {
   BENCH_DEFAULTS,
   formatBenchTable,
@@ -23,6 +23,7 @@ export interface BenchCommandOptions {
   batch: string;
   seq?: string;
   dtype: string;
+  precision: string;
   rank: string;
   nnz: string;
   steps: string;
@@ -56,6 +57,10 @@ export async function benchCommand(o: BenchCommandOptions): Promise<void> {
   const ctx = await GpuContext.create();
   const device = ctx.report.description || ctx.report.device;
   const dtype = resolveWeightDtype(o.dtype, ctx.has('shader-f16'));
+  const precision = resolvePrecision(
+    oneOf('precision', o.precision, CHOICES.precision),
+    ctx.has('shader-f16'),
+  );
   ctx.destroy();
   const cpu = `${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores)`;
   const options = {
@@ -70,6 +75,7 @@ export async function benchCommand(o: BenchCommandOptions): Promise<void> {
     ...(o.traceDir !== undefined && { traceDir: o.traceDir }),
     profileKernels: o.profileKernels ?? false,
     trainer: {
+      precision,
       rank: int('rank', o.rank),
       nnz: int('nnz', o.nnz),
       threads: int('threads', o.threads, 0),
@@ -102,6 +108,7 @@ export async function benchCommand(o: BenchCommandOptions): Promise<void> {
       batch: options.batch,
       seq: options.seqLen,
       dtype,
+      precision,
       d: options.trainer.rank,
       r: options.trainer.nnz,
       'gradients down': options.trainer.gradientDtype,

@@ -11,6 +11,7 @@ import {
   LR_SCHEDULES,
   MODEL_PRESETS,
   MODEL_RUN_DEFAULTS,
+  PRECISIONS,
   TRAIN_MODES,
   runDefaults,
   type RunFit,
@@ -20,6 +21,7 @@ import { sizeText } from './size.js';
 /** The values of the flags that take one of a few words. */
 export const CHOICES = {
   dtype: ['auto', 'f16', 'f32'],
+  precision: ['auto', ...PRECISIONS],
   nonProjected: ['frozen', 'adamw'],
   transferDtype: ['f16', 'f32'],
   embeddingGrad: ['rows', 'dense'],
@@ -121,6 +123,13 @@ const FLAGS = {
     flags: `--dtype <${CHOICES.dtype.join('|')}>`,
     description: `weight storage on the GPU ${dtypeAuto}`,
     default: MODEL_RUN_DEFAULTS.dtype,
+  },
+  precision: {
+    flags: `--precision <${['auto', ...PRECISIONS].join('|')}>`,
+    description:
+      'mixed: f16 activations and gradients on tensor cores with f32 accumulation, residual stream, loss and ' +
+      'weight gradients, and a dynamic loss scale; f32: everything f32 (auto: mixed where the adapter has shader-f16)',
+    default: TRAINER.precision,
   },
   evalEvery: {
     flags: '--eval-every <n>',

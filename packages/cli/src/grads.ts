@@ -8,17 +8,21 @@ export interface GradsCommandOptions {
   inputs: string;
   out: string;
   dtype: 'f32' | 'f16';
+  precision: 'f32' | 'mixed';
   checkpointing?: boolean;
 }
 
 export async function gradsCommand(opts: GradsCommandOptions): Promise<string> {
   if (opts.dtype !== 'f32' && opts.dtype !== 'f16')
     throw new Error(`--dtype must be f32 or f16, got '${opts.dtype}'`);
+  if (opts.precision !== 'f32' && opts.precision !== 'mixed')
+    throw new Error(`--precision must be f32 or mixed, got '${opts.precision}'`);
   const batch = await readTokenBatch(opts.inputs);
   const gpu = await GpuRuntime.create();
   try {
     const result = await computeGradients(gpu, opts.model, batch, {
       dtype: opts.dtype,
+      precision: opts.precision,
       checkpointing: opts.checkpointing ?? false,
     });
     await writeGradsFile(opts.out, batch, result);

@@ -10,6 +10,7 @@ import {
   rankNote,
   rankProblem,
   resolveModelConfig,
+  resolvePrecision,
   resolveWeightDtype,
   planMemory,
   suggestChanges,
@@ -29,6 +30,7 @@ export interface PlanCommandOptions {
   rank?: string;
   nnz: string;
   dtype: string;
+  precision: string;
   /** Commander's --no-checkpointing: true unless given. */
   checkpointing: boolean;
   nonProjected: string;
@@ -51,6 +53,7 @@ export function planInputFromFlags(flags: PlanCommandOptions, positions?: number
     nnz: int('nnz', opts.nnz),
     // (--dtype auto is resolved by then: planDtype)
     weightDtype: oneOf('dtype', opts.dtype, ['f32', 'f16'] as const),
+    precision: oneOf('precision', opts.precision, ['mixed', 'f32'] as const),
     checkpointing: opts.checkpointing,
     nonProjected: oneOf('non-projected', opts.nonProjected, CHOICES.nonProjected),
     ...transferFormats(opts),
@@ -58,9 +61,20 @@ export function planInputFromFlags(flags: PlanCommandOptions, positions?: number
   };
 }
 
-/** --dtype auto is f16 where this machine's adapter has it (as train decides); f32 without an adapter. */
-function planDtype(flag: string, gpu: GpuRuntime | undefined): string {
-  return flag === 'auto' ? resolveWeightDtype(flag, gpu?.has('shader-f16') ?? false) : flag;
+/**
+ * --dtype auto is f16 and --precision auto mixed where this machine's adapter has shader-f16 (as train
+ * decides); f32 without an adapter.
+ */
+function planDtypes(
+  gpu: GpuRuntime | undefined,
+  dtype: string,
+  precision: string,
+): { dtype: string; precision: string } {
+  const hasF16 = gpu?.has('shader-f16') ?? false;
+  return {
+    dtype: dtype === 'auto' ? resolveWeightDtype(dtype, hasF16) : dtype,
+    precision: precision === 'auto' ? resolvePrecision(precision, hasF16) : precision,
+  };
 }
 
 /** The adapter limits the run relies on, checked on this machine's adapter (none: not checked). */
@@ -87,7 +101,7 @@ function describeRun(model: string, plan: MemoryPlan): string {
       : i.mode;
   return (
     `${model === 'demo' ? 'demo model' : model}: ${c.family}, ${size} parameters, ${c.numLayers} layers; ` +
-    `${mode}, batch ${i.batch} x seq ${i.seqLen}, ${i.weightDtype} weights, ` +
+    `${mode}, batch ${i.batch} x seq ${i.seqLen}, ${i.weightDtype} weights, ${i.precision} precision, ` +
     `${i.checkpointing ? 'with' : 'without'} checkpointing`
   );
 }
@@ -129,7 +143,9 @@ export function renderPlan(model: string, plan: MemoryPlan, budgetBytes?: number
       lines.push('Changes that would fit (predicted peak):');
       for (const s of suggestions) lines.push(`  ${s.change.padEnd(24)} ${formatMemorySize(s.peakBytes)}`);
     } else
-      lines.push('No change of --mode, --dtype, checkpointing, --batch, --seq or --rank fits this budget.');
+      lines.push(
+        'No change of --mode, --dtype, --precision, checkpointing, --batch, --seq or --rank fits this budget.',
+      );
   }
   return lines.join('\n');
 }
@@ -153,7 +169,10 @@ async function planWith(
   config: ModelConfig,
   opts: PlanCommandOptions,
 ): Promise<number> {
-  const input = planInputFromFlags({ ...opts, dtype: planDtype(opts.dtype, gpu) }, config.maxPositions);
+  const input = planInputFromFlags(
+    { ...opts, ...planDtypes(gpu, opts.dtype, opts.precision) },
+    config.maxPositions,
+  );
   // the trainer refuses such a rank: the plan says so instead of predicting a run that cannot start
   const tooLarge = input.mode === 'lsp' ? rankProblem(config, input.rank!) : undefined;
   if (tooLarge) throw new Error(tooLarge);

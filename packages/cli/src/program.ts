@@ -45,6 +45,7 @@ export function buildProgram(): Command {
     'maxGradNorm',
     'gradAccum',
     'dtype',
+    'precision',
     'evalEvery',
     'evalBatches',
     'checkpointing',
@@ -88,6 +89,7 @@ export function buildProgram(): Command {
       'batch',
       'seq',
       'dtype',
+      'precision',
       'rank',
       'nnz',
       'steps',
@@ -125,6 +127,7 @@ export function buildProgram(): Command {
       'rank',
       'nnz',
       'dtype',
+      'precision',
       'checkpointing',
       'nonProjected',
       'gradDtype',
@@ -166,6 +169,11 @@ export function buildProgram(): Command {
     )
     .requiredOption('--out <file>', 'output safetensors')
     .option('--dtype <f32|f16>', 'weight storage on the GPU', 'f32')
+    .option(
+      '--precision <f32|mixed>',
+      'mixed: f16 activations, loss scale 2^16 (divided out of the gradients written)',
+      'f32',
+    )
     .option('--checkpointing', 'recompute each block in the backward (gradient checkpointing)')
     .action(async (opts: GradsCommandOptions) => {
       console.log(await gradsCommand(opts));

@@ -7,11 +7,13 @@ import {
   StopRequest,
   TRAIN_MODES,
   formatBytes,
+  formatLossScale,
   loadModelConfig,
   readResumePoint,
   resolveWeightDtype,
   runTraining,
   type EvalMetrics,
+  type StepMetrics,
   type TrainMode,
   type TrainerOptions,
 } from '@lsp-offload/core';
@@ -33,6 +35,7 @@ export interface TrainCommandOptions {
   seq?: string;
   lr?: string;
   dtype: string;
+  precision: string;
   evalEvery?: string;
   evalBatches: string;
   checkpointing: boolean;
@@ -81,6 +84,14 @@ function fineTuneOptions(f: TrainCommandOptions, steps: number): Partial<Trainer
   };
 }
 
+/** Mixed precision's loss scale and skipped steps (nothing for an f32 run that skipped none). */
+function describeScale(m: StepMetrics): string {
+  const skipped = m.skippedSteps
+    ? `, skipped ${m.skippedSteps}${m.nonFiniteGradients ? ' (this one)' : ''}`
+    : '';
+  return m.lossScale === 1 ? skipped : `, loss scale ${formatLossScale(m.lossScale)}${skipped}`;
+}
+
 function describeEval(e: EvalMetrics): string {
   const acc = e.accuracy
     ? `, answer accuracy ${(100 * e.accuracy.tokenAccuracy).toFixed(1)}% tokens / ${(100 * e.accuracy.exactMatch).toFixed(1)}% exact`
@@ -117,7 +128,8 @@ export async function trainCommand(
     opts.progress && process.stderr.isTTY
       ? new cliProgress.SingleBar(
           {
-            format: 'train [{bar}] {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta_formatted}',
+            format:
+              'train [{bar}] {value}/{total} steps | loss {loss}{scale} | {tps} tok/s | ETA {eta_formatted}',
             hideCursor: true,
             stream: process.stderr,
           },
@@ -161,6 +173,7 @@ export async function trainCommand(
         trainer: {
           ...fineTune,
           mode,
+          precision: oneOf('precision', opts.precision, CHOICES.precision),
           rank: int('rank', opts.rank),
           nnz: int('nnz', opts.nnz),
           lr: positive('lr', opts.lr),
@@ -184,20 +197,25 @@ export async function trainCommand(
         onSetup: (m) => log(m),
         onStep: (m) => {
           if (!started) {
-            bar?.start(steps, 0, { loss: '-', tps: '-' });
+            bar?.start(steps, 0, { loss: '-', tps: '-', scale: '' });
             started = true;
           }
-          if (bar) bar.update(m.step, { loss: m.loss.toFixed(4), tps: m.tokensPerSecond.toFixed(0) });
+          if (bar)
+            bar.update(m.step, {
+              loss: m.loss.toFixed(4),
+              tps: m.tokensPerSecond.toFixed(0),
+              scale: describeScale(m),
+            });
           else if (m.step % logEvery === 0 || m.step === steps)
             log(
               `step ${m.step}/${steps}: loss ${m.loss.toFixed(4)}, lr ${m.lr.toPrecision(3)}` +
-                `${m.gradNorm === null ? '' : `, grad norm ${m.gradNorm.toPrecision(4)}`}, ${m.tokensPerSecond.toFixed(0)} tok/s`,
+                `${m.gradNorm === null ? '' : `, grad norm ${m.gradNorm.toPrecision(4)}`}${describeScale(m)}, ${m.tokensPerSecond.toFixed(0)} tok/s`,
             );
         },
         onEval: (e) => {
           if (bar && started) bar.stop();
           log(describeEval(e));
-          if (bar && started && e.step < steps) bar.start(steps, e.step, { loss: '-', tps: '-' });
+          if (bar && started && e.step < steps) bar.start(steps, e.step, { loss: '-', tps: '-', scale: '' });
         },
       },
     );

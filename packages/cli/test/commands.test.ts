@@ -95,7 +95,10 @@ describe('commands as documented', () => {
 
   it('prints a plain line per step when stderr is not a terminal, every --log-every steps', () => {
     const every = cli(['train', '--steps', '3', '--batch', '2', '--eval-batches', '1']);
-    expect(every.stderr).toMatch(/step 1\/3: loss [\d.]+, lr 0\.003\d*, \d+ tok\/s/);
+    // (mixed precision by default where the adapter has shader-f16, as llvmpipe has)
+    expect(every.stderr).toMatch(/step 1\/3: loss [\d.]+, lr 0\.003\d*, loss scale 2\^16, \d+ tok\/s/);
+    const f32 = cli(['train', '--steps', '1', '--batch', '2', '--eval-batches', '1', '--precision', 'f32']);
+    expect(f32.stderr).toMatch(/step 1\/1: loss [\d.]+, lr 0\.003\d*, \d+ tok\/s/);
     expect(every.stderr).toMatch(/step 3\/3:/);
     const sparse = cli(['train', '--steps', '3', '--batch', '2', '--eval-batches', '1', '--log-every', '2']);
     expect(sparse.stderr).not.toMatch(/step 1\/3:/);

@@ -14,6 +14,7 @@ const flags = (extra: Partial<PlanCommandOptions> = {}): PlanCommandOptions => (
   mode: 'lsp',
   nnz: '4',
   dtype: 'f32',
+  precision: 'f32',
   checkpointing: true,
   nonProjected: 'adamw',
   gradDtype: 'f16',
@@ -77,6 +78,19 @@ describe('lsp-offload plan', () => {
     expect(text).toMatch(/Host \(CPU\) memory: [\d.]+ (KiB|MiB)/);
   });
 
+  it('--precision mixed plans f16 activations: a smaller peak, named in the table', () => {
+    const f32 = planMemory(DEMO_MODEL_CONFIG, planInputFromFlags(flags({ batch: '16', seq: '128' })));
+    const mixed = planMemory(
+      DEMO_MODEL_CONFIG,
+      planInputFromFlags(flags({ batch: '16', seq: '128', precision: 'mixed' })),
+    );
+    expect(mixed.categoryPeaks.activations).toBeLessThan(0.8 * f32.categoryPeaks.activations);
+    expect(renderPlan('demo', mixed)).toContain('f32 weights, mixed precision');
+    expect(() => planInputFromFlags(flags({ precision: 'bf16' }))).toThrow(
+      /--precision must be one of mixed, f32, got 'bf16'/,
+    );
+  });
+
   it('exits 1 over budget and lists changes that fit', async () => {
     const { status, out } = await run(flags({ mode: 'native', gpuMemory: '16MiB', batch: '64', seq: '128' }));
     expect(status).toBe(1);
@@ -98,7 +112,7 @@ describe('lsp-offload plan', () => {
     const { status, out } = await run(flags({ model: dir, mode: 'zero', batch: '2', seq: '16' }));
     expect(status).toBe(0);
     expect(out).toContain(`${dir}: llama,`);
-    expect(out).toMatch(/zero, batch 2 x seq 16, f32 weights, with checkpointing/);
+    expect(out).toMatch(/zero, batch 2 x seq 16, f32 weights, f32 precision, with checkpointing/);
   });
 
   it('plans a config with 10000 layers (no argument list grows with the layers)', async () => {

@@ -43,7 +43,16 @@ describe('lsp-offload train', () => {
       .split('\n')
       .map((l) => JSON.parse(l));
     expect(lines.map((l) => l.type)).toEqual(['settings', 'eval', 'step', 'step', 'step', 'eval']);
-    expect(lines[0]).toMatchObject({ model: 'demo', mode: 'lsp', rank: 64, batch: 4, steps: 3 });
+    // (llvmpipe has shader-f16: mixed precision by default, GradScaler's initial scale)
+    expect(lines[0]).toMatchObject({
+      model: 'demo',
+      mode: 'lsp',
+      rank: 64,
+      batch: 4,
+      steps: 3,
+      precision: 'mixed',
+    });
+    expect(report).toMatch(/<polyline data-series="log2 loss scale" points="(\S+ ){2}\S+"/);
     lines.shift();
     for (const l of lines.filter((x) => x.type === 'step')) {
       expect(l.mode).toBe('lsp');
@@ -52,6 +61,7 @@ describe('lsp-offload train', () => {
       expect(l.bytesToHost).toBeGreaterThan(0);
       expect(l.bytesToDevice).toBeGreaterThan(0);
       expect(l.peakGpuBytes).toBeGreaterThan(0);
+      expect(l).toMatchObject({ lossScale: 2 ** 16, nonFiniteGradients: false, skippedSteps: 0 });
     }
     expect(lines[4].accuracy.tokens).toBeGreaterThan(0);
   });

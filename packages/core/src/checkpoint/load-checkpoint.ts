@@ -184,6 +184,9 @@ async function restoreTrainingState(trainer: Trainer, checkpoint: Checkpoint): P
   // refits after the resume draw the positions the uninterrupted run would have drawn
   if (refitRng && trainer.refitRngState) trainer.restoreRefitRng(refitRng);
   trainer.restoreStep(manifest.step);
+  // (a run resumed in another precision starts loss scaling afresh)
+  if (manifest.lossScale && manifest.options.precision === trainer.precision)
+    trainer.restoreLossScale(manifest.lossScale);
   // the GPU writes above are queued; make them land before the caller's next step is recorded
   await trainer.gpu.sync('restoring a checkpoint');
 }

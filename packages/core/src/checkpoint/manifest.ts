@@ -14,6 +14,7 @@ import {
   type TrainerOptions,
   type TrainMode,
 } from '../options/trainer-options.js';
+import type { LossScaleStatus } from '../trainer/loss-scaler.js';
 import { CheckpointError } from './errors.js';
 import type { FileDigest } from './file-digest.js';
 
@@ -45,6 +46,8 @@ export interface CheckpointManifest {
   readonly rng: Readonly<Record<string, RngState>>;
   /** Records the caller kept so far (e.g. StepMetrics per step), returned as saved. */
   readonly metrics: readonly unknown[];
+  /** The loss scale and skipped steps so far (absent in checkpoints that predate mixed precision). */
+  readonly lossScale?: LossScaleStatus;
 }
 
 /** The optimizer-state file of a mode. */
@@ -97,6 +100,18 @@ export function parseManifest(path: string, text: string): CheckpointManifest {
   for (const [name, state] of Object.entries(json.rng))
     if (!isRngState(state)) fail(`"rng"."${name}" must be {state: decimal string, inc: decimal string}`);
   if (!Array.isArray(json.metrics)) fail('"metrics" must be an array');
+  const ls = json.lossScale;
+  if (
+    ls !== undefined &&
+    !(
+      isPlainObject(ls) &&
+      typeof ls.scale === 'number' &&
+      ls.scale > 0 &&
+      isCount(ls.growthTracker) &&
+      isCount(ls.skippedSteps)
+    )
+  )
+    fail('"lossScale" must be {scale: number > 0, growthTracker: integer, skippedSteps: integer}');
   // every field is checked above; options get this version's defaults for keys the save predates
   return { ...(json as unknown as CheckpointManifest), options };
 }

@@ -74,6 +74,7 @@ export async function saveCheckpoint(
       ...(trainer.refitRngState && { [REFIT_RNG]: trainer.refitRngState }),
     },
     metrics: contents.metrics ?? [],
+    lossScale: trainer.lossScaleStatus,
   };
   // fail before writing gigabytes when the records cannot be stored as JSON
   checkJsonSafe(dir, partial);

@@ -4,6 +4,7 @@
 import {
   attentionBackward,
   biasGrad,
+  cast,
   layerNormBackward,
   layerNormForward,
   rmsNormBackward,
@@ -16,6 +17,7 @@ import type { ResolvedLinear, ResolvedNorm, ResolvedParameter } from './block-pa
 import type { GradientSink, GradTarget } from './gradient-sink.js';
 import { linearBackwardInput, linearForward } from './linear.js';
 import type { ModelWeights } from './weights.js';
+import type { Precision } from './precision.js';
 
 export interface BatchShape {
   batch: number;
@@ -29,6 +31,10 @@ export interface BlockContext {
   shape: BatchShape;
   /** batch * seqLen */
   tokens: number;
+  /** f32, or mixed: matmul operands f16 (operandDtype), the residual stream and statistics f32. */
+  precision: Precision;
+  /** The dtype of matmul operands: activations the next matmul reads and their gradients. */
+  operand: 'f16' | 'f32';
   /** LLaMA: the RoPE cos/sin table. */
   ropeTable?: Tensor;
   /** Generation: attend against cached keys/values (batch 1) instead of within the batch. */
@@ -52,7 +58,11 @@ export class TensorGroup {
   ) {}
 
   f32(name: string, shape: readonly number[]): Tensor {
-    const t = this.gpu.tensor(`${this.prefix}.${name}`, 'f32', shape, 'activations');
+    return this.of('f32', name, shape);
+  }
+
+  of(dtype: 'f16' | 'f32', name: string, shape: readonly number[]): Tensor {
+    const t = this.gpu.tensor(`${this.prefix}.${name}`, dtype, shape, 'activations');
     this.tensors.push(t);
     return t;
   }
@@ -85,7 +95,8 @@ function gradTargetOf(sink: GradientSink, p: ResolvedParameter): GradTarget | un
 
 /**
  * A linear layer's gradients in the backward: its weight's (handed to the sink with X and dY) and, when
- * the layer has one, its bias's (the column sums of dY).
+ * the layer has one, its bias's (the column sums of dY, or of `dyF32`: the same gradient before its cast
+ * to f16 in mixed precision, where the block has it).
  */
 export function linearGradients(
   ctx: BlockContext,
@@ -93,10 +104,27 @@ export function linearGradients(
   lin: ResolvedLinear,
   x: Tensor,
   dy: Tensor,
+  dyF32?: Tensor,
 ): void {
   if (sink.wants(lin.spec)) sink.linear(lin.spec, x, dy);
   const target = lin.bias && gradTargetOf(sink, lin.bias);
-  if (target) biasGrad(ctx.gpu, dy, target.tensor, { accumulate: target.accumulate });
+  if (target) biasGrad(ctx.gpu, dyF32 ?? dy, target.tensor, { accumulate: target.accumulate });
+}
+
+/**
+ * The matmul operand of a residual-stream gradient: itself in f32, an f16 copy in mixed precision (scaled
+ * by the loss scale already; an overflow becomes inf, which the step's non-finite count sees), written
+ * into `storage` when given (an earlier operand whose last reader is recorded).
+ */
+export function operandOf(
+  ctx: BlockContext,
+  g: TensorGroup,
+  name: string,
+  dy: Tensor,
+  storage?: Tensor,
+): Tensor {
+  if (ctx.operand === dy.dtype) return dy;
+  return cast(ctx.gpu, dy, ctx.operand, storage ?? g.of(ctx.operand, name, dy.shape));
 }
 
 /** A norm's forward (RMSNorm or LayerNorm, by the config): y, and the statistics the backward reads. */
@@ -191,9 +219,10 @@ export function attentionGradients(
   tape: AttentionTape,
   dO: Tensor,
 ): { dq: Tensor; dk: Tensor; dv: Tensor } {
-  const dq = g.f32('dq', tape.q.shape);
-  const dk = g.f32('dk', tape.k.shape);
-  const dv = g.f32('dv', tape.v.shape);
+  // attention takes one dtype for all its tensors: the gradients are stored like q, k, v
+  const dq = g.of(tape.q.dtype as 'f16' | 'f32', 'dq', tape.q.shape);
+  const dk = g.of(tape.q.dtype as 'f16' | 'f32', 'dk', tape.k.shape);
+  const dv = g.of(tape.q.dtype as 'f16' | 'f32', 'dv', tape.v.shape);
   const delta = g.f32('delta', tape.lse.shape);
   attentionBackward(gpu, {
     q: tape.q,

@@ -9,6 +9,7 @@ import {
   linearGradients,
   normForward,
   normGradients,
+  operandOf,
   type BlockContext,
   type BlockTape,
 } from './block-context.js';
@@ -32,32 +33,34 @@ export function gpt2BlockForward(
   const p = ctx.weights.block(layer);
   const C = c.hiddenSize;
   const g = new TensorGroup(gpu, `L${layer}`);
-  const xn1 = g.f32('xn1', [T, C]);
+  // matmul operands in the operand dtype (f16 in mixed precision); residual stream and statistics f32
+  const op = ctx.operand;
+  const xn1 = g.of(op, 'xn1', [T, C]);
   const mean1 = g.f32('mean1', [T]);
   const rstd1 = g.f32('rstd1', [T]);
   normForward(ctx, p.norm('ln_1'), { x, y: xn1, mean: mean1, rstd: rstd1 });
-  const qkv = g.f32('qkv', [T, 3 * C]);
+  const qkv = g.of(op, 'qkv', [T, 3 * C]);
   forwardLinear(ctx, p.linear('attn.c_attn'), xn1, qkv);
   const heads = [shape.batch, shape.seqLen, c.numHeads, c.headDim];
-  const q = g.f32('q', heads);
-  const k = g.f32('k', heads);
-  const v = g.f32('v', heads);
+  const q = g.of(op, 'q', heads);
+  const k = g.of(op, 'k', heads);
+  const v = g.of(op, 'v', heads);
   for (const [i, t] of [q, k, v].entries())
     copyColumns(gpu, { src: qkv, srcCol: i * C, dst: t.view([T, C]), dstCol: 0, width: C });
-  const o = g.f32('o', heads);
+  const o = g.of(op, 'o', heads);
   const lse = g.f32('lse', [shape.batch, c.numHeads, shape.seqLen]);
   if (ctx.cache) ctx.cache.attend(layer, q, k, v, o);
   else attentionForward(gpu, { q, k, v, o, lse });
   const h = g.f32('h', [T, C]);
   forwardLinear(ctx, p.linear('attn.c_proj'), o.view([T, C]), h);
   add(gpu, h, x, h);
-  const xn2 = g.f32('xn2', [T, C]);
+  const xn2 = g.of(op, 'xn2', [T, C]);
   const mean2 = g.f32('mean2', [T]);
   const rstd2 = g.f32('rstd2', [T]);
   normForward(ctx, p.norm('ln_2'), { x: h, y: xn2, mean: mean2, rstd: rstd2 });
-  const fc = g.f32('fc', [T, c.intermediateSize]);
+  const fc = g.of(op, 'fc', [T, c.intermediateSize]);
   forwardLinear(ctx, p.linear('mlp.c_fc'), xn2, fc);
-  const act = g.f32('act', [T, c.intermediateSize]);
+  const act = g.of(op, 'act', [T, c.intermediateSize]);
   gelu(gpu, fc, act);
   const out = gpu.tensor(`L${layer}.out`, 'f32', [T, C], 'activations');
   forwardLinear(ctx, p.linear('mlp.c_proj'), act, out);
@@ -78,10 +81,12 @@ export function gpt2BlockBackward(
   const p = ctx.weights.block(layer);
   const C = c.hiddenSize;
   const g = new TensorGroup(gpu, `L${layer}.bwd`);
+  const op = ctx.operand;
   // MLP: out = h + mproj(gelu(fc(xn2)))
-  const dAct = g.f32('dAct', [T, c.intermediateSize]);
-  backwardLinearInput(ctx, p.linear('mlp.c_proj'), dOut, dAct);
-  linearGradients(ctx, sink, p.linear('mlp.c_proj'), tape.act, dOut);
+  const dOutOp = operandOf(ctx, g, 'dOut', dOut);
+  const dAct = g.of(op, 'dAct', [T, c.intermediateSize]);
+  backwardLinearInput(ctx, p.linear('mlp.c_proj'), dOutOp, dAct);
+  linearGradients(ctx, sink, p.linear('mlp.c_proj'), tape.act, dOutOp, dOut);
   const dFc = geluBackward(gpu, tape.fc, dAct, tape.act); // act is dead: reuse its storage
   const dXn2 = g.f32('dXn2', [T, C]);
   backwardLinearInput(ctx, p.linear('mlp.c_fc'), dFc, dXn2);
@@ -97,11 +102,13 @@ export function gpt2BlockBackward(
   });
   // attention
   const heads = [shape.batch, shape.seqLen, c.numHeads, c.headDim];
-  const dO = g.f32('dO', heads);
-  backwardLinearInput(ctx, p.linear('attn.c_proj'), dH, dO.view([T, C]));
-  linearGradients(ctx, sink, p.linear('attn.c_proj'), tape.o.view([T, C]), dH);
+  // dOut's operand copy is read by nothing after the MLP's gradients: dH's takes its storage
+  const dHOp = operandOf(ctx, g, 'dH', dH, dOutOp);
+  const dO = g.of(op, 'dO', heads);
+  backwardLinearInput(ctx, p.linear('attn.c_proj'), dHOp, dO.view([T, C]));
+  linearGradients(ctx, sink, p.linear('attn.c_proj'), tape.o.view([T, C]), dHOp, dH);
   const { dq, dk, dv } = attentionGradients(gpu, g, tape, dO);
-  const dQkv = g.f32('dQkv', [T, 3 * C]);
+  const dQkv = g.of(op, 'dQkv', [T, 3 * C]);
   for (const [i, t] of [dq, dk, dv].entries())
     copyColumns(gpu, { src: t.view([T, C]), srcCol: 0, dst: dQkv, dstCol: i * C, width: C });
   const dXn1 = g.f32('dXn1', [T, C]);

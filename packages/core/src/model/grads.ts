@@ -1,14 +1,22 @@
 // Loss, logits and every parameter gradient of one batch: what `lsp-offload grads` writes, so anyone can
 // check our numbers against another implementation (e.g. HF transformers).
-import type { GpuRuntime } from '@lsp-offload/gpu-dawn';
+import { createLossScaleState, type GpuRuntime, type LossScaleState } from '@lsp-offload/gpu-dawn';
 import { SafetensorsFile, openHfModel, writeSafetensors, type TensorToWrite } from '../hf/index.js';
 import { DenseGradients } from './dense-gradients.js';
 import { Transformer, type TokenBatch } from './transformer.js';
 import { ModelWeights, type WeightDtype } from './weights.js';
+import type { Precision } from './precision.js';
 
 export interface GradsOptions {
   dtype: WeightDtype;
   checkpointing: boolean;
+  /** Default f32. */
+  precision?: Precision;
+  /**
+   * mixed: the loss scale the backward runs under (default 2^16, GradScaler's initial scale); the
+   * gradients returned are divided by it again. An overflow shows as non-finite gradients.
+   */
+  lossScale?: number;
 }
 
 export interface GradsResult {
@@ -54,24 +62,37 @@ export async function computeGradients(
   let weights: ModelWeights | undefined;
   let model: Transformer | undefined;
   let sink: DenseGradients | undefined;
+  let scale: LossScaleState | undefined;
+  const precision = options.precision ?? 'f32';
+  const lossScale = precision === 'mixed' ? (options.lossScale ?? 2 ** 16) : 1;
   try {
     weights = await ModelWeights.load(gpu, hf, options.dtype);
-    model = new Transformer(gpu, weights, { checkpointing: options.checkpointing });
+    model = new Transformer(gpu, weights, { checkpointing: options.checkpointing, precision });
     const logitsT = await model.logits(batch);
     const logits = (await gpu.read(logitsT)) as Float32Array;
     logitsT.release();
     sink = new DenseGradients(gpu, weights);
-    const { loss, keptTokens } = await model.trainStep(batch, sink);
+    if (lossScale !== 1) scale = createLossScaleState(gpu, { initScale: lossScale });
+    const { loss, keptTokens } = await model.trainStep(
+      batch,
+      sink,
+      {},
+      scale ? { lossScale: { tensor: scale.scale } } : {},
+    );
     const lossValue = (await gpu.read(loss))[0]!;
     loss.release();
     const raw = await sink.readAll();
     const grads = new Map<string, { shape: readonly number[]; data: Float32Array }>();
     for (const spec of weights.specs) {
       const g = raw.get(spec.name);
-      if (g) grads.set(spec.name, { shape: spec.shape, data: g });
+      if (!g) continue;
+      if (lossScale !== 1) for (let i = 0; i < g.length; i++) g[i] = g[i]! / lossScale;
+      grads.set(spec.name, { shape: spec.shape, data: g });
     }
     return { loss: lossValue, keptTokens, logits, vocabSize: hf.config.vocabSize, grads };
   } finally {
+    scale?.scale.release();
+    scale?.counters.release();
     sink?.release();
     model?.release();
     weights?.release();

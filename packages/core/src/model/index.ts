@@ -1,7 +1,15 @@
 export { ModelWeights } from './weights.js';
 export type { WeightDtype } from './weights.js';
 export { Transformer, shiftLabels } from './transformer.js';
-export type { TransformerOptions, TokenBatch, StepHooks, LossResult } from './transformer.js';
+export type {
+  TransformerOptions,
+  TokenBatch,
+  StepHooks,
+  LossResult,
+  BackwardOptions,
+} from './transformer.js';
+export { PRECISIONS, defaultPrecision, operandDtype, resolvePrecision } from './precision.js';
+export type { Precision, PrecisionFlag } from './precision.js';
 export type { GradientSink, GradTarget } from './gradient-sink.js';
 export { DenseGradients } from './dense-gradients.js';
 export { linearForward, linearBackwardInput, linearWeightGradient, storedSides } from './linear.js';

@@ -12,8 +12,14 @@ export function linearForward(
   y: Tensor,
   bias?: Tensor,
 ): void {
-  matmul(gpu, x, w, y, { transB: spec.layout === 'out_in', label: `${spec.name} forward` });
-  if (bias) biasAdd(gpu, y, bias, y);
+  // an f16 output takes the bias in the matmul's epilogue: rounded once, not twice
+  const fused = bias !== undefined && y.dtype === 'f16';
+  matmul(gpu, x, w, y, {
+    transB: spec.layout === 'out_in',
+    label: `${spec.name} forward`,
+    ...(fused && { bias }),
+  });
+  if (bias && !fused) biasAdd(gpu, y, bias, y);
 }
 
 /** dx [T, in] (+)= dy [T, out] . W^T. */

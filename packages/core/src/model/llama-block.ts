@@ -16,6 +16,7 @@ import {
   linearGradients,
   normForward,
   normGradients,
+  operandOf,
   type BlockContext,
   type BlockTape,
 } from './block-context.js';
@@ -27,7 +28,11 @@ export interface LlamaTape extends BlockTape {
   act: Tensor;
 }
 
-/** Forward of layer `layer` on x [T, C]; returns the output [T, C] (caller owns) and the tape. */
+/**
+ * Forward of layer `layer` on x [T, C]; returns the output [T, C] (caller owns) and the tape. The
+ * residual stream (x, h, out) and the statistics are f32; what a matmul reads (the norms' outputs, q, k,
+ * v, o, gate, up, act) is stored in the operand dtype (f16 in mixed precision).
+ */
 export function llamaBlockForward(
   ctx: BlockContext,
   layer: number,
@@ -37,14 +42,15 @@ export function llamaBlockForward(
   // resolved once per model from the parameter list
   const p = ctx.weights.block(layer);
   const g = new TensorGroup(gpu, `L${layer}`);
+  const op = ctx.operand;
   const qw = c.numHeads * c.headDim;
   const kvw = c.numKeyValueHeads * c.headDim;
-  const xn1 = g.f32('xn1', [T, c.hiddenSize]);
+  const xn1 = g.of(op, 'xn1', [T, c.hiddenSize]);
   const rstd1 = g.f32('rstd1', [T]);
   normForward(ctx, p.norm('input_layernorm'), { x, y: xn1, rstd: rstd1 });
-  const q = g.f32('q', [shape.batch, shape.seqLen, c.numHeads, c.headDim]);
-  const k = g.f32('k', [shape.batch, shape.seqLen, c.numKeyValueHeads, c.headDim]);
-  const v = g.f32('v', [shape.batch, shape.seqLen, c.numKeyValueHeads, c.headDim]);
+  const q = g.of(op, 'q', [shape.batch, shape.seqLen, c.numHeads, c.headDim]);
+  const k = g.of(op, 'k', [shape.batch, shape.seqLen, c.numKeyValueHeads, c.headDim]);
+  const v = g.of(op, 'v', [shape.batch, shape.seqLen, c.numKeyValueHeads, c.headDim]);
   forwardLinear(ctx, p.linear('q_proj'), xn1, q.view([T, qw]));
   forwardLinear(ctx, p.linear('k_proj'), xn1, k.view([T, kvw]));
   forwardLinear(ctx, p.linear('v_proj'), xn1, v.view([T, kvw]));
@@ -54,21 +60,21 @@ export function llamaBlockForward(
     table: ctx.ropeTable!,
     positions: { offset: ctx.cache?.past ?? 0, sequenceLength: shape.seqLen },
   });
-  const o = g.f32('o', [shape.batch, shape.seqLen, c.numHeads, c.headDim]);
+  const o = g.of(op, 'o', [shape.batch, shape.seqLen, c.numHeads, c.headDim]);
   const lse = g.f32('lse', [shape.batch, c.numHeads, shape.seqLen]);
   if (ctx.cache) ctx.cache.attend(layer, q, k, v, o);
   else attentionForward(gpu, { q, k, v, o, lse });
   const h = g.f32('h', [T, c.hiddenSize]);
   forwardLinear(ctx, p.linear('o_proj'), o.view([T, qw]), h);
   add(gpu, h, x, h);
-  const xn2 = g.f32('xn2', [T, c.hiddenSize]);
+  const xn2 = g.of(op, 'xn2', [T, c.hiddenSize]);
   const rstd2 = g.f32('rstd2', [T]);
   normForward(ctx, p.norm('post_attention_layernorm'), { x: h, y: xn2, rstd: rstd2 });
-  const gate = g.f32('gate', [T, c.intermediateSize]);
-  const up = g.f32('up', [T, c.intermediateSize]);
+  const gate = g.of(op, 'gate', [T, c.intermediateSize]);
+  const up = g.of(op, 'up', [T, c.intermediateSize]);
   forwardLinear(ctx, p.linear('gate_proj'), xn2, gate);
   forwardLinear(ctx, p.linear('up_proj'), xn2, up);
-  const act = g.f32('act', [T, c.intermediateSize]);
+  const act = g.of(op, 'act', [T, c.intermediateSize]);
   swiglu(gpu, gate, up, act);
   const out = gpu.tensor(`L${layer}.out`, 'f32', [T, c.hiddenSize], 'activations');
   forwardLinear(ctx, p.linear('down_proj'), act, out);
@@ -91,12 +97,14 @@ export function llamaBlockBackward(
   // resolved once per model from the parameter list
   const p = ctx.weights.block(layer);
   const g = new TensorGroup(gpu, `L${layer}.bwd`);
+  const op = ctx.operand;
   const qw = c.numHeads * c.headDim;
   const kvw = c.numKeyValueHeads * c.headDim;
   // MLP: out = h + down(swiglu(gate(xn2), up(xn2)))
-  const dAct = g.f32('dAct', [T, c.intermediateSize]);
-  backwardLinearInput(ctx, p.linear('down_proj'), dOut, dAct);
-  linearGradients(ctx, sink, p.linear('down_proj'), tape.act, dOut);
+  const dOutOp = operandOf(ctx, g, 'dOut', dOut);
+  const dAct = g.of(op, 'dAct', [T, c.intermediateSize]);
+  backwardLinearInput(ctx, p.linear('down_proj'), dOutOp, dAct);
+  linearGradients(ctx, sink, p.linear('down_proj'), tape.act, dOutOp, dOut);
   // gate/up are dead after this: their storage takes dGate/dUp
   const { dGate, dUp } = swigluBackward(gpu, tape.gate, tape.up, dAct, { dGate: tape.gate, dUp: tape.up });
   const dXn2 = g.f32('dXn2', [T, c.hiddenSize]);
@@ -114,9 +122,11 @@ export function llamaBlockBackward(
     accumulateDx: true,
   });
   // attention: h = x + o_proj(attn(rope(q), rope(k), v))
-  const dO = g.f32('dO', [shape.batch, shape.seqLen, c.numHeads, c.headDim]);
-  backwardLinearInput(ctx, p.linear('o_proj'), dH, dO.view([T, qw]));
-  linearGradients(ctx, sink, p.linear('o_proj'), tape.o.view([T, qw]), dH);
+  // dOut's operand copy is read by nothing after the MLP's gradients: dH's takes its storage
+  const dHOp = operandOf(ctx, g, 'dH', dH, dOutOp);
+  const dO = g.of(op, 'dO', [shape.batch, shape.seqLen, c.numHeads, c.headDim]);
+  backwardLinearInput(ctx, p.linear('o_proj'), dHOp, dO.view([T, qw]));
+  linearGradients(ctx, sink, p.linear('o_proj'), tape.o.view([T, qw]), dHOp, dH);
   const { dq, dk, dv } = attentionGradients(gpu, g, tape, dO);
   ropeBackward(gpu, {
     dq: dq.view([T, c.numHeads, c.headDim]),

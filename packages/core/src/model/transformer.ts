@@ -1,6 +1,9 @@
 // The whole causal LM on the GPU: embeddings, blocks (LLaMA or GPT-2), final norm, a chunked LM head +
 // cross-entropy (the T x vocab logits never exist at once), and the backward with optional gradient
-// checkpointing (only block inputs are kept; each block is recomputed right before its backward).
+// checkpointing (only block inputs are kept; each block is recomputed right before its backward). In mixed
+// precision the residual stream stays f32 through the forward and the backward, but the block inputs
+// checkpointing keeps are f16 copies (half the memory that grows with depth; the recompute reads them
+// back into f32; fixture gradients are as accurate as with f32 copies, hf-model-fixtures.test.ts).
 import {
   Tensor,
   createRopeTable,
@@ -9,7 +12,9 @@ import {
   embeddingBackward,
   embeddingForward,
   addScaled,
+  cast,
   type GpuRuntime,
+  type GpuScalar,
 } from '@lsp-offload/gpu-dawn';
 import type { ModelConfig } from '../hf/index.js';
 import {
@@ -24,12 +29,23 @@ import type { GradientSink } from './gradient-sink.js';
 import { headForward, headInputGradient, headWeightGradient, lossChunkRows } from './lm-head.js';
 import { llamaBlockBackward, llamaBlockForward, type LlamaTape } from './llama-block.js';
 import type { ModelWeights } from './weights.js';
+import { operandDtype, type Precision } from './precision.js';
 
 export interface TransformerOptions {
   /** Keep only block inputs in the forward and recompute each block in the backward. */
   checkpointing: boolean;
   /** Tokens per LM-head/loss chunk (bounds the logits buffer to chunk x vocab floats). */
   lossChunkTokens?: number;
+  /** f32 (default) or mixed: f16 matmul operands, f32 residual stream, statistics, logits and loss. */
+  precision?: Precision;
+}
+
+export interface BackwardOptions {
+  /**
+   * Multiply the loss gradient by this GPU scalar (a dynamic loss scale): every gradient the backward
+   * produces is scaled by it, so small f16 values survive; the optimizer divides it out.
+   */
+  lossScale?: GpuScalar;
 }
 
 export interface TokenBatch extends BatchShape {
@@ -108,8 +124,17 @@ export class Transformer {
   }
 
   /** Forward + loss + backward of one batch, recorded on the GPU; resolves when everything is recorded. */
-  trainStep(batch: TokenBatch, sink: GradientSink, hooks: StepHooks = {}): Promise<LossResult> {
-    return this.run(batch, sink, hooks);
+  trainStep(
+    batch: TokenBatch,
+    sink: GradientSink,
+    hooks: StepHooks = {},
+    backward: BackwardOptions = {},
+  ): Promise<LossResult> {
+    return this.run(batch, sink, hooks, backward);
+  }
+
+  get precision(): Precision {
+    return this.options.precision ?? 'f32';
   }
 
   /** Forward + loss only (evaluation). */
@@ -185,6 +210,8 @@ export class Transformer {
       weights: this.weights,
       shape: { batch: batch.batch, seqLen: batch.seqLen },
       tokens,
+      precision: this.precision,
+      operand: operandDtype(this.precision),
       ...(this.ropeTable && { ropeTable: this.ropeTable }),
     };
   }
@@ -262,7 +289,7 @@ export class Transformer {
       } else {
         tape.group.releaseAll();
         tapes.push(undefined);
-        if (keep) inputs.push(x);
+        if (keep) inputs.push(this.keepInput(ctx, layer, x));
         else x.release();
       }
       x = out;
@@ -277,7 +304,8 @@ export class Transformer {
     x: Tensor,
   ): { y: Tensor; mean: Tensor; rstd: Tensor; release: () => void } {
     const c = this.config;
-    const y = this.gpu.tensor('xf', 'f32', [ctx.tokens, c.hiddenSize], 'activations');
+    // the LM head's matmul operand
+    const y = this.gpu.tensor('xf', ctx.operand, [ctx.tokens, c.hiddenSize], 'activations');
     const mean = this.gpu.tensor('xf.mean', 'f32', [ctx.tokens], 'activations');
     const rstd = this.gpu.tensor('xf.rstd', 'f32', [ctx.tokens], 'activations');
     normForward(ctx, this.weights.outer.finalNorm, { x, y, mean, rstd });
@@ -297,6 +325,7 @@ export class Transformer {
     batch: TokenBatch,
     sink: GradientSink | undefined,
     hooks: StepHooks,
+    backward: BackwardOptions = {},
   ): Promise<LossResult> {
     const gpu = this.gpu;
     const c = this.config;
@@ -326,7 +355,7 @@ export class Transformer {
     await hooks.beforeHeadForward?.();
     const xf = this.finalNorm(ctx, fwd.final);
     const dxf = training ? gpu.tensor('dxf', 'f32', [T, c.hiddenSize], 'activations') : undefined;
-    this.lossHead(ctx, xf.y, targets, kept, loss, sink, dxf);
+    this.lossHead(ctx, xf.y, targets, kept, loss, sink, dxf, backward.lossScale);
     this.gpu.submit();
     if (training && dxf) {
       // final norm backward: dx_L from dxf
@@ -344,10 +373,13 @@ export class Transformer {
       fwd.final.release();
       let grad = dx;
       for (let layer = c.numLayers - 1; layer >= 0; layer--) {
-        const input = fwd.inputs[layer]!;
+        const kept = fwd.inputs[layer]!;
+        const input =
+          kept.dtype === 'f32' ? kept : cast(gpu, kept, 'f32', this.hidden(ctx, `L${layer}.input`));
         const tape = fwd.tapes[layer] ?? this.recompute(ctx, layer, input);
         grad = this.blockBackward(ctx, layer, tape, grad, sink);
         input.release();
+        kept.release();
         this.gpu.submit();
         await hooks.afterBlockBackward?.(layer);
       }
@@ -360,6 +392,19 @@ export class Transformer {
     targets.release();
     releaseIds();
     return { loss, keptTokens: kept };
+  }
+
+  /** An f32 [T, C] residual-stream tensor. */
+  private hidden(ctx: BlockContext, label: string): Tensor {
+    return this.gpu.tensor(label, 'f32', [ctx.tokens, this.config.hiddenSize], 'activations');
+  }
+
+  /** A block input checkpointing keeps for the backward: an f16 copy in mixed precision (x is released). */
+  private keepInput(ctx: BlockContext, layer: number, x: Tensor): Tensor {
+    if (ctx.operand === 'f32') return x;
+    const copy = cast(this.gpu, x, 'f16', this.gpu.tensor(`L${layer}.input`, 'f16', x.shape, 'activations'));
+    x.release();
+    return copy;
   }
 
   /** Recompute a block's forward (gradient checkpointing): its output is not needed, only the tape. */
@@ -378,6 +423,7 @@ export class Transformer {
     loss: Tensor,
     sink: GradientSink | undefined,
     dxf: Tensor | undefined,
+    lossScale: GpuScalar | undefined,
   ): void {
     const gpu = this.gpu;
     const c = this.config;
@@ -393,6 +439,11 @@ export class Transformer {
     const perToken = gpu.tensor('loss.perToken', 'f32', [chunk], 'activations');
     const partial = gpu.tensor('loss.partial', 'f32', [1], 'activations');
     const count = gpu.tensor('loss.count', 'u32', [1], 'activations');
+    // mixed precision: the loss gradient is a separate f16 tensor (the matmuls' operand); f32: in place
+    const dlogits =
+      sink && ctx.operand !== 'f32'
+        ? gpu.tensor('dlogits.chunk', ctx.operand, [chunk, V], 'activations')
+        : undefined;
     for (let t0 = 0; t0 < T; t0 += chunk) {
       const rows = Math.min(chunk, T - t0);
       const lgRows = new Tensor(logits.buffer, 'f32', [rows, V], 'logits.rows', logits.byteOffset);
@@ -417,17 +468,21 @@ export class Transformer {
       });
       addScaled(gpu, loss, partial, 1, loss);
       if (!sink || !dxf) continue;
+      const dlRows = dlogits
+        ? new Tensor(dlogits.buffer, dlogits.dtype, [rows, V], 'dlogits.rows', dlogits.byteOffset)
+        : lgRows;
       crossEntropyBackward(gpu, {
         logits: lgRows,
         targets: tg,
         logSumExp: lseRows,
         keptCount: count,
-        dlogits: lgRows,
+        dlogits: dlRows,
         divideBy: kept,
+        ...(lossScale && { gradScaleBy: lossScale }),
       });
       headInputGradient(gpu, {
         m: rows,
-        dlogits: lgRows,
+        dlogits: dlRows,
         w,
         dx: { tensor: dxf, offset: t0 * C },
         label: 'lm_head dX',
@@ -435,7 +490,7 @@ export class Transformer {
       if (headTarget) {
         headWeightGradient(gpu, {
           m: rows,
-          dlogits: lgRows,
+          dlogits: dlRows,
           x: { tensor: xf, offset: t0 * C },
           dw: headTarget.tensor,
           beta: headTarget.accumulate || t0 > 0 ? 1 : 0,
@@ -443,7 +498,7 @@ export class Transformer {
         });
       }
     }
-    for (const t of [logits, lse, perToken, partial, count]) t.release();
+    for (const t of [logits, lse, perToken, partial, count, dlogits]) t?.release();
   }
 
   private embeddingBackward(ctx: BlockContext, ids: Tensor, dx: Tensor, sink: GradientSink): void {

@@ -1,4 +1,6 @@
 // What a training run is configured by. One object shared by the trainer, the planner and the CLI.
+import type { PrecisionFlag } from '../model/precision.js';
+
 /** The training modes, the one list everything that names them (CLI flags, checks) reads. */
 export const TRAIN_MODES = ['lsp', 'zero', 'native'] as const;
 export type TrainMode = (typeof TRAIN_MODES)[number];
@@ -14,8 +16,24 @@ export interface OptimizerHyperParams {
   weightDecay: number;
 }
 
+/** Mixed precision's dynamic loss scale (torch GradScaler's rule; x0.5 and a skipped step on overflow). */
+export interface LossScaleOptions {
+  /** The first step's scale (GradScaler: 2^16). */
+  initScale: number;
+  /** Clean steps after which the scale doubles (GradScaler: 2000). */
+  growthInterval: number;
+}
+
 export interface TrainerOptions extends OptimizerHyperParams {
   mode: TrainMode;
+  /**
+   * mixed: f16 matmul operands (tensor cores), f32 residual stream, statistics, logits, loss and weight
+   * gradients, a dynamic loss scale; f32: every activation f32. auto: mixed where the adapter has
+   * shader-f16 (model/precision.ts).
+   */
+  precision: PrecisionFlag;
+  /** mixed precision's loss scale. */
+  lossScale: LossScaleOptions;
   /** Learning rate per step: warmup, then constant, linear or cosine decay to 0 at totalSteps (lr-schedule.ts). */
   lrSchedule: LrScheduleKind;
   warmupSteps: number;
@@ -95,6 +113,8 @@ export interface TrainerOptions extends OptimizerHyperParams {
 
 export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
   mode: 'lsp',
+  precision: 'auto',
+  lossScale: { initScale: 2 ** 16, growthInterval: 2000 },
   lrSchedule: 'constant',
   warmupSteps: 0,
   totalSteps: 0,

@@ -1,10 +1,15 @@
 // The activations one training step allocates, mirroring ../model/transformer.ts and the block files
 // (llama-block.ts, gpt2-block.ts): what each block's forward keeps on its tape, what its backward adds,
-// and what the LM head and the loss hold. Everything is f32 (activations are f32 whatever the weights).
+// and what the LM head and the loss hold. The residual stream, statistics, logits and the residual
+// gradient are f32; matmul operands (norm outputs, q/k/v/o, the MLP's activations and their gradients)
+// are in the operand dtype `op`: f32, or f16 in mixed precision (model/precision.ts).
 import { normChunking } from '@lsp-offload/gpu-dawn/reference';
 import type { ModelConfig } from '../hf/index.js';
 import { lossChunkRows } from '../model/lm-head.js';
 import { tensorBuffer, type PlannedBuffer } from './planned-buffer.js';
+
+/** The storage dtype of matmul operands (operandDtype of the run's precision). */
+export type OperandDtype = 'f16' | 'f32';
 
 export interface StepGeometry {
   batch: number;
@@ -29,6 +34,8 @@ export function stepGeometry(
 
 const act = (label: string, shape: number[], count = 1): PlannedBuffer =>
   tensorBuffer(label, 'activations', 'f32', shape, count);
+const opAct = (op: OperandDtype, label: string, shape: number[], count = 1): PlannedBuffer =>
+  tensorBuffer(label, 'activations', op, shape, count);
 
 /** input_ids and targets (i32 [T]) and the loss (f32 [1]): alive for the whole step. */
 export function stepInputs(g: StepGeometry): PlannedBuffer[] {
@@ -39,13 +46,22 @@ export function stepInputs(g: StepGeometry): PlannedBuffer[] {
   ];
 }
 
-/** A block's input or output x [T, C] (block inputs are what checkpointing keeps). */
-export function hiddenState(c: ModelConfig, g: StepGeometry, label: string, count = 1): PlannedBuffer {
-  return act(label, [g.tokens, c.hiddenSize], count);
+/**
+ * A block's input or output x [T, C], f32 (the residual stream); the block inputs checkpointing keeps are
+ * f16 copies in mixed precision.
+ */
+export function hiddenState(
+  c: ModelConfig,
+  g: StepGeometry,
+  label: string,
+  count = 1,
+  dtype: OperandDtype = 'f32',
+): PlannedBuffer {
+  return tensorBuffer(label, 'activations', dtype, [g.tokens, c.hiddenSize], count);
 }
 
 /** What a block's forward keeps for its backward (its TensorGroup), without the output. */
-export function blockTape(c: ModelConfig, g: StepGeometry): PlannedBuffer[] {
+export function blockTape(c: ModelConfig, g: StepGeometry, op: OperandDtype): PlannedBuffer[] {
   const T = g.tokens;
   const C = c.hiddenSize;
   const qWidth = c.numHeads * c.headDim;
@@ -53,62 +69,89 @@ export function blockTape(c: ModelConfig, g: StepGeometry): PlannedBuffer[] {
   if (c.family === 'llama') {
     const kvWidth = c.numKeyValueHeads * c.headDim;
     return [
-      act('tape xn1, h, xn2', [T, C], 3),
+      opAct(op, 'tape xn1, xn2', [T, C], 2),
+      act('tape h', [T, C]),
       act('tape rstd1, rstd2', [T], 2),
-      act('tape q, o', [T, qWidth], 2),
-      act('tape k, v', [T, kvWidth], 2),
+      opAct(op, 'tape q, o', [T, qWidth], 2),
+      opAct(op, 'tape k, v', [T, kvWidth], 2),
       act('tape attention lse', rowStats),
-      act('tape gate, up, act', [T, c.intermediateSize], 3),
+      opAct(op, 'tape gate, up, act', [T, c.intermediateSize], 3),
     ];
   }
   return [
-    act('tape xn1, h, xn2', [T, C], 3),
+    opAct(op, 'tape xn1, xn2', [T, C], 2),
+    act('tape h', [T, C]),
     act('tape mean/rstd 1, 2', [T], 4),
-    act('tape qkv', [T, 3 * C]),
-    act('tape q, k, v, o', [T, qWidth], 4),
+    opAct(op, 'tape qkv', [T, 3 * C]),
+    opAct(op, 'tape q, k, v, o', [T, qWidth], 4),
     act('tape attention lse', rowStats),
-    act('tape fc, act', [T, c.intermediateSize], 2),
+    opAct(op, 'tape fc, act', [T, c.intermediateSize], 2),
   ];
 }
 
-/** The backward's own temporaries of one block (dOut becomes dX in place and is counted as the gradient). */
-export function blockBackwardTemporaries(c: ModelConfig, g: StepGeometry): PlannedBuffer[] {
+/**
+ * The backward's own temporaries of one block (dOut becomes dX in place and is counted as the gradient;
+ * in mixed precision its f16 copy, which dH's copy later reuses, is one more).
+ */
+export function blockBackwardTemporaries(c: ModelConfig, g: StepGeometry, op: OperandDtype): PlannedBuffer[] {
   const T = g.tokens;
   const C = c.hiddenSize;
   const qWidth = c.numHeads * c.headDim;
   const rowStats = [g.batch, c.numHeads, g.seqLen];
+  const dOutCopy = op === 'f32' ? [] : [opAct(op, 'backward dOut, dH as operands', [T, C])];
   if (c.family === 'llama') {
     const kvWidth = c.numKeyValueHeads * c.headDim;
     return [
-      act('backward dAct', [T, c.intermediateSize]),
+      ...dOutCopy,
+      opAct(op, 'backward dAct', [T, c.intermediateSize]),
       act('backward dXn1, dXn2', [T, C], 2),
-      act('backward dO, dq', [T, qWidth], 2),
-      act('backward dk, dv', [T, kvWidth], 2),
+      opAct(op, 'backward dO, dq', [T, qWidth], 2),
+      opAct(op, 'backward dk, dv', [T, kvWidth], 2),
       act('backward attention delta', rowStats),
     ];
   }
   return [
-    act('backward dAct', [T, c.intermediateSize]),
+    ...dOutCopy,
+    opAct(op, 'backward dAct', [T, c.intermediateSize]),
     act('backward dXn1, dXn2', [T, C], 2),
-    act('backward dO, dq, dk, dv', [T, qWidth], 4),
+    opAct(op, 'backward dO, dq, dk, dv', [T, qWidth], 4),
     act('backward attention delta', rowStats),
-    act('backward dQkv', [T, 3 * C]),
+    opAct(op, 'backward dQkv', [T, 3 * C]),
   ];
 }
 
-/** The final norm's output and statistics (xf, mean, rstd). */
-export function finalNormOutputs(c: ModelConfig, g: StepGeometry): PlannedBuffer[] {
-  return [act('final norm xf', [g.tokens, c.hiddenSize]), act('final norm mean, rstd', [g.tokens], 2)];
+/** The final norm's output (the LM head's operand) and statistics (xf, mean, rstd). */
+export function finalNormOutputs(c: ModelConfig, g: StepGeometry, op: OperandDtype): PlannedBuffer[] {
+  return [opAct(op, 'final norm xf', [g.tokens, c.hiddenSize]), act('final norm mean, rstd', [g.tokens], 2)];
 }
 
-/** The chunked LM head + cross-entropy: logits [chunk, vocab] and per-token statistics. */
-export function lossHeadBuffers(c: ModelConfig, g: StepGeometry): PlannedBuffer[] {
+/**
+ * The chunked LM head + cross-entropy of a training step: logits [chunk, vocab] f32 and per-token
+ * statistics; in mixed precision the loss gradient as a separate f16 chunk (f32: in place).
+ */
+export function lossHeadBuffers(c: ModelConfig, g: StepGeometry, op: OperandDtype): PlannedBuffer[] {
   return [
     act('LM head logits chunk', [g.lossChunk, c.vocabSize]),
+    ...(op === 'f32' ? [] : [opAct(op, 'LM head dlogits chunk', [g.lossChunk, c.vocabSize])]),
     act('LM head logsumexp, per-token loss', [g.lossChunk], 2),
     act('loss partial', [1]),
     tensorBuffer('loss count', 'activations', 'u32', [1]),
   ];
+}
+
+/**
+ * The scratch partials of a reduce over tensors of these element counts (gpu-dawn's reduce: 32 values per
+ * invocation and level, every level alive until the next submit); 4-byte results.
+ */
+export function reduceWorkspace(label: string, numels: readonly number[]): PlannedBuffer[] {
+  const perThread = 32;
+  let n = numels.reduce((a, x) => a + Math.max(1, Math.ceil(x / perThread)), 0);
+  const out: PlannedBuffer[] = [];
+  while (n > 1) {
+    out.push(tensorBuffer(label, 'workspace', 'u32', [n]));
+    n = Math.ceil(n / perThread);
+  }
+  return out;
 }
 
 /** Workspace of a norm backward that computes parameter gradients: partial sums [1|2, chunks, C]. */

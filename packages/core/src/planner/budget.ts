@@ -46,7 +46,7 @@ export function describeOverBudget(
 ): string {
   const i = plan.input;
   const run =
-    `${i.mode} mode, batch ${i.batch} x seq ${i.seqLen}, ${i.weightDtype} weights, ` +
+    `${i.mode} mode, batch ${i.batch} x seq ${i.seqLen}, ${i.weightDtype} weights, ${i.precision} precision, ` +
     `${i.checkpointing ? 'with' : 'without'} checkpointing${i.mode === 'lsp' ? `, rank ${i.rank}, nnz ${i.nnz}` : ''}`;
   const parts = MEMORY_CATEGORIES.filter((c) => plan.atPeak[c] > 0)
     .sort((a, b) => plan.atPeak[b] - plan.atPeak[a])
@@ -68,7 +68,7 @@ export function describeOverBudget(
       seqLen: 1,
     });
     lines.push(
-      `Nothing fits: even one token with every saving (lsp, f16 weights, checkpointing) needs ` +
+      `Nothing fits: even one token with every saving (lsp, f16 weights, mixed precision, checkpointing) needs ` +
         `${formatMemorySize(floor.peakBytes)} (weights alone ${formatMemorySize(floor.atPeak.weights)}).`,
     );
   }
@@ -84,7 +84,7 @@ function restaged(input: ResolvedPlanInput, budgetBytes: number): PlanInput {
 
 /** The same run with every memory saving the flags offer (its rank and nnz stay). */
 function savingsOf(input: PlanInput): PlanInput {
-  return { ...input, mode: 'lsp', weightDtype: 'f16', checkpointing: true };
+  return { ...input, mode: 'lsp', weightDtype: 'f16', precision: 'mixed', checkpointing: true };
 }
 
 const peakOf = (plan: MemoryPlan, input: PlanInput): number => planMemory(plan.config, input).peakBytes;
@@ -117,6 +117,8 @@ export function suggestChanges(plan: MemoryPlan, budgetBytes: number): BudgetSug
   };
   if (!base.checkpointing) tryChange('drop --no-checkpointing', { ...base, checkpointing: true });
   if (base.weightDtype === 'f32') tryChange('--dtype f16', { ...base, weightDtype: 'f16' });
+  // (mixed precision needs shader-f16, as f16 weights do; the trainer says so where it is missing)
+  if (base.precision !== 'mixed') tryChange('--precision mixed', { ...base, precision: 'mixed' });
   if (base.mode !== 'lsp') tryChange('--mode lsp', { ...base, mode: 'lsp' });
   if (base.mode === 'native') tryChange('--mode zero', { ...base, mode: 'zero' });
   out.push(...shrinkSuggestions(plan, base, '', budgetBytes));
@@ -126,6 +128,7 @@ export function suggestChanges(plan: MemoryPlan, budgetBytes: number): BudgetSug
   const changes = [
     base.mode !== 'lsp' ? '--mode lsp' : '',
     base.weightDtype === 'f32' ? '--dtype f16' : '',
+    base.precision !== 'mixed' ? '--precision mixed' : '',
     base.checkpointing ? '' : 'drop --no-checkpointing',
   ]
     .filter(Boolean)

@@ -148,12 +148,22 @@ function reduceScratch(label: string, dtype: 'u32' | 'f32', sizes: readonly numb
   return out;
 }
 
-/** The unit's reductions: scratch until the next submit. */
+/**
+ * The unit's reductions: scratch until the next submit. Its gradients are counted twice: as produced
+ * into the step's count (the loss scale's, trainer/loss-scaler.ts) and as they travel into its header.
+ */
 export function wireScratch(sent: readonly SentGradient[], run: ResolvedPlanInput): PlannedBuffer[] {
   if (!sent.length) return [];
   const half = halfGradients(run);
   const sizes = sent.map((s) => numel(onWire(s, false).shape));
-  const out = reduceScratch('non-finite count partials', 'u32', sizes);
+  const out = [
+    ...reduceScratch(
+      'non-finite count partials (step)',
+      'u32',
+      sent.map((s) => numel(s.shape)),
+    ),
+    ...reduceScratch('non-finite count partials', 'u32', sizes),
+  ];
   sent.forEach((s, i) => {
     if (!half || s.dtype !== 'f32') return;
     out.push(tensorBuffer('max |x| of a packed gradient', 'workspace', 'f32', [1]));

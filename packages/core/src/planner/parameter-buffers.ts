@@ -188,8 +188,9 @@ export function blockOffloadGradients(
 }
 
 /**
- * lsp: the compression inputs A = X L and B = dY R ([T, d] f32 per linear). Each pair goes back to the
- * allocator right after its S is recorded, so at most the largest linear's pair is alive at once.
+ * lsp: the compression inputs A = X L and B = dY R ([T, d] per linear, in the activations' dtype: f16 in
+ * mixed precision). Each pair goes back to the allocator right after its S is recorded, so at most the
+ * largest linear's pair is alive at once.
  */
 export function compressWorkspace(
   layout: ParameterLayout,
@@ -198,7 +199,8 @@ export function compressWorkspace(
   g: StepGeometry,
 ): PlannedBuffer[] {
   const d = Math.max(0, ...layout.blockLinears[layer]!.map((spec) => projectorShape(spec, run).d));
-  return d ? [tensorBuffer('compress A, B (X L, dY R)', 'workspace', 'f32', [g.tokens, d], 2)] : [];
+  const dtype = run.precision === 'mixed' ? 'f16' : 'f32';
+  return d ? [tensorBuffer('compress A, B (X L, dY R)', 'workspace', dtype, [g.tokens, d], 2)] : [];
 }
 
 /** lsp: the subspace steps D [d, d] of one block, from their upload until their apply. */

@@ -3,6 +3,7 @@
 import { DEFAULT_SLOTS } from '@lsp-offload/gpu-dawn';
 import { DEFAULT_TRAINER_OPTIONS, type TrainMode, type TrainerOptions } from '../options/trainer-options.js';
 import type { WeightDtype } from '../model/weights.js';
+import type { Precision } from '../model/precision.js';
 
 /** The Trainer's default lead (Trainer.leadBlocks): the recorder runs at most this many blocks ahead. */
 export const DEFAULT_LEAD_BLOCKS = 2;
@@ -28,6 +29,11 @@ export interface PlanInput extends Partial<
   seqLen: number;
   mode: TrainMode;
   weightDtype: WeightDtype;
+  /**
+   * The run's precision: mixed stores matmul operands (activations) f16. Default f32; the trainer passes
+   * its own, resolved from auto by the adapter (so does `lsp-offload plan`).
+   */
+  precision?: Precision;
   /** Blocks the recorder may run ahead of the GPU (Trainer.leadBlocks; default 2). */
   leadBlocks?: number;
   /**
@@ -55,6 +61,7 @@ export function resolvePlanInput(input: PlanInput, numLayers: number): ResolvedP
     seqLen: input.seqLen,
     mode: input.mode,
     weightDtype: input.weightDtype,
+    precision: input.precision ?? 'f32',
     rank: input.rank ?? d.rank,
     nnz: input.nnz ?? d.nnz,
     checkpointing: input.checkpointing ?? d.checkpointing,

@@ -11,8 +11,13 @@
 //     blocks behind the one being computed (the recorder waits for block l + leadBlocks' download); in
 //     flight they are as they travel (offload-wire.ts: fp16 copies, the header), and sending a unit
 //     holds its gradients as produced and as sent at once, plus reduction partials until the next
-//     submit (the next block boundary);
-//   - deferred lsp updates hold their step D from the CPU's answer until the block's next forward.
+//     submit (the next block boundary: the unit's non-finite counts, its max |x|);
+//   - deferred lsp updates hold their step D from the CPU's answer until the block's next forward;
+//   - native counts every gradient for non-finite values after the backward (reduce partials until the
+//     next submit);
+//   - mixed precision stores matmul operands f16 (activation-buffers.ts), and with checkpointing the kept
+//     block inputs as f16 copies (the block being computed has its f32 input; the recompute reads its
+//     copy back into an f32 tensor).
 import type { ModelConfig } from '../hf/index.js';
 import {
   biasGradWorkspace,
@@ -53,6 +58,7 @@ import {
   asProduced,
   heldWhilePacking,
 } from './offload-wire.js';
+import { lossScaleBuffers, stepCountWorkspace } from './guard-buffers.js';
 import type { ResolvedPlanInput } from './plan-input.js';
 import { gpuTimerBuffers } from './timer-buffers.js';
 import { mergeBuffers, times, type PlannedBuffer } from './planned-buffer.js';
@@ -93,12 +99,13 @@ export function stepPhases(
   const { mode } = run;
   const offload = mode !== 'native';
   const wantsGrads = trainsNonLinear(run);
+  const op = run.precision === 'mixed' ? 'f16' : 'f32';
 
   // ---- alive for the whole run ----
   const persistent: PlannedBuffer[] = [...weightBuffers(config, layout, run)];
   if (mode === 'lsp') persistent.push(...projectorBuffers(layout, run));
   if (offload) persistent.push(...stagingBuffers(run));
-  persistent.push(...gpuTimerBuffers());
+  persistent.push(...gpuTimerBuffers(), ...lossScaleBuffers(run));
   if (mode === 'native')
     persistent.push(...nativeGradientBuffers(layout), ...nativeOptimizerBuffers(layout, run));
   // merged (per-layer buffers share a label): every phase lists these, so with thousands of layers an
@@ -106,9 +113,15 @@ export function stepPhases(
   const always = mergeBuffers([...persistent, ...stepInputs(g)]);
 
   // ---- per-block pieces ----
-  const tape = blockTape(config, g);
+  const tape = blockTape(config, g, op);
+  const keptDtype = run.checkpointing ? op : 'f32';
+  /** The block inputs kept for the backward (f16 copies in mixed precision with checkpointing). */
   const x = (count: number): PlannedBuffer[] =>
-    count > 0 ? [hiddenState(config, g, 'block inputs (kept)', count)] : [];
+    count > 0 ? [hiddenState(config, g, 'block inputs (kept)', count, keptDtype)] : [];
+  /** One f32 residual-stream tensor: the input of the block being computed, or the final hidden state. */
+  const residual = (label: string): PlannedBuffer[] => [hiddenState(config, g, label)];
+  /** The recompute's f32 input, read back from a kept f16 copy. */
+  const recomputeInput = keptDtype === 'f32' ? [] : residual('block input (recompute)');
   const gradWorkspace = (layer: number): PlannedBuffer[] => {
     if (!wantsGrads) return [];
     const others = layout.blockOthers[layer]!;
@@ -160,13 +173,15 @@ export function stepPhases(
   };
 
   // ---- forward ----
-  if (deferred > 0) add('step start: deferred updates (D) waiting', always, x(1), pendingSteps(-1));
+  if (deferred > 0)
+    add('step start: deferred updates (D) waiting', always, residual('block input'), pendingSteps(-1));
   for (let l = 0; l < L; l++) {
     const keptTapes = run.checkpointing ? [] : times(tape, l);
     add(
       `forward block ${l}`,
       always,
-      x(l + 1),
+      x(l),
+      residual('block input'),
       keptTapes,
       tape,
       [hiddenState(config, g, 'block output')],
@@ -174,7 +189,11 @@ export function stepPhases(
       forwardApplyScratch(l),
     );
   }
-  const forwardKept = [...x(L + 1), ...(run.checkpointing ? [] : times(tape, L))];
+  const forwardKept = [
+    ...x(L),
+    ...residual('final hidden state'),
+    ...(run.checkpointing ? [] : times(tape, L)),
+  ];
 
   // ---- LM head and loss ----
   const headGrads = offload && wantsGrads ? outerGradients(config, layout, 'lm_head') : [];
@@ -185,9 +204,9 @@ export function stepPhases(
     always,
     forwardKept,
     allForwardApplyScratch,
-    finalNormOutputs(config, g),
+    finalNormOutputs(config, g, op),
     dxf,
-    lossHeadBuffers(config, g),
+    lossHeadBuffers(config, g, op),
     headGrads,
   );
   const finalNormWork = wantsGrads ? [normBackwardWorkspace(config, g)] : [];
@@ -196,7 +215,7 @@ export function stepPhases(
     always,
     forwardKept,
     allForwardApplyScratch,
-    finalNormOutputs(config, g),
+    finalNormOutputs(config, g, op),
     dxf,
     [hiddenState(config, g, 'dx (block gradient)')],
     finalNormWork,
@@ -207,7 +226,7 @@ export function stepPhases(
   // Workspace not yet freed by a submit: this block's (and, for the top block, the final norm's).
   const dx = [hiddenState(config, g, 'dx (block gradient)')];
   for (let l = L - 1; l >= 0; l--) {
-    const kept = [...x(l + 1), ...(run.checkpointing ? [] : times(tape, l))];
+    const kept = [...x(l + 1), ...recomputeInput, ...(run.checkpointing ? [] : times(tape, l))];
     const scratch = [...sinkWork(l), ...(l === L - 1 ? [...allForwardApplyScratch, ...finalNormWork] : [])];
     // pipelined: blocks l+1 .. l+leadBlocks may still wait for their download; synchronous: all above
     const inFlight = run.pipelined ? sentGrads(blocks(l + 1, l + gradientLag, L)) : offloadGradsFrom(l + 1);
@@ -223,7 +242,7 @@ export function stepPhases(
       kept,
       dx,
       tape,
-      blockBackwardTemporaries(config, g),
+      blockBackwardTemporaries(config, g, op),
       offloadGrads([l]),
       inFlight,
       sendScratch(l + 1),
@@ -297,6 +316,15 @@ export function stepPhases(
     });
     add('every unit sent', always, earlier, sent, scratch);
   }
+
+  // ---- native: the optimizer step, after the non-finite count over every gradient ----
+  if (mode === 'native')
+    add(
+      'optimizer step: non-finite count',
+      persistent,
+      stepInputs(g).filter((b) => b.label === 'loss'),
+      stepCountWorkspace(layout),
+    );
 
   // ---- the synchronous reference applies every update after the backward ----
   if (mode === 'lsp' && !run.pipelined) {

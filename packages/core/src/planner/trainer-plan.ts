@@ -22,6 +22,8 @@ export function planTrainerMemory(
     batch,
     seqLen,
     weightDtype,
+    // (Trainer.create resolves auto before planning; a caller planning ahead passes a resolved value)
+    precision: options.precision === 'mixed' ? 'mixed' : 'f32',
     mode: options.mode,
     rank: options.rank,
     nnz: options.nnz,

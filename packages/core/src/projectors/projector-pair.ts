@@ -34,6 +34,11 @@ export interface ApplyOptions {
   scale?: number;
 }
 
+/** The dtype of compress's gathered A and B: f16 when both activations are f16, else f32. */
+export function compressDtype(x: Tensor, dy: Tensor): 'f16' | 'f32' {
+  return x.dtype === 'f16' && dy.dtype === 'f16' ? 'f16' : 'f32';
+}
+
 /** One projected linear layer and its projector pair. */
 export class ProjectorPair {
   readonly rows: number;
@@ -82,9 +87,12 @@ export class ProjectorPair {
     const { gpu, spec, d } = this;
     const { rowsAct, colsAct } = storedSides(spec, x, dy);
     const tokens = x.numel / spec.inFeatures;
+    // f16 activations (mixed precision; dY carries the loss scale) give f16 A and B, so S = B^T A runs on
+    // tensor cores; S accumulates and stays f32
+    const dtype = compressDtype(x, dy);
     // A and B are given back right after S is recorded: reusing their buffers later is ordered on the GPU
-    const a = gpu.tensor(`A.${spec.name}`, 'f32', [tokens, d], 'workspace');
-    const b = gpu.tensor(`B.${spec.name}`, 'f32', [tokens, d], 'workspace');
+    const a = gpu.tensor(`A.${spec.name}`, dtype, [tokens, d], 'workspace');
+    const b = gpu.tensor(`B.${spec.name}`, dtype, [tokens, d], 'workspace');
     gatherColumns(gpu, rowsAct.view([tokens, this.rows]), this.leftGpu, a);
     gatherColumns(gpu, colsAct.view([tokens, this.cols]), this.rightGpu, b);
     const s = into ?? gpu.tensor(`S.${spec.name}`, 'f32', [d, d], 'gradients');

@@ -1,4 +1,4 @@
-export { renderTrainReport } from './train-report.js';
+export { formatLossScale, renderTrainReport } from './train-report.js';
 export { renderBenchReport, type BenchReportInput } from './bench-report.js';
 export {
   lineChart,

@@ -1,6 +1,6 @@
 // The HTML report of a training run, drawn from the same records `--metrics-out` writes (one per step,
 // evaluation and projector check): loss curves, evaluation accuracy, throughput, where each step's time
-// went, bytes moved and projector errors.
+// went, bytes moved, projector errors, and mixed precision's loss scale with the skipped steps.
 import { maxOf, mean, median } from '../util/stats.js';
 import { htmlPage, htmlTable } from './html-page.js';
 import { escapeHtml, lineChart, type Series } from './svg-chart.js';
@@ -19,6 +19,9 @@ interface StepRecord {
   workerBusyMs: number;
   waitForUpdatesMs: number;
   peakGpuBytes: number;
+  /** Absent in records written before mixed precision. */
+  lossScale?: number;
+  skippedSteps?: number;
 }
 
 interface SettingsRecord {
@@ -100,6 +103,22 @@ export function renderTrainReport(records: readonly object[], title = 'lsp-offlo
         { title: 'Bytes moved', xLabel: 'step', xIntegers: true, yLabel: 'MiB per step', yFromZero: true },
       ),
     );
+  if (steps.some((s) => s.lossScale !== undefined && (s.lossScale !== 1 || s.skippedSteps)))
+    charts.push(
+      lineChart(
+        [
+          { name: 'log2 loss scale', points: steps.map((s) => [s.step, Math.log2(s.lossScale ?? NaN)]) },
+          { name: 'skipped steps (total)', points: steps.map((s) => [s.step, s.skippedSteps ?? NaN]) },
+        ],
+        {
+          title: 'Mixed precision: loss scale and steps skipped for non-finite gradients',
+          xLabel: 'step',
+          xIntegers: true,
+          yLabel: 'log2 scale / steps',
+          yFromZero: true,
+        },
+      ),
+    );
   if (refits.length)
     charts.push(
       lineChart(
@@ -126,7 +145,17 @@ export function renderTrainReport(records: readonly object[], title = 'lsp-offlo
     );
   const last = steps[steps.length - 1];
   const summary = htmlTable([
-    ['mode', 'steps', 'train loss', 'eval loss', 'mean tokens/s', 'median step', 'peak GPU memory'],
+    [
+      'mode',
+      'steps',
+      'train loss',
+      'eval loss',
+      'mean tokens/s',
+      'median step',
+      'peak GPU memory',
+      'loss scale (last)',
+      'skipped steps',
+    ],
     [
       last?.mode ?? '-',
       String(steps.length),
@@ -137,12 +166,20 @@ export function renderTrainReport(records: readonly object[], title = 'lsp-offlo
       steps.length ? mean(steps.map((s) => s.tokensPerSecond)).toFixed(0) : '-',
       steps.length ? `${median(steps.map((s) => s.wallMs)).toFixed(1)} ms` : '-',
       steps.length ? `${(maxOf(steps.map((s) => s.peakGpuBytes)) / MiB).toFixed(1)} MiB` : '-',
+      last?.lossScale !== undefined ? formatLossScale(last.lossScale) : '-',
+      last?.skippedSteps !== undefined ? String(last.skippedSteps) : '-',
     ],
   ]);
   return htmlPage(
     title,
     `<h2>${escapeHtml(title)}</h2>${settings ? settingsTable(settings) : ''}${summary}<div>${charts.join('')}</div>`,
   );
+}
+
+/** A loss scale as the power of two it usually is (2^16), else as a number. */
+export function formatLossScale(scale: number): string {
+  const e = Math.log2(scale);
+  return Number.isInteger(e) && Math.abs(e) > 3 ? `2^${e}` : String(scale);
 }
 
 /** The run's settings as one two-row table (name, value), in the record's order. */

@@ -13,6 +13,7 @@ import { Trainer, type StepMetrics } from '../trainer/trainer.js';
 import type { TokenBatch } from '../model/transformer.js';
 import { planTrainerMemory } from '../planner/trainer-plan.js';
 import { DEFAULT_TRAINER_OPTIONS } from '../options/trainer-options.js';
+import { resolvePrecision } from '../model/precision.js';
 import { KernelProfiler, formatKernelProfile, type KernelProfile } from './kernel-profile.js';
 import { formatOffloadLines, summarizeOffload, type OffloadSummary } from './offload-summary.js';
 
@@ -42,6 +43,11 @@ export interface BenchOptions {
 export interface BenchModeResult {
   mode: TrainMode;
   budgetBytes?: number;
+  /** f32 or mixed (resolved by the adapter). */
+  precision: string;
+  /** The loss scale of the last step (1 in f32) and the steps skipped for non-finite gradients. */
+  lossScale: number;
+  skippedSteps: number;
   medianStepMs: number;
   tokensPerSecond: number;
   /** The most bytes the allocator held (live + cached for reuse), and the most ever live at once. */
@@ -100,6 +106,8 @@ export async function runBenchmark(
       mode: spec.mode,
       plannedBatch: { batch: o.batch, seqLen: o.seqLen },
     };
+    // the plan needs the precision the trainer will resolve (auto: by the adapter)
+    trainerOptions.precision = resolvePrecision(trainerOptions.precision, gpu.has('shader-f16'));
     const plan = planTrainerMemory(o.config, o.dtype, trainerOptions, spec.budgetBytes);
     try {
       const weights = ModelWeights.random(gpu, o.config, o.dtype, new Rng(o.trainer.seed ?? 0, 5));
@@ -121,7 +129,8 @@ export async function runBenchmark(
           );
         }
         onProgress?.(
-          `${spec.mode} step ${s + 1}/${o.warmupSteps + o.steps}: ${m.wallMs.toFixed(0)} ms, loss ${m.loss.toFixed(3)}`,
+          `${spec.mode} step ${s + 1}/${o.warmupSteps + o.steps}: ${m.wallMs.toFixed(0)} ms, loss ${m.loss.toFixed(3)}` +
+            (m.nonFiniteGradients ? ` (non-finite gradients: skipped, loss scale ${m.lossScale})` : ''),
         );
         if (s >= o.warmupSteps) measured.push(m);
       }
@@ -130,9 +139,13 @@ export async function runBenchmark(
       const steps = measured.length;
       const sum = (f: (m: StepMetrics) => number) => measured.reduce((a, m) => a + f(m), 0);
       const med = median(measured.map((m) => m.wallMs));
+      const lastStep = measured[steps - 1]!;
       results.push({
         mode: spec.mode,
         ...(spec.budgetBytes !== undefined && { budgetBytes: spec.budgetBytes }),
+        precision: trainerOptions.precision,
+        lossScale: lastStep.lossScale,
+        skippedSteps: lastStep.skippedSteps,
         medianStepMs: med,
         tokensPerSecond: ((o.batch * o.seqLen) / med) * 1000,
         peakGpuBytes: stats.peakBytes,
@@ -169,6 +182,9 @@ export async function runBenchmark(
     } catch (e) {
       results.push({
         mode: spec.mode,
+        precision: trainerOptions.precision,
+        lossScale: NaN,
+        skippedSteps: 0,
         medianStepMs: NaN,
         tokensPerSecond: NaN,
         peakGpuBytes: gpu.memory.stats().peakBytes,
@@ -239,10 +255,11 @@ export function formatBenchTable(
   results: BenchModeResult[],
   device: string,
 ): string {
+  const precision = [...new Set(results.map((r) => r.precision))].join('/') || '?';
   const mib = (b: number) => (b / 2 ** 20).toFixed(0);
   const ms = (x: number | null) => (x === null || !Number.isFinite(x) ? '-' : x.toFixed(0));
   const lines = [
-    `${config}, batch ${o.batch} x seq ${o.seqLen}, ${o.dtype} weights, on ${device} (${new Date().toISOString().slice(0, 10)})`,
+    `${config}, batch ${o.batch} x seq ${o.seqLen}, ${o.dtype} weights, ${precision} precision, on ${device} (${new Date().toISOString().slice(0, 10)})`,
     'mode    budget   step ms   tok/s  live MiB (planned)  held MiB (planned)  down MiB/step  up MiB/step  applied bwd/fwd',
   ];
   for (const r of results) {
@@ -274,6 +291,10 @@ export function formatBenchTable(
       `${r.mode.padEnd(7)} gpu ${ms(r.gpuBusyMsPerStep).padStart(7)}  main ${ms(r.mainThreadBusyMsPerStep).padStart(7)}  workers ${ms(r.workerBusyMsPerStep).padStart(7)}  wait ${ms(r.waitForUpdatesMsPerStep).padStart(7)}`,
     );
   }
+  for (const r of results.filter((r) => r.skippedSteps > 0))
+    lines.push(
+      `${r.mode}: ${r.skippedSteps} steps skipped for non-finite gradients (loss scale ${r.lossScale})`,
+    );
   const by = (m: TrainMode) => results.find((r) => r.mode === m && !r.error);
   const lsp = by('lsp');
   const zero = by('zero');

@@ -16,6 +16,8 @@ export interface RunSettings {
   gradAccum: number;
   seqLen: number;
   dtype: WeightDtype;
+  /** f32 or mixed (resolved from auto by the adapter). */
+  precision: string;
   steps: number;
   lr: number;
   lrSchedule: string;
@@ -43,6 +45,7 @@ export function runSettings(o: TrainRunOptions, t: TrainerOptions, dtype: Weight
     gradAccum: t.gradAccum,
     seqLen: o.seqLen,
     dtype,
+    precision: t.precision,
     steps: o.steps,
     lr: t.lr,
     lrSchedule: t.lrSchedule,

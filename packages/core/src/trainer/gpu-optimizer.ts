@@ -2,10 +2,14 @@
 // reference). The AdamW state (m, v and, for f16 weights, an f32 master copy) is created per parameter at
 // its first step. The step's learning rate follows the schedule; gradient accumulation and clipping scale
 // the gradients inside the AdamW kernel (the clipping coefficient from the norm on the GPU, no host sync).
+// A step with a non-finite gradient is skipped whole inside the kernel (the loss scaler's GPU count), as
+// GradScaler skips optimizer.step(); mixed precision's loss scale is divided out there too. Bias
+// correction counts the steps applied (torch's state['step'] does not advance on a skipped step).
 import { adamw, createAdamWState, globalNorm, type GpuRuntime, type Tensor } from '@lsp-offload/gpu-dawn';
 import { DenseGradients } from '../model/dense-gradients.js';
 import type { ModelWeights } from '../model/weights.js';
 import type { OptimizerHyperParams } from '../options/trainer-options.js';
+import type { LossScaler } from './loss-scaler.js';
 import { scheduledLr, type LrScheduleOptions } from './lr-schedule.js';
 import type { ModeUpdates } from './mode-updates.js';
 
@@ -28,11 +32,14 @@ export class GpuOptimizer implements ModeUpdates {
   private microBatches = 1;
   /** The step's gradient-sum norm on the GPU when clipping (read by gradNorm). */
   private norm: Tensor | undefined;
+  /** The loss scale the measured norm carries. */
+  private normScale = 1;
 
   constructor(
     private readonly gpu: GpuRuntime,
     private readonly weights: ModelWeights,
     private readonly hyper: GpuOptimizerOptions,
+    private readonly scaler: LossScaler,
   ) {
     this.sink = new DenseGradients(gpu, weights);
   }
@@ -73,16 +80,23 @@ export class GpuOptimizer implements ModeUpdates {
           )
         : undefined;
     this.norm = norm;
+    this.normScale = this.scaler.scale;
+    const scaler = this.scaler;
+    scaler.countNonFinite(list.map((p) => p.grad));
     adamw(this.gpu, list, {
       lr: scheduledLr(h, step),
       beta1: h.betas[0],
       beta2: h.betas[1],
       eps: h.eps,
       weightDecay: h.weightDecay,
-      step,
+      // the steps applied so far, this one included (skipped ones are known once their step ended)
+      step: step - scaler.status.skippedSteps,
       gradScale: 1 / this.microBatches,
       ...(norm && { clip: { norm, maxNorm: h.maxGradNorm } }),
+      skipIfNonFinite: { count: scaler.count },
+      ...(scaler.lossScale && { unscaleBy: scaler.lossScale }),
     });
+    scaler.endStep();
   }
 
   /** The norm of the mean gradient (the norm measured is of the micro-batches' sum). */
@@ -91,7 +105,7 @@ export class GpuOptimizer implements ModeUpdates {
     if (!norm) return null;
     this.norm = undefined;
     try {
-      return (await this.gpu.read(norm))[0]! / this.microBatches;
+      return (await this.gpu.read(norm))[0]! / this.microBatches / this.normScale;
     } finally {
       norm.release();
     }

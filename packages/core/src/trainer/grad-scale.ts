@@ -1,5 +1,6 @@
 // The factor every gradient of one optimizer step is multiplied by before AdamW: 1 / micro-batches (the
-// mean over gradient accumulation), times the global-norm clipping coefficient when clipping is on. The
+// mean over gradient accumulation), times the global-norm clipping coefficient when clipping is on, over
+// the loss scale the gradients carry (mixed precision; 1 in f32). The
 // offloading modes measure the norm on the GPU, unit by unit as each unit's gradients are handed over
 // (a sum of squares per unit), and their CPU steps wait for the factor until the whole backward is done.
 import { reduce, type GpuRuntime, type Tensor } from '@lsp-offload/gpu-dawn';
@@ -26,6 +27,7 @@ export class StepGradScale {
     private readonly microBatches: number,
     private readonly maxGradNorm: number,
     unitCapacity: number,
+    private readonly lossScale = 1,
   ) {
     this.factor = new Promise<number>((resolve, reject) => {
       this.settle = resolve;
@@ -36,7 +38,7 @@ export class StepGradScale {
       this.sumSquares = gpu.tensor('gradients.sumOfSquares', 'f32', [unitCapacity], 'workspace');
       gpu.fill32(this.sumSquares, 0);
     } else {
-      this.settle(1 / microBatches);
+      this.settle(1 / (microBatches * lossScale));
     }
   }
 
@@ -54,8 +56,8 @@ export class StepGradScale {
       const sums = await this.gpu.read(this.sumSquares);
       let total = 0;
       for (let i = 0; i < this.units; i++) total += sums[i]!;
-      this.norm = Math.sqrt(total) / this.microBatches;
-      this.settle(clipCoefficient(this.norm, this.maxGradNorm) / this.microBatches);
+      this.norm = Math.sqrt(total) / this.microBatches / this.lossScale;
+      this.settle(clipCoefficient(this.norm, this.maxGradNorm) / (this.microBatches * this.lossScale));
     } catch (e) {
       this.abort(e);
       throw e;

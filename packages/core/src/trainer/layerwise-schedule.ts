@@ -7,10 +7,19 @@
 // The schedule owns what that takes: the mode's gradient sink, the CPU optimizer and its step queue, the
 // staging rings both ways, the pending updates, and the row blocks large dense parameters are stepped in.
 // Each CPU step multiplies its gradients by the step's factor (grad-scale.ts: 1 / micro-batches, times
-// the clipping coefficient); with clipping the factor is known, and CPU steps start, only once the whole
-// backward has handed over its gradients. How the gradients travel (the non-finite count that lets the
-// CPU steps run unchecked, fp16 with per-tensor scales, the embedding's touched rows) is gradient-wire.ts;
-// each piece's bytes and CPU time feed the offload critical path (offload-critical-path.ts).
+// the clipping coefficient, over the loss scale); with clipping the factor is known, and CPU steps start,
+// only once the whole backward has handed over its gradients. How the gradients travel (the non-finite
+// count that lets the CPU steps run unchecked, fp16 with per-tensor scales, the embedding's touched rows)
+// is gradient-wire.ts; each piece's bytes and CPU time feed the offload critical path
+// (offload-critical-path.ts).
+// Non-finite gradients (a loss-scale overflow in mixed precision) never reach weights or moments: each
+// unit's gradients are counted on the GPU before they travel, into the unit's header (the unit's own
+// decision) and into the step's count (the loss scale's, loss-scaler.ts); a unit whose own count is
+// non-zero skips its CPU step and upload; its weights, moments and step counts stay as they were. The
+// other units of that step still step: their gradients are finite (an overflow in block l also leaves
+// every unit below it non-finite, since the backward carries it down). GradScaler would skip the whole
+// step; holding every update until the step's count is known would stop the updates from overlapping the
+// backward, which is the schedule's point. The learning rate follows the trainer's step either way.
 import {
   DEFAULT_COPY_THREADS,
   DEFAULT_HOST_COPY,
@@ -30,6 +39,7 @@ import { DEFAULT_LEAD_BLOCKS } from '../planner/plan-input.js';
 import type { ProjectorPair } from '../projectors/projector-pair.js';
 import type { LayerMoments, MomentAccess } from '../projectors/projector-refitter.js';
 import { StepGradScale } from './grad-scale.js';
+import type { LossScaler } from './loss-scaler.js';
 import { scheduledLr } from './lr-schedule.js';
 import type { ModeUpdates } from './mode-updates.js';
 import { rowShards, type RowShard } from './row-shards.js';
@@ -78,9 +88,12 @@ class CpuStepQueue {
 
   constructor(private readonly opt: CpuAdamW) {}
 
+  /** The trainer step whose gradients the running CPU step applies (its learning rate's step). */
+  stepOfGradients = 0;
+
   /**
-   * Step `names` (unchecked: the caller has ruled out non-finite gradients from the GPU's count) and
-   * resolve to the step's duration.
+   * Step `names` (unchecked: the caller has ruled out non-finite gradients from the GPU's count) with
+   * the learning rate of trainer step `producedAt`, and resolve to the step's duration.
    */
   step(
     names: string[],
@@ -88,9 +101,11 @@ class CpuStepQueue {
     label: string,
     gradScale: number,
     gradScales: Record<string, number>,
+    producedAt: number,
   ): Promise<number> {
     const run = this.tail.then(async () => {
       const t0 = performance.now();
+      this.stepOfGradients = producedAt;
       await this.opt.step({ names, nonFinite: 'propagate', gradScale, gradScales });
       const t1 = performance.now();
       this.busyMs += t1 - t0;
@@ -134,12 +149,14 @@ export class LayerwiseSchedule implements ModeUpdates {
     private readonly shards: ReadonlyMap<string, RowShard[]>,
     private readonly down: DownloadRing,
     private readonly up: UploadRing,
+    private readonly scaler: LossScaler,
+    queue: CpuStepQueue,
   ) {
     this.sink =
       options.mode === 'lsp'
         ? new LspSink(gpu, layers, options.nonProjected === 'adamw')
         : new ZeroSink(gpu, weights.dtype);
-    this.queue = new CpuStepQueue(cpuOptimizer);
+    this.queue = queue;
     this.wire = new GradientWire(gpu, cpuOptimizer, down, halfGradients(options));
     this.rowsSpec = rowsGradientSpec(weights, options);
   }
@@ -155,9 +172,11 @@ export class LayerwiseSchedule implements ModeUpdates {
     layers: ReadonlyMap<string, ProjectorPair>,
     recorder: StepRecorder,
     staging: StagingGeometry,
+    scaler: LossScaler,
   ): Promise<LayerwiseSchedule> {
     const threads = o.threads > 0 ? o.threads : availableParallelism();
     const half = halfGradients(o);
+    let queue: CpuStepQueue | undefined = undefined;
     const cpu = new CpuAdamW({
       threads,
       lr: o.lr,
@@ -166,10 +185,13 @@ export class LayerwiseSchedule implements ModeUpdates {
       weightDecay: o.weightDecay,
       // the GPU counts non-finite gradients (gradient-wire.ts): the steps need no checking pass
       nonFinite: 'propagate',
-      // each tensor steps once per optimizer step: its count of completed steps is the step before;
-      // fp16 subspace steps come out in units of the learning rate (the apply multiplies by it)
-      lrSchedule: ({ step, name }) => (unitSteps(o) && layers.has(name) ? 1 : scheduledLr(o, step + 1)),
+      // fp16 subspace steps come out in units of the learning rate (the apply multiplies by it); the
+      // others take the rate of the trainer step that made the gradients (a tensor whose update was
+      // skipped for non-finite gradients has completed fewer steps, but the schedule goes on, as torch's)
+      lrSchedule: ({ step, name }) =>
+        unitSteps(o) && layers.has(name) ? 1 : scheduledLr(o, queue?.stepOfGradients || step + 1),
     });
+    queue = new CpuStepQueue(cpu);
     for (const layer of layers.values()) {
       cpu.addStepOnly(layer.spec.name, layer.d * layer.d, {
         outDtype: o.stepDtype,
@@ -223,7 +245,19 @@ export class LayerwiseSchedule implements ModeUpdates {
         ),
     );
     recorder.transferRates = rates;
-    return new LayerwiseSchedule(gpu, weights, o, layers, recorder, cpu, shardsByName, down, up);
+    return new LayerwiseSchedule(
+      gpu,
+      weights,
+      o,
+      layers,
+      recorder,
+      cpu,
+      shardsByName,
+      down,
+      up,
+      scaler,
+      queue,
+    );
   }
 
   get cpuBusyMs(): number {
@@ -231,6 +265,7 @@ export class LayerwiseSchedule implements ModeUpdates {
   }
 
   beginStep(microBatches: number, inputIds?: readonly ArrayLike<number>[]): void {
+    if (this.sink instanceof ZeroSink) this.sink.microBatches = microBatches;
     const vocab = this.weights.config.vocabSize;
     // the most rows a step of this size can touch: the rows' GPU buffers keep one size across steps
     const tokens = inputIds?.reduce((n, ids) => n + ids.length, 0) ?? 0;
@@ -244,6 +279,7 @@ export class LayerwiseSchedule implements ModeUpdates {
       this.options.maxGradNorm,
       // one sum of squares per unit: every block, the embeddings and the head
       this.weights.config.numLayers + 2,
+      this.scaler.scale,
     );
   }
 
@@ -287,12 +323,14 @@ export class LayerwiseSchedule implements ModeUpdates {
       // large gradient would hold up the blocks' transfers in the staging ring.)
       this.start(OUTER_UNIT);
       this.start(HEAD_UNIT);
+      this.scaler.endStep();
       await this.recorder.waiting('gradient norm', () => this.stepScale.finish());
     } else {
       // reference order: every unit's update completes and is applied before the next step
       this.start(HEAD_UNIT);
       for (let layer = this.weights.config.numLayers - 1; layer >= 0; layer--) this.start(layer);
       this.start(OUTER_UNIT);
+      this.scaler.endStep();
       await this.recorder.waiting('gradient norm', () => this.stepScale.finish());
       await this.flush();
     }
@@ -376,7 +414,11 @@ export class LayerwiseSchedule implements ModeUpdates {
     const grads: UnitGradients = this.sink.take(unit);
     if (!grads.compressed.length && !grads.dense.length) return;
     const gradScale = this.stepScale;
-    gradScale.addUnit([...grads.compressed.map((c) => c.s), ...grads.dense.map((d) => d.grad)]);
+    const gradTensors = [...grads.compressed.map((c) => c.s), ...grads.dense.map((d) => d.grad)];
+    gradScale.addUnit(gradTensors);
+    // the step's count for the loss scale, before the wire packs (and releases) the gradients; the
+    // wire counts the unit's own into its header, which decides whether the unit steps
+    this.scaler.countNonFinite(gradTensors);
     const rec = this.recorder;
     const label = unitLabel(unit);
     // what travels: each S whole; each dense gradient whole or as touched rows, cut into its row blocks
@@ -491,12 +533,24 @@ export class LayerwiseSchedule implements ModeUpdates {
       const tag = p.timeline.label;
       trace?.add(`download ${tag}`, TRACE_THREADS.transfers, downloadStart, performance.now());
       const bad = sent.nonFiniteCount();
-      if (bad) throw new Error(`non-finite gradients in ${label} (${bad} values): step skipped`);
+      if (bad > 0) {
+        // not stepped, not uploaded: the unit's weights and moments stay as they were
+        const now = performance.now();
+        trace?.add(`skipped ${tag}: ${bad} non-finite`, TRACE_THREADS.optimizer, now, now);
+        return;
+      }
       const landStart = performance.now();
       for (const land of p.lands) land();
       const landMs = performance.now() - landStart;
       const factor = await gradScale.factor;
-      const stepMs = await this.queue.step(p.names, trace, `AdamW ${tag}`, factor, sent.gradScales(p.names));
+      const stepMs = await this.queue.step(
+        p.names,
+        trace,
+        `AdamW ${tag}`,
+        factor,
+        sent.gradScales(p.names),
+        producedAt,
+      );
       p.timeline.cpuMs = landMs + stepMs;
       const uploadStart = performance.now();
       const uploads = p.uploads();

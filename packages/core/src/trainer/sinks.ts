@@ -3,7 +3,7 @@
 //   lsp:  S = (rowsAct L)^T (colsAct R) per projected linear (d x d f32), computed the moment X and dY
 //         exist; dense f32 gradients of the non-projected parameters when those are trained.
 //   zero: dense gradients of everything, f16 for the linears (ZeRO-Offload's fp16 gradients).
-import type { GpuRuntime, Tensor } from '@lsp-offload/gpu-dawn';
+import { cast, type GpuRuntime, type Tensor } from '@lsp-offload/gpu-dawn';
 import type { LinearWeightSpec, ParameterSpec } from '../hf/index.js';
 import type { GradientSink, GradTarget } from '../model/gradient-sink.js';
 import { linearWeightGradient } from '../model/linear.js';
@@ -114,6 +114,13 @@ export class LspSink extends CollectingSink {
 }
 
 export class ZeroSink extends CollectingSink {
+  /**
+   * Micro-batches of the step in progress (set by the schedule). Above one, the linears' gradients add up
+   * in f32 and are rounded to the transfer dtype once, when their unit is taken; with one, the matmul
+   * writes the transfer dtype directly (its sums are f32 either way).
+   */
+  microBatches = 1;
+
   constructor(
     gpu: GpuRuntime,
     /** Gradients travel in the weights' dtype: fp16 for fp16 weights, as ZeRO-Offload moves them. */
@@ -127,10 +134,27 @@ export class ZeroSink extends CollectingSink {
   }
 
   linear(spec: LinearWeightSpec, x: Tensor, dy: Tensor): void {
-    // straight out of the matmul (f32 accumulation inside; across micro-batches in the gradient's dtype)
     const earlier = this.accumulated(spec);
-    const g = earlier ?? this.gpu.tensor(`grad.${spec.name}`, this.gradDtype, spec.shape, 'gradients');
+    const dtype = this.microBatches > 1 ? 'f32' : this.gradDtype;
+    const g = earlier ?? this.gpu.tensor(`grad.${spec.name}`, dtype, spec.shape, 'gradients');
     linearWeightGradient(this.gpu, spec, x, dy, g, earlier !== undefined);
     if (!earlier) this.addDense(spec, g);
+  }
+
+  override take(unit: number): UnitGradients {
+    const u = super.take(unit);
+    for (const d of u.dense) {
+      if (d.spec.role !== 'linear' || d.grad.dtype === this.gradDtype) continue;
+      // accumulated in f32 over the micro-batches: rounded to the transfer dtype once
+      const sum = d.grad;
+      d.grad = cast(
+        this.gpu,
+        sum,
+        this.gradDtype,
+        this.gpu.tensor(sum.label, this.gradDtype, sum.shape, 'gradients'),
+      );
+      sum.release();
+    }
+    return u;
   }
 }

@@ -9,6 +9,7 @@
 import { GpuTimer, type GpuRuntime, type Tensor, type TraceEvent } from '@lsp-offload/gpu-dawn';
 import type { AdamW as CpuAdamW } from '@lsp-offload/cpu-wasm';
 import { DenseGradients } from '../model/dense-gradients.js';
+import { resolvePrecision, type Precision } from '../model/precision.js';
 import { Transformer, type StepHooks, type TokenBatch } from '../model/transformer.js';
 import type { ModelWeights } from '../model/weights.js';
 import { DEFAULT_TRAINER_OPTIONS, TRAIN_MODES, type TrainerOptions } from '../options/trainer-options.js';
@@ -27,6 +28,7 @@ import type { RngState } from '../util/rng.js';
 import { checkAdapterLimits } from './dispatch-limits.js';
 import { GpuOptimizer, type GpuAdamWState } from './gpu-optimizer.js';
 import { LayerwiseSchedule } from './layerwise-schedule.js';
+import { LossScaler, type LossScaleStatus } from './loss-scaler.js';
 import { checkLrSchedule, scheduledLr } from './lr-schedule.js';
 import {
   offloadCriticalPath,
@@ -49,6 +51,15 @@ export interface StepMetrics extends OffloadFigures {
   lr: number;
   /** Global norm of the (mean) gradient before clipping; null unless --max-grad-norm is set. */
   gradNorm: number | null;
+  /** The loss scale this step's gradients were multiplied by (1 in f32 precision). */
+  lossScale: number;
+  /**
+   * A gradient of this step was non-finite (a loss-scale overflow in mixed precision): native skipped the
+   * whole step, the offloading modes each update unit whose own gradients were non-finite.
+   */
+  nonFiniteGradients: boolean;
+  /** Steps with non-finite gradients so far in the run. */
+  skippedSteps: number;
   /** Micro-batches (gradient accumulation). */
   microBatches: number;
   tokens: number;
@@ -105,6 +116,15 @@ function lspProjectors(gpu: GpuRuntime, weights: ModelWeights, options: TrainerO
   return { set, pairs: set.pairsOf(weights.specs), refitter };
 }
 
+function nonFiniteGradientsError(step: number, lossScale: number, precision: Precision): Error {
+  const scaled = precision === 'mixed' ? ` at loss scale ${lossScale}, so not a loss-scale overflow` : '';
+  return new Error(
+    `step ${step}: non-finite gradients${scaled}; the step was skipped (weights and optimizer state are as ` +
+      `before it). The run diverged (lower --lr?)` +
+      (precision === 'mixed' ? ' or an f16 activation overflowed (--precision f32).' : '.'),
+  );
+}
+
 /** One GPU timer per runtime: a second trainer on the same runtime goes without GPU busy times. */
 function tryTimer(gpu: GpuRuntime): GpuTimer | undefined {
   try {
@@ -129,6 +149,8 @@ export class Trainer {
     /** The mode's update path: the layer-wise schedule (lsp, zero) or the GPU optimizer (native). */
     private readonly updates: LayerwiseSchedule | GpuOptimizer,
     private readonly recorder: StepRecorder,
+    /** Non-finite gradient guard and (mixed precision) the dynamic loss scale. */
+    private readonly scaler: LossScaler,
   ) {
     // GPU busy time per step; a runtime holds at most one timer, so share none with other users
     this.timer = gpu.has('timestamp-query') ? tryTimer(gpu) : undefined;
@@ -143,6 +165,18 @@ export class Trainer {
     if (!TRAIN_MODES.includes(o.mode)) {
       throw new Error(`unknown training mode '${o.mode}': use ${TRAIN_MODES.join(', ')}`);
     }
+    // auto resolves by the adapter; the options keep the resolved value (checkpoints save it)
+    o.precision = resolvePrecision(o.precision, gpu.has('shader-f16'));
+    const ls = o.lossScale;
+    if (!(
+      ls.initScale > 0 &&
+      Number.isFinite(ls.initScale) &&
+      Number.isInteger(ls.growthInterval) &&
+      ls.growthInterval >= 1
+    ))
+      throw new RangeError(
+        `loss scale: initScale must be finite and > 0 and growthInterval an integer >= 1, got ${JSON.stringify(ls)}`,
+      );
     checkLrSchedule(o);
     const tooLarge = o.mode === 'lsp' && !o.exactProjectors ? rankProblem(weights.config, o.rank) : undefined;
     if (tooLarge) throw new Error(tooLarge);
@@ -164,21 +198,46 @@ export class Trainer {
     const model = new Transformer(gpu, weights, {
       checkpointing: o.checkpointing,
       lossChunkTokens: o.lossChunkTokens,
+      precision: o.precision,
     });
     const projectors = o.mode === 'lsp' ? lspProjectors(gpu, weights, o) : undefined;
     const recorder = new StepRecorder();
+    const scaler = new LossScaler(gpu, o.precision, o.lossScale);
     const updates =
       o.mode === 'native'
-        ? new GpuOptimizer(gpu, weights, o)
-        : await LayerwiseSchedule.create(gpu, weights, o, projectors?.pairs ?? new Map(), recorder, {
-            slots: plan.input.stagingSlots,
-            chunkBytes: plan.input.stagingChunkBytes,
-          });
-    return new Trainer(gpu, weights, o, model, projectors, updates, recorder);
+        ? new GpuOptimizer(gpu, weights, o, scaler)
+        : await LayerwiseSchedule.create(
+            gpu,
+            weights,
+            o,
+            projectors?.pairs ?? new Map(),
+            recorder,
+            {
+              slots: plan.input.stagingSlots,
+              chunkBytes: plan.input.stagingChunkBytes,
+            },
+            scaler,
+          );
+    return new Trainer(gpu, weights, o, model, projectors, updates, recorder, scaler);
   }
 
   get step(): number {
     return this.stepCount;
+  }
+
+  /** f32 or mixed (resolved from the options' auto by the adapter). */
+  get precision(): Precision {
+    return this.options.precision as Precision;
+  }
+
+  /** Where loss scaling stands after the last step (checkpoints save it; f32: scale 1). */
+  get lossScaleStatus(): LossScaleStatus {
+    return this.scaler.status;
+  }
+
+  /** Continue with a saved loss scale and skipped-step count (a restored checkpoint). */
+  restoreLossScale(s: LossScaleStatus): void {
+    this.scaler.restore(s);
   }
 
   /** The recorder runs at most this many blocks ahead of the GPU (offloading modes). */
@@ -256,6 +315,9 @@ export class Trainer {
     rec.begin(this.stepCount, this.traceRequested ? new StepTrace(this.stepCount) : undefined);
     this.traceRequested = false;
     const workerBusyBefore = updates.cpuBusyMs;
+    const scaler = this.scaler;
+    const lossScale = scaler.scale;
+    scaler.beginStep();
     const gpuBefore = this.gpuStepMs();
     this.timer?.begin('step');
     rec.segment('record forward');
@@ -284,6 +346,7 @@ export class Trainer {
         micro,
         updates.sink,
         last ? hooks : { ...hooks, afterBlockBackward: undefined },
+        { ...(scaler.lossScale && { lossScale: scaler.lossScale }) },
       );
       losses.push(loss);
     }
@@ -292,10 +355,18 @@ export class Trainer {
     await updates.afterBackward(this.stepCount);
     this.timer?.end('step');
     let lossSum = 0;
-    for (const loss of losses) {
-      lossSum += await rec.waiting('read loss', async () => (await this.gpu.read(loss))[0]!);
+    // the loss scale's outcome is read in the same wait as the loss (no sync of its own)
+    const [values, scaled] = await rec.waiting('read loss', () =>
+      Promise.all([Promise.all(losses.map(async (l) => (await this.gpu.read(l))[0]!)), scaler.finishStep()]),
+    );
+    for (const [i, loss] of losses.entries()) {
+      lossSum += values[i]!;
       loss.release();
     }
+    // a non-finite gradient at a scale of 1 or less is no loss-scale overflow that a smaller scale cures:
+    // stop instead of skipping every step from here on (the step changed nothing)
+    if (scaler.lastStepSkipped && lossScale <= 1)
+      throw nonFiniteGradientsError(this.stepCount, lossScale, this.precision);
     const lossValue = lossSum / losses.length;
     const gradNorm = await updates.gradNorm();
     rec.segment(undefined);
@@ -312,6 +383,9 @@ export class Trainer {
       loss: lossValue,
       lr: scheduledLr(this.options, this.stepCount),
       gradNorm,
+      lossScale,
+      nonFiniteGradients: scaler.lastStepSkipped,
+      skippedSteps: scaled.skippedSteps,
       microBatches: batches.length,
       tokens,
       wallMs,
@@ -357,7 +431,9 @@ export class Trainer {
       for (const batch of heldOut) {
         const sink = new DenseGradients(this.gpu, this.weights, (spec) => wanted.has(spec.name));
         sinks.push(sink);
-        const { loss } = await this.model.trainStep(batch, sink);
+        // under the run's loss scale, so small f16 gradients survive (the projector error is scale-free)
+        const scale = this.scaler.lossScale;
+        const { loss } = await this.model.trainStep(batch, sink, {}, { ...(scale && { lossScale: scale }) });
         loss.release();
         for (const n of names) out.get(n)!.push(sink.get(n)!);
       }
@@ -435,6 +511,7 @@ export class Trainer {
     this.timer?.destroy();
     this.timer = undefined;
     await this.updates.destroy();
+    this.scaler.release();
     this.projectors?.set.release();
     this.model.release();
   }

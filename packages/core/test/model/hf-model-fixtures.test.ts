@@ -108,3 +108,34 @@ describe('model vs transformers fixtures', () => {
     }
   }
 });
+
+// Mixed precision: f16 matmul operands (activations, their gradients, attention), f32 residual stream,
+// statistics, logits and loss, the backward under GradScaler's initial loss scale 2^16 (divided out on
+// read). Bounds for f16 operands (11-bit significands): loss within 1e-2 absolute, logits and every
+// gradient within 2e-2 relative L2 of the float64 references.
+describe('model vs transformers fixtures, mixed precision', () => {
+  const bounds = { loss: 1e-2, logits: 2e-2, grad: 2e-2 };
+  for (const { model, dtype } of cases) {
+    for (const checkpointing of dtype === 'f32' ? [false] : [false, true]) {
+      it(`${model} (${dtype} weights, checkpointing ${checkpointing ? 'on' : 'off'})`, async () => {
+        const dir = join(fixtures, model);
+        const ref = await readReference(dir);
+        const result: GradsResult = await computeGradients(
+          gpu,
+          dir,
+          { batch: ref.batch, seqLen: ref.seq, inputIds: ref.inputIds, labels: ref.labels },
+          { dtype, checkpointing, precision: 'mixed' },
+        );
+        expect(relL2(result.logits, ref.logits), 'logits relative L2').toBeLessThan(bounds.logits);
+        expect(Math.abs(result.loss - ref.loss), 'loss absolute error').toBeLessThan(bounds.loss);
+        expect([...result.grads.keys()].sort()).toEqual([...ref.grads.keys()].sort());
+        const bad: string[] = [];
+        for (const [name, want] of ref.grads) {
+          const e = relL2(result.grads.get(name)!.data, want);
+          if (!(e <= bounds.grad)) bad.push(`${name}: ${e.toExponential(2)}`);
+        }
+        expect(bad, 'gradients over tolerance (relative L2)').toEqual([]);
+      });
+    }
+  }
+});

@@ -68,6 +68,16 @@ describe('checkBudget', () => {
     expect(e.plan.peakBytes).toBe(plan.peakBytes);
   });
 
+  it('suggests mixed precision where f16 activations fit', () => {
+    const lsp: PlanInput = { ...base, mode: 'lsp', rank: 1280, checkpointing: true, weightDtype: 'f16' };
+    const mixed = planMemory(tinyLlama, { ...lsp, precision: 'mixed' });
+    const f32 = planMemory(tinyLlama, lsp);
+    expect(mixed.peakBytes).toBeLessThan(f32.peakBytes);
+    const e = budgetError(lsp, mixed.peakBytes);
+    expect(e.suggestions.map((s) => s.change)).toContain('--precision mixed');
+    expect(e.message).toContain('f32 precision');
+  });
+
   it('suggests changes that fit, each with its re-planned peak', () => {
     const budget = 16 * 2 ** 30; // native's gradients and AdamW state (12 GiB in f32) leave no room
     expect(planMemory(tinyLlama, base).peakBytes).toBeGreaterThan(budget);
@@ -110,9 +120,17 @@ describe('checkBudget', () => {
   });
 
   it('combines savings when no single change fits, and says so when nothing fits', () => {
-    const saving = planMemory(tinyLlama, { ...base, mode: 'lsp', weightDtype: 'f16', checkpointing: true });
+    const saving = planMemory(tinyLlama, {
+      ...base,
+      mode: 'lsp',
+      weightDtype: 'f16',
+      precision: 'mixed',
+      checkpointing: true,
+    });
     const e = budgetError(base, saving.peakBytes);
-    expect(e.suggestions.map((s) => s.change)).toEqual(['--mode lsp, --dtype f16, drop --no-checkpointing']);
+    expect(e.suggestions.map((s) => s.change)).toEqual([
+      '--mode lsp, --dtype f16, --precision mixed, drop --no-checkpointing',
+    ]);
     const weights = planMemory(tinyLlama, base).atPeak.weights;
     const none = budgetError(base, weights / 4);
     expect(none.suggestions).toEqual([]);
@@ -120,8 +138,16 @@ describe('checkBudget', () => {
   });
 });
 
+const f16 = await (async () => {
+  const gpu = await GpuRuntime.create();
+  const has = gpu.has('shader-f16');
+  gpu.destroy();
+  return has;
+})();
+
 describe('Trainer.create under a budget', () => {
   const options = {
+    precision: f16 ? ('mixed' as const) : ('f32' as const),
     mode: 'lsp' as const,
     rank: 32,
     nnz: 4,

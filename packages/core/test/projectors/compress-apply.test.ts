@@ -1,6 +1,7 @@
 // The projector pair's compress and apply (the code training runs) end to end against dense float64
 // algebra, for both stored layouts (LLaMA's out x in, GPT-2's Conv1D in x out):
-//   compress(X, dY) = S equals L^T G R, with G = the weight gradient in the stored layout
+//   compress(X, dY) = S equals L^T G R, with G = the weight gradient in the stored layout (from f32
+//   activations, and from f16 ones as mixed precision hands them over: f16 gathers, S f32)
 //   apply(W, D) equals W + L D R^T (f32 weights), and with a scale W + scale L D R^T (D as fp16)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GpuRuntime, f16Round } from '@lsp-offload/gpu-dawn';
@@ -62,24 +63,34 @@ describe('compress and apply through sparse projectors', () => {
         const xt = gpu.upload('X', 'f32', [T, spec.inFeatures], x);
         const dyt = gpu.upload('dY', 'f32', [T, spec.outFeatures], dy);
         const s = pair.compress(xt, dyt);
-        // dense reference: G = rowsAct^T colsAct (dY^T X out x in, or X^T dY in x out), S = L^T G R
-        const [rowsAct, colsAct] = layout === 'out_in' ? [dy, x] : [x, dy];
         const Ld = L.toDense();
         const Rd = R.toDense();
-        const G = new Float64Array(rows * cols);
-        for (let t = 0; t < T; t++)
+        // dense reference: G = rowsAct^T colsAct (dY^T X out x in, or X^T dY in x out), S = L^T G R
+        const denseS = (x: ArrayLike<number>, dy: ArrayLike<number>): Float64Array => {
+          const [rowsAct, colsAct] = layout === 'out_in' ? [dy, x] : [x, dy];
+          const G = new Float64Array(rows * cols);
+          for (let t = 0; t < T; t++)
+            for (let i = 0; i < rows; i++)
+              for (let j = 0; j < cols; j++)
+                G[i * cols + j]! += rowsAct[t * rows + i]! * colsAct[t * cols + j]!;
+          const GR = new Float64Array(rows * d);
           for (let i = 0; i < rows; i++)
             for (let j = 0; j < cols; j++)
-              G[i * cols + j]! += rowsAct[t * rows + i]! * colsAct[t * cols + j]!;
-        const GR = new Float64Array(rows * d);
-        for (let i = 0; i < rows; i++)
-          for (let j = 0; j < cols; j++)
-            for (let c = 0; c < d; c++) GR[i * d + c]! += G[i * cols + j]! * Rd[j * d + c]!;
-        const S = new Float64Array(d * d);
-        for (let i = 0; i < rows; i++)
-          for (let a2 = 0; a2 < d; a2++)
-            for (let c = 0; c < d; c++) S[a2 * d + c]! += Ld[i * d + a2]! * GR[i * d + c]!;
-        expect(relErr(await gpu.read(s), S)).toBeLessThan(1e-5);
+              for (let c = 0; c < d; c++) GR[i * d + c]! += G[i * cols + j]! * Rd[j * d + c]!;
+          const S = new Float64Array(d * d);
+          for (let i = 0; i < rows; i++)
+            for (let a2 = 0; a2 < d; a2++)
+              for (let c = 0; c < d; c++) S[a2 * d + c]! += Ld[i * d + a2]! * GR[i * d + c]!;
+          return S;
+        };
+        expect(relErr(await gpu.read(s), denseS(x, dy))).toBeLessThan(1e-5);
+        // f16 activations: the f16 values exactly, gathered into f16 A and B (one rounding each), S f32
+        const x16 = gpu.upload('X16', 'f16', [T, spec.inFeatures], x);
+        const dy16 = gpu.upload('dY16', 'f16', [T, spec.outFeatures], dy);
+        const s16 = pair.compress(x16, dy16);
+        expect(s16.dtype).toBe('f32');
+        expect(relErr(await gpu.read(s16), denseS(x.map(f16Round), dy.map(f16Round)))).toBeLessThan(2e-3);
+        for (const t of [x16, dy16, s16]) t.release();
 
         const D = randn(rng, d * d);
         const w = randn(rng, rows * cols);

@@ -63,6 +63,8 @@ async function train(
     lr: 1e-2,
     rank: 8,
     nonProjected: 'adamw',
+    // equalities between modes to f32 rounding (mixed precision: mixed-precision.test.ts)
+    precision: 'f32',
     ...options,
   });
   const metrics: StepMetrics[] = [];

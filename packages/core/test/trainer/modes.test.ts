@@ -56,6 +56,8 @@ async function run(
     threads: 2,
     lr: 3e-3,
     checkpointing: true,
+    // these equalities are of the method's arithmetic: f32 (mixed precision: mixed-precision.test.ts)
+    precision: 'f32',
     ...options,
   });
   const losses: number[] = [];

@@ -81,9 +81,15 @@ describe('reduced-byte formats in the trainer', () => {
     }
   });
 
-  it('a non-finite gradient, counted on the GPU, stops the step before the CPU state changes', async () => {
+  it('a non-finite gradient, counted on the GPU, skips its units before the CPU state changes (f32: the run stops)', async () => {
     const weights = ModelWeights.random(gpu, config, 'f32', new Rng(7), 0.2);
-    const trainer = await Trainer.create(gpu, weights, { mode: 'lsp', rank: 8, nnz: 2, threads: 2 });
+    const trainer = await Trainer.create(gpu, weights, {
+      mode: 'lsp',
+      precision: 'f32',
+      rank: 8,
+      nnz: 2,
+      threads: 2,
+    });
     await trainer.trainStep(batch(1));
     await trainer.flush();
     const cpu = trainer.cpuOptimizer!;
@@ -97,9 +103,7 @@ describe('reduced-byte formats in the trainer', () => {
       await trainer.trainStep(batch(2));
       await trainer.flush();
     })();
-    await expect(failed).rejects.toThrow(
-      /non-finite gradients in (L\d|embeddings|head) \(\d+ values\): step skipped/,
-    );
+    await expect(failed).rejects.toThrow(/step 2: non-finite gradients; the step was skipped/);
     for (const [name, m] of before) expect(cpu.expAvg(name), name).toEqual(m);
     await trainer.destroy().catch(() => undefined);
     weights.release();
