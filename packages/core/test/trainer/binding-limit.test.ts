@@ -3,7 +3,7 @@
 // head, their gradients and native's AdamW state are used in row blocks, and every mode takes the same
 // steps as on a runtime without the lowered limit (same losses and weights to float rounding: only the
 // order of the LM head's sum over the vocabulary differs). LLaMA with its own head, GPT-2 with the head
-// tied to its token table; f32 and f16 weights.
+// tied to its token table; f32 weights in f32 precision, f16 weights in mixed precision.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GpuRuntime, rowBlocks } from '@lsp-offload/gpu-dawn';
 import {
@@ -69,7 +69,9 @@ async function train(
     config.family === 'llama' ? 'model.embed_tokens.weight' : 'transformer.wte.weight',
   );
   const blocks = rowBlocks(gpu, table).length;
-  const trainer = await Trainer.create(gpu, weights, { threads: 1, lr: 3e-3, ...options });
+  // f32 weights train in f32 precision (bit-level agreement); f16 weights in mixed (the default there)
+  const precision = dtype === 'f32' ? 'f32' : 'mixed';
+  const trainer = await Trainer.create(gpu, weights, { threads: 1, lr: 3e-3, precision, ...options });
   const losses: number[] = [];
   for (let step = 0; step < 3; step++) losses.push((await trainer.trainStep(batchOf(config.vocabSize))).loss);
   await trainer.flush();
