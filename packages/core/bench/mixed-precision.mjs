@@ -66,7 +66,7 @@ if (hasTorch) {
   mkdirSync(torchDir, { recursive: true });
   const args = [join(here, 'model_torch.py'), torchDir, config, String(shape.batch), String(shape.seq)];
   if (run('PyTorch eager bf16', 'python3', [...args, '--dtype', 'bf16']).ok)
-    torch = JSON.parse(readFileSync(join(torchDir, 'model_torch.json'), 'utf8'));
+    torch = JSON.parse(readFileSync(join(torchDir, 'model_torch_bf16.json'), 'utf8'));
 }
 
 // the planned peaks against the memory goals (plan exits 1 over budget; its JSON is there either way)

@@ -3,7 +3,7 @@
 init, no download), forward + backward (+ AdamW step) in fp32 eager (TF32 off) or bf16, timed on CUDA.
 
 Usage: python3 model_torch.py <outdir> <config.json> <batch> <seq> [--dtype fp32|bf16] [--steps N]
-Writes <outdir>/model_torch.json and prints a line per setting.
+Writes <outdir>/model_torch_<dtype>.json and prints a line per setting.
 """
 import json
 import os

@@ -60,6 +60,11 @@ export class GpuMemory {
     readonly budgetBytes = Number.POSITIVE_INFINITY,
     /** Whether commands are recorded but not submitted (then recently freed buffers must live on). */
     private readonly hasUnsubmittedWork: () => boolean = () => true,
+    /**
+     * Submits what is recorded (and calls markSubmitted), so buffers freed since the last submit may be
+     * destroyed: asked when only those stand between an allocation and the budget.
+     */
+    private readonly submitForRoom?: () => void,
   ) {}
 
   /** Allocate (or reuse) a buffer of at least `bytes`. */
@@ -166,6 +171,13 @@ export class GpuMemory {
     if (this.used + this.cached + size <= this.budgetBytes) return;
     this.trim();
     if (this.used + this.cached + size <= this.budgetBytes) return;
+    // buffers freed since the last submit are out of use once it is submitted: a planned live peak that
+    // fits the budget must not fail on them (the planner counts live buffers, not this pool)
+    if (this.freedSinceSubmit.size && this.submitForRoom) {
+      this.submitForRoom();
+      this.trim();
+      if (this.used + this.cached + size <= this.budgetBytes) return;
+    }
     const holders = this.largest()
       .map((h) => `${h.label} (${h.category}) ${fmt(h.bytes)}`)
       .join(', ');

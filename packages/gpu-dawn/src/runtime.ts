@@ -61,7 +61,12 @@ export class GpuRuntime {
     budgetBytes: number,
     maxBindingBytes: number,
   ) {
-    this.memory = new GpuMemory(ctx.device, budgetBytes, () => this.encoder !== null || this.pass !== null);
+    this.memory = new GpuMemory(
+      ctx.device,
+      budgetBytes,
+      () => this.encoder !== null || this.pass !== null,
+      () => this.submitForRoom(),
+    );
     this.uniforms = new UniformRing(ctx.device);
     const adapterBinding = ctx.device.limits.maxStorageBufferBindingSize;
     if (!(maxBindingBytes > 0))
@@ -292,6 +297,30 @@ export class GpuRuntime {
     this.uniforms.reset();
     this.pendingDispatches = 0;
     for (const h of this.submitHooks) h.afterSubmit?.();
+  }
+
+  private flushingForRoom = false;
+
+  /**
+   * Submit what is recorded so the memory pool may destroy buffers freed before now (under a budget, when
+   * only they stand in the way). Unlike submit(), scratch tensors stay alive until the next submit():
+   * the code recording now may still use them, and a new allocation must not get their buffers.
+   */
+  private submitForRoom(): void {
+    if (this.flushingForRoom) return; // a submit hook that allocates
+    this.flushingForRoom = true;
+    try {
+      this.endPass();
+      for (const h of this.submitHooks) h.beforeSubmit?.();
+      if (this.encoder) {
+        this.device.queue.submit([this.encoder.finish()]);
+        this.encoder = null;
+      }
+      this.memory.markSubmitted();
+      for (const h of this.submitHooks) h.afterSubmit?.();
+    } finally {
+      this.flushingForRoom = false;
+    }
   }
 
   /** Submit and wait for the GPU to finish; surfaces GPU errors naming `what`. */

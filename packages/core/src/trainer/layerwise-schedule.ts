@@ -518,6 +518,9 @@ export class LayerwiseSchedule implements ModeUpdates {
       sent.header.done,
       ...stepped.flatMap((p) => p.downloads.map((t) => t.done)),
     ]).then(() => undefined);
+    // surfaced by whoever awaits it; after a failed step (the rings aborted) nobody may, and an
+    // unhandled rejection would end the process (a bench would lose the modes after the failed one)
+    downloaded.catch(() => undefined);
     const producedAt = rec.step;
     const update: PendingUpdate = {
       unit,

@@ -1,7 +1,7 @@
 // A step's guard against non-finite gradients and, in mixed precision, the dynamic loss scale. Both live
 // on the GPU: the gradients' non-finite values are counted there as the backward hands them over, the
 // optimizer skips on that count (native: the whole step, in the AdamW kernel; the offloading modes: each
-// update unit whose own count is non-zero, layerwise-schedule.ts), and the scale follows torch's
+// update unit whose own count, in its wire header, is non-zero: layerwise-schedule.ts), and the scale follows torch's
 // GradScaler (x0.5 and a skipped step on overflow, x2 after growthInterval clean steps; gpu-dawn's
 // updateLossScale), recorded after the backward. The host learns the outcome when the step ends, in the
 // same wait as the loss (one small readback of scale, counters and count): the metrics, the bias
@@ -37,8 +37,6 @@ export class LossScaler {
   private current: LossScaleStatus;
   /** Whether the last finished step found a non-finite gradient. */
   lastStepSkipped = false;
-  /** The step's count as of the last unit counted (countUnit), read back. */
-  private runningCount: Promise<number> = Promise.resolve(0);
 
   constructor(
     private readonly gpu: GpuRuntime,
@@ -70,25 +68,6 @@ export class LossScaler {
   /** A step begins: a fresh count (a queue write, ordered after everything recorded so far). */
   beginStep(): void {
     this.gpu.fill32(this.count, 0);
-    this.runningCount = Promise.resolve(0);
-  }
-
-  /**
-   * Add one update unit's gradients to the step's count and resolve to the unit's own count, read back
-   * without waiting: the running count is copied out after the unit's reduction, and the unit's share is
-   * the difference to the previous unit's copy (units are counted one after another on the GPU).
-   */
-  countUnit(gradients: readonly Tensor[]): Promise<number> {
-    this.countNonFinite(gradients);
-    const before = this.runningCount;
-    // (the copy is recorded and submitted before readBytes first awaits)
-    const after = this.gpu
-      .readBytes(this.count.buffer, this.count.byteOffset, 4, 'non-finite gradient count')
-      .then((b) => new Uint32Array(b)[0]!);
-    this.runningCount = after;
-    const own = Promise.all([before, after]).then(([a, b]) => b - a);
-    own.catch(() => undefined); // surfaced by whoever awaits it
-    return own;
   }
 
   /** Add the non-finite values of `gradients` to the step's count (before they travel or are stepped). */

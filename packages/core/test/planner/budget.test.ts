@@ -199,9 +199,13 @@ describe('Trainer.create under a budget', () => {
   // The budget is the predicted LIVE peak, below the allocator's footprint: GpuMemory must drop freed
   // buffers on the way, only those no unsubmitted command still uses, and the model submits at every
   // block boundary so freed buffers become reclaimable. Both offloading modes, several steps.
-  for (const mode of ['lsp', 'zero'] as const) {
-    it(`${mode} trains without a GPU error with the budget set to the predicted live peak`, async () => {
-      const o = { ...options, mode };
+  for (const [mode, nonProjected] of [
+    ['lsp', 'frozen'],
+    ['lsp', 'adamw'], // dense fp16 gradients with scales, the embedding's touched rows
+    ['zero', 'frozen'],
+  ] as const) {
+    it(`${mode} (non-projected ${nonProjected}) trains without a GPU error with the budget set to the predicted live peak`, async () => {
+      const o = { ...options, mode, nonProjected };
       const p = planMemory(llama, { ...o, ...plannedBatch, weightDtype: 'f32' });
       expect(p.peakBytes).toBeLessThan(p.footprintBytes);
       const gpu = await GpuRuntime.create({ budgetBytes: p.peakBytes });
