@@ -8,6 +8,13 @@ import type { Precision } from '../model/precision.js';
 /** The Trainer's default lead (Trainer.leadBlocks): the recorder runs at most this many blocks ahead. */
 export const DEFAULT_LEAD_BLOCKS = 2;
 
+/**
+ * lsp: blocks ahead of the forward whose step D may be uploaded. A D that misses the backward waits on
+ * the host until its block is this close to its forward, so the GPU holds the D of a few blocks, not of
+ * every block (1.75 GiB on the 6.7B shape); the uploads still run ahead of the applies that need them.
+ */
+export const UPLOAD_AHEAD_BLOCKS = 2;
+
 export interface PlanInput extends Partial<
   Pick<
     TrainerOptions,

@@ -12,7 +12,8 @@
 //     flight they are as they travel (offload-wire.ts: fp16 copies, the header), and sending a unit
 //     holds its gradients as produced and as sent at once, plus reduction partials until the next
 //     submit (the next block boundary: the unit's non-finite counts, its max |x|);
-//   - deferred lsp updates hold their step D from the CPU's answer until the block's next forward;
+//   - deferred lsp updates hold their step D from its upload, UPLOAD_AHEAD_BLOCKS blocks ahead of the
+//     block's next forward (one more block's may still be going up from the end of the backward);
 //   - native counts every gradient for non-finite values after the backward (reduce partials until the
 //     next submit);
 //   - mixed precision stores matmul operands f16 (activation-buffers.ts), and with checkpointing the kept
@@ -59,7 +60,7 @@ import {
   heldWhilePacking,
 } from './offload-wire.js';
 import { lossScaleBuffers, stepCountWorkspace } from './guard-buffers.js';
-import type { ResolvedPlanInput } from './plan-input.js';
+import { UPLOAD_AHEAD_BLOCKS, type ResolvedPlanInput } from './plan-input.js';
 import { gpuTimerBuffers } from './timer-buffers.js';
 import { mergeBuffers, times, type PlannedBuffer } from './planned-buffer.js';
 
@@ -157,8 +158,12 @@ export function stepPhases(
 
   // ---- lsp updates deferred to the next forward: the lowest `deferredBlocks` blocks ----
   const deferred = mode === 'lsp' && run.pipelined ? run.deferredBlocks : 0;
-  const pendingStepsFrom = blocksFrom(Math.min(deferred, L), (l) => blockSteps(layout, l, run));
-  const pendingSteps = (above: number): PlannedBuffer[] => pendingStepsFrom(above + 1);
+  // their D go up only UPLOAD_AHEAD_BLOCKS blocks ahead of the forward, plus one block whose upload the
+  // end of the backward found under way: at most that many blocks' D above the block being computed
+  const pendingSteps = (above: number): PlannedBuffer[] =>
+    blocks(above + 1, Math.min(deferred - 1, above + 1 + UPLOAD_AHEAD_BLOCKS), L).flatMap((l) =>
+      blockSteps(layout, l, run),
+    );
   const offloadGradsFrom = blocksFrom(offload && !run.pipelined ? L : 0, (l) =>
     blockOffloadGradients(layout, l, run),
   );

@@ -35,7 +35,7 @@ import { availableParallelism } from 'node:os';
 import type { ParameterSpec } from '../hf/index.js';
 import type { ModelWeights } from '../model/weights.js';
 import type { TrainerOptions } from '../options/trainer-options.js';
-import { DEFAULT_LEAD_BLOCKS } from '../planner/plan-input.js';
+import { DEFAULT_LEAD_BLOCKS, UPLOAD_AHEAD_BLOCKS } from '../planner/plan-input.js';
 import type { ProjectorPair } from '../projectors/projector-pair.js';
 import type { LayerMoments, MomentAccess } from '../projectors/projector-refitter.js';
 import { StepGradScale } from './grad-scale.js';
@@ -60,10 +60,14 @@ interface PendingUpdate {
   unit: number;
   /** Downloads of this unit's gradients finished (the GPU is past its backward). */
   downloaded: Promise<void>;
+  /** The CPU steps are done (their results wait in the optimizer's host memory until uploaded). */
+  stepped: Promise<void>;
   /** Uploads recorded: apply may be recorded now. */
   ready: Promise<void>;
   isReady: boolean;
   apply: () => void;
+  /** Let a step D that missed the backward go up now (its block's forward is near). */
+  release: () => void;
 }
 
 function unitLabel(unit: number): string {
@@ -135,6 +139,8 @@ export class LayerwiseSchedule implements ModeUpdates {
   /** lsp with embeddingGradient 'rows': the token embedding, and the rows this step touches. */
   private readonly rowsSpec: ParameterSpec | undefined;
   private rows: { ids: Int32Array; capacity: number } | undefined;
+  /** Between the first block's backward and the end of the backward: step Ds go up as they are made. */
+  private inBackward = false;
 
   private constructor(
     private readonly gpu: GpuRuntime,
@@ -289,8 +295,9 @@ export class LayerwiseSchedule implements ModeUpdates {
     return this.gradScale;
   }
 
-  /** Before unit's forward: its pending update must be in. */
+  /** Before unit's forward: its pending update must be in (and the next few may start going up). */
   async beforeForward(unit: number): Promise<void> {
+    this.releaseUploads(unit);
     const u = this.pending.get(unit);
     if (!u) return;
     if (!u.isReady) {
@@ -306,6 +313,7 @@ export class LayerwiseSchedule implements ModeUpdates {
 
   async afterBlockBackward(layer: number): Promise<void> {
     if (!this.options.pipelined) return;
+    this.inBackward = true;
     this.gpu.submit();
     this.start(layer);
     this.applyReady(layer);
@@ -317,6 +325,10 @@ export class LayerwiseSchedule implements ModeUpdates {
 
   async afterBackward(): Promise<void> {
     if (this.options.pipelined) {
+      // every block is done: what is up goes in now rather than holding its D until the next forward;
+      // Ds made from here on wait on the host until their block's forward is near
+      this.applyReady(-1, this.weights.config.numLayers);
+      this.inBackward = false;
       this.gpu.submit();
       // the next forward needs the embeddings first and the head last: the embeddings' update goes
       // ahead, the head's has the whole forward to arrive. (Started earlier, in the backward, the head's
@@ -350,7 +362,15 @@ export class LayerwiseSchedule implements ModeUpdates {
   }
 
   async settled(): Promise<void> {
-    await Promise.all([...this.pending.values()].map((u) => u.ready.catch(() => undefined)));
+    await Promise.all([...this.pending.values()].map((u) => u.stepped.catch(() => undefined)));
+  }
+
+  /** Forward order: the embeddings, every block, the head. Lets `unit` and the next few upload. */
+  private releaseUploads(unit: number): void {
+    const L = this.weights.config.numLayers;
+    const first = unit === OUTER_UNIT ? 0 : unit === HEAD_UNIT ? L : unit;
+    this.pending.get(unit)?.release();
+    for (let l = first; l < Math.min(L, first + UPLOAD_AHEAD_BLOCKS + 1); l++) this.pending.get(l)?.release();
   }
 
   /**
@@ -399,9 +419,9 @@ export class LayerwiseSchedule implements ModeUpdates {
   }
 
   /** Updates whose uploads are recorded go in now (only blocks above `below`, which are done). */
-  private applyReady(below: number): void {
+  private applyReady(below: number, end = HEAD_UNIT + 1): void {
     for (const [unit, u] of this.pending) {
-      if (unit > below && u.isReady) {
+      if (unit > below && unit < end && u.isReady) {
         u.apply();
         this.pending.delete(unit);
         this.recorder.counters.appliedInBackward++;
@@ -522,16 +542,22 @@ export class LayerwiseSchedule implements ModeUpdates {
     // unhandled rejection would end the process (a bench would lose the modes after the failed one)
     downloaded.catch(() => undefined);
     const producedAt = rec.step;
+    let release = (): void => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
     const update: PendingUpdate = {
       unit,
       downloaded,
+      stepped: Promise.resolve(),
       isReady: false,
       ready: Promise.resolve(),
       // rounding seeded by the step that made the update, not the one applying it: a flush (save, eval)
       // that applies it earlier must not change the f16 weights
       apply: () => this.applySteps(stepTensors, producedAt),
+      release,
     };
-    const runPiece = async (p: UpdatePiece): Promise<void> => {
+    const hasSteps = grads.compressed.length > 0;
+    const cpuSteps: Promise<void>[] = [];
+    const runPiece = async (p: UpdatePiece, cpuDone: () => void): Promise<void> => {
       await Promise.all([sent.header.done, ...p.downloads.map((t) => t.done)]);
       const tag = p.timeline.label;
       trace?.add(`download ${tag}`, TRACE_THREADS.transfers, downloadStart, performance.now());
@@ -540,6 +566,7 @@ export class LayerwiseSchedule implements ModeUpdates {
         // not stepped, not uploaded: the unit's weights and moments stay as they were
         const now = performance.now();
         trace?.add(`skipped ${tag}: ${bad} non-finite`, TRACE_THREADS.optimizer, now, now);
+        cpuDone();
         return;
       }
       const landStart = performance.now();
@@ -555,16 +582,27 @@ export class LayerwiseSchedule implements ModeUpdates {
         producedAt,
       );
       p.timeline.cpuMs = landMs + stepMs;
+      cpuDone();
+      // a step D made after the backward waits on the host until its block's forward is near
+      if (p === whole && hasSteps && !this.inBackward) await released;
       const uploadStart = performance.now();
       const uploads = p.uploads();
       await Promise.all(uploads.map((t) => t.enqueued));
       trace?.add(`upload ${tag}`, TRACE_THREADS.transfers, uploadStart, performance.now());
     };
+    const running = stepped.map((p) => {
+      let cpuDone = (): void => undefined;
+      cpuSteps.push(new Promise<void>((resolve) => (cpuDone = resolve)));
+      return runPiece(p, cpuDone);
+    });
     update.ready = (async () => {
-      await Promise.all(stepped.map(runPiece));
+      await Promise.all(running);
       update.isReady = true;
     })();
     update.ready.catch(() => undefined); // surfaced by whoever awaits it
+    // (a piece that fails before its CPU step is done leaves `stepped` to `ready`'s failure)
+    update.stepped = Promise.race([Promise.all(cpuSteps).then(() => undefined), update.ready]);
+    update.stepped.catch(() => undefined);
     this.pending.set(unit, update);
   }
 
