@@ -10,6 +10,8 @@ export class DenseGradients implements GradientSink {
   private readonly grads = new Map<string, Tensor>();
   /** Add into existing gradients (micro-batch accumulation) instead of overwriting them. */
   accumulate = false;
+  /** The micro-batch being recorded (unused: dense gradients add up whatever the micro-batch). */
+  microBatch = 0;
 
   constructor(
     private readonly gpu: GpuRuntime,

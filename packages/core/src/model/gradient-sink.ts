@@ -5,10 +5,15 @@ import type { Tensor } from '@lsp-offload/gpu-dawn';
 import type { LinearWeightSpec, ParameterSpec } from '../hf/index.js';
 
 export interface GradTarget {
-  /** f32 tensor shaped like the parameter. */
+  /** f32 tensor shaped like the parameter (or, with `ids`, [rows, hidden]: only the touched rows). */
   tensor: Tensor;
   /** Add into it (gradient accumulation) instead of overwriting. */
   accumulate: boolean;
+  /**
+   * A token table's gradient kept as the rows the step touches: each token's row in `tensor` (i32, one
+   * per token of the micro-batch), used instead of the token ids.
+   */
+  ids?: Tensor;
 }
 
 export interface GradientSink {

@@ -508,7 +508,7 @@ export class Transformer {
       // tied: the LM head already wrote (or added) its part into the same target
       embeddingBackward(this.gpu, {
         dy: dx,
-        ids,
+        ids: t.ids ?? ids,
         tableGrad: t.tensor,
         accumulate: t.accumulate || this.config.tieWordEmbeddings,
       });

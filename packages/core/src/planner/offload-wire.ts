@@ -19,6 +19,8 @@ export interface SentGradient {
   rows?: number;
   /** The parameter's name, for gradients outside the blocks: the adapter check knows which are row-blocked. */
   name?: string;
+  /** Made as the touched rows only (`shape` is theirs): nothing to gather. */
+  compact?: boolean;
 }
 
 /** The label of one of a gradient's buffers, ending in its parameter's name where it has one. */
@@ -60,13 +62,17 @@ export function outerSent(
   rows: ParameterSpec | undefined,
   g: StepGeometry,
 ): SentGradient[] {
-  return specs.map((s) => ({
-    label: 'grad',
-    dtype: 'f32',
-    shape: [...s.shape],
-    name: s.name,
-    ...(s === rows && { rows: Math.min(s.shape[0]!, g.tokens) }),
-  }));
+  return specs.map((s) => {
+    // the token table's gradient sent as rows is made as those rows only (no gather)
+    const touched = s === rows ? Math.min(s.shape[0]!, g.tokens) : undefined;
+    return {
+      label: touched === undefined ? 'grad' : 'embedding rows',
+      dtype: 'f32',
+      shape: touched === undefined ? [...s.shape] : [touched, ...s.shape.slice(1)],
+      name: s.name,
+      ...(touched !== undefined && { rows: touched, compact: true }),
+    };
+  });
 }
 
 /** What travels of each gradient: its shape after the row gather, and its dtype. */
@@ -130,7 +136,7 @@ export function heldWhilePacking(sent: readonly SentGradient[]): PlannedBuffer[]
 /** While the wire packs: the gathered rows (f32) and their ids, before the fp16 copies replace them. */
 export function wireGathers(sent: readonly SentGradient[]): PlannedBuffer[] {
   return sent
-    .filter((s) => s.rows !== undefined)
+    .filter((s) => s.rows !== undefined && !s.compact)
     .flatMap((s) => [
       tensorBuffer('embedding rows (gathered)', 'gradients', 'f32', [s.rows!, ...s.shape.slice(1)]),
       tensorBuffer('embedding row ids', 'gradients', 'i32', [s.rows!]),

@@ -249,8 +249,17 @@ export function outerGradients(
   config: ModelConfig,
   layout: ParameterLayout,
   upTo: 'lm_head' | 'final norm' | 'embeddings',
+  /** The token table's gradient kept as at most this many touched rows (lsp, embedding gradient rows). */
+  compact?: { name: string; rows: number },
 ): PlannedBuffer[] {
-  return outerSpecs(config, layout, upTo).map(f32Grad);
+  return outerSpecs(config, layout, upTo).map((s) =>
+    s.name === compact?.name
+      ? tensorBuffer(`grad f32 ${s.name} (touched rows)`, 'gradients', 'f32', [
+          compact.rows,
+          ...s.shape.slice(1),
+        ])
+      : f32Grad(s),
+  );
 }
 
 function outerSpecs(

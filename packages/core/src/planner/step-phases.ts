@@ -62,7 +62,7 @@ import {
 import { lossScaleBuffers, stepCountWorkspace } from './guard-buffers.js';
 import { UPLOAD_AHEAD_BLOCKS, type ResolvedPlanInput } from './plan-input.js';
 import { gpuTimerBuffers } from './timer-buffers.js';
-import { mergeBuffers, times, type PlannedBuffer } from './planned-buffer.js';
+import { mergeBuffers, tensorBuffer, times, type PlannedBuffer } from './planned-buffer.js';
 
 export interface Phase {
   name: string;
@@ -270,8 +270,21 @@ export function stepPhases(
   // ---- embedding backward ----
   const embedScratch = wantsGrads ? embeddingBackwardWorkspace(config, g, true) : [];
   const inFlight = run.pipelined ? blocks(0, gradientLag - 1, L) : blocks(0, L - 1, L);
-  const outerGrads = offload && wantsGrads ? outerGradients(config, layout, 'embeddings') : [];
-  add('embedding backward', always, dx, embedScratch, sentGrads(inFlight), sendScratch(0), outerGrads);
+  const compactRows = rowsSpec(config, layout, run);
+  const compact = compactRows && { name: compactRows.name, rows: Math.min(compactRows.shape[0]!, g.tokens) };
+  // each token's row among the touched ones, for the embedding backward (one tensor per micro-batch)
+  const rowIds = compact ? [tensorBuffer('embedding row ids', 'gradients', 'i32', [g.tokens])] : [];
+  const outerGrads = offload && wantsGrads ? outerGradients(config, layout, 'embeddings', compact) : [];
+  add(
+    'embedding backward',
+    always,
+    dx,
+    embedScratch,
+    sentGrads(inFlight),
+    sendScratch(0),
+    outerGrads,
+    rowIds,
+  );
   // the gradients of the units after the backward, sent one unit after the other: the embeddings (their
   // rows gathered first), then the head (the trainer's OUTER_UNIT, then HEAD_UNIT); the synchronous
   // reference sends the head, every block, then the embeddings
@@ -296,7 +309,7 @@ export function stepPhases(
     order.forEach((unit, i) => {
       const waiting = order.slice(i + 1).flatMap((u) => asProduced(u));
       const name = unit === embeddings ? 'the embeddings' : unit === head ? 'the head' : 'a block';
-      if (unit.some((s) => s.rows !== undefined))
+      if (wireGathers(unit).length)
         add(
           `gathering ${name}' rows`,
           always,

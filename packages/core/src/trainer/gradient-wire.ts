@@ -46,6 +46,8 @@ export interface OutgoingGradient {
    * rows are allocated at this size, so steps touching different numbers of rows reuse them.
    */
   rowsCapacity?: number;
+  /** `grad` holds only the touched rows, in the order of `rows` ([rowsCapacity, ...]): no gather. */
+  compact?: boolean;
 }
 
 /** What arrives for one CPU optimizer tensor. */
@@ -108,7 +110,11 @@ export class GradientWire {
   send(unitLabel: string, gradients: readonly OutgoingGradient[]): SentUnit {
     const gpu = this.gpu;
     const wires: Wire[] = gradients.map((g) => {
-      const sent = g.rows ? this.gather(g) : { tensor: g.grad, owner: g.grad };
+      const sent = !g.rows
+        ? { tensor: g.grad, owner: g.grad }
+        : g.compact
+          ? { tensor: subTensor(g.grad, [g.rows.length, ...g.grad.shape.slice(1)]), owner: g.grad }
+          : this.gather(g);
       return { source: g, ...sent, scaleSlot: -1 };
     });
     const packed = wires.filter((w) => this.halfGradients && w.tensor.dtype === 'f32');
@@ -275,6 +281,21 @@ export function touchedRows(inputIds: readonly ArrayLike<number>[], vocabSize: n
   const out = new Int32Array(count);
   for (let id = 0, k = 0; k < count; id++) if (seen[id]) out[k++] = id;
   return out;
+}
+
+/**
+ * Each token's row among the step's touched rows `rows` (sorted, from touchedRows): where the embedding
+ * backward adds its gradient when the gradient holds only those rows.
+ */
+export function compactRowIds(ids: ArrayLike<number>, rows: Int32Array, vocabSize: number): Int32Array {
+  const rowOf = new Int32Array(vocabSize).fill(-1);
+  rows.forEach((id, j) => (rowOf[id] = j));
+  return Int32Array.from({ length: ids.length }, (_, i) => {
+    const r = rowOf[ids[i]!];
+    if (r === undefined || r < 0)
+      throw new RangeError(`token id ${ids[i]} at ${i} is not among the step's rows`);
+    return r;
+  });
 }
 
 /** The first elements of `t`'s storage as a tensor of `shape` (a view: release `t`, never the view). */

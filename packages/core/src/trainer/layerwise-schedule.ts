@@ -43,7 +43,13 @@ import type { LossScaler } from './loss-scaler.js';
 import { scheduledLr } from './lr-schedule.js';
 import type { ModeUpdates } from './mode-updates.js';
 import { rowShards, type RowShard } from './row-shards.js';
-import { GradientWire, touchedRows, type GradientKind, type OutgoingGradient } from './gradient-wire.js';
+import {
+  GradientWire,
+  compactRowIds,
+  touchedRows,
+  type GradientKind,
+  type OutgoingGradient,
+} from './gradient-wire.js';
 import type { OffloadPiece } from './offload-critical-path.js';
 import { HEAD_UNIT, LspSink, OUTER_UNIT, ZeroSink, type UnitGradients } from './sinks.js';
 import type { StepRecorder } from './step-recorder.js';
@@ -279,6 +285,28 @@ export class LayerwiseSchedule implements ModeUpdates {
       this.rowsSpec && inputIds
         ? { ids: touchedRows(inputIds, vocab), capacity: Math.min(vocab, tokens) }
         : undefined;
+    if (this.sink instanceof LspSink) {
+      // (the GPU orders any reuse after the commands of the step that used them)
+      for (const t of this.sink.compactRows?.ids ?? []) t.release();
+      this.sink.compactRows = undefined;
+      const rows = this.rows;
+      if (rows && this.rowsSpec && inputIds)
+        // the embedding backward writes the touched rows only: [capacity, hidden], not the vocabulary's
+        this.sink.compactRows = {
+          spec: this.rowsSpec,
+          capacity: rows.capacity,
+          ids: inputIds.map((ids, i) => {
+            const t = this.gpu.tensor(
+              `embedding row ids (micro-batch ${i})`,
+              'i32',
+              [ids.length],
+              'gradients',
+            );
+            this.gpu.write(t, compactRowIds(ids, rows.ids, vocab));
+            return t;
+          }),
+        };
+    }
     this.gradScale = new StepGradScale(
       this.gpu,
       microBatches,
@@ -455,7 +483,7 @@ export class LayerwiseSchedule implements ModeUpdates {
         grad: d.grad,
         targets: this.shardsOf(d.spec).map((s) => ({ name: s.name, rowStart: s.rowStart, rowEnd: s.rowEnd })),
         ...(d.spec === this.rowsSpec &&
-          this.rows && { rows: this.rows.ids, rowsCapacity: this.rows.capacity }),
+          this.rows && { rows: this.rows.ids, rowsCapacity: this.rows.capacity, compact: true }),
       })),
     ];
     const sent = this.wire.send(label, outgoing);

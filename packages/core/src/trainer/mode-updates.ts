@@ -7,7 +7,7 @@ export interface ModeUpdates {
    * Where the model's backward hands the gradients. With `accumulate` set (gradient accumulation: the
    * micro-batches after the first) it adds into the gradients of the step not yet taken.
    */
-  readonly sink: GradientSink & { accumulate: boolean };
+  readonly sink: GradientSink & { accumulate: boolean; microBatch: number };
   /** Summed time of CPU optimizer steps so far (they run on worker threads; 0 without a CPU optimizer). */
   readonly cpuBusyMs: number;
   /**

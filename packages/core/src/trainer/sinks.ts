@@ -45,6 +45,8 @@ abstract class CollectingSink implements GradientSink {
    * taken) instead of starting new ones.
    */
   accumulate = false;
+  /** The micro-batch whose backward is being recorded (gradient accumulation). */
+  microBatch = 0;
 
   constructor(protected readonly gpu: GpuRuntime) {}
 
@@ -52,9 +54,14 @@ abstract class CollectingSink implements GradientSink {
   abstract linear(spec: LinearWeightSpec, x: Tensor, dy: Tensor): void;
 
   gradTarget(spec: ParameterSpec): GradTarget {
+    return this.target(spec, spec.shape);
+  }
+
+  /** The gradient of `spec` as a tensor of `shape` (the parameter's, or fewer rows). */
+  protected target(spec: ParameterSpec, shape: readonly number[]): GradTarget {
     let d = this.denseByName.get(spec.name);
     if (!d) {
-      d = { spec, grad: this.gpu.tensor(`grad.${spec.name}`, 'f32', spec.shape, 'gradients') };
+      d = { spec, grad: this.gpu.tensor(`grad.${spec.name}`, 'f32', shape, 'gradients') };
       this.denseByName.set(spec.name, d);
       this.unit(unitOf(spec)).dense.push(d);
       return { tensor: d.grad, accumulate: false };
@@ -91,7 +98,19 @@ abstract class CollectingSink implements GradientSink {
   }
 }
 
+/** The token table's gradient kept as the step's touched rows (lsp, embedding gradient 'rows'). */
+export interface CompactRows {
+  spec: ParameterSpec;
+  /** Rows of the gradient tensor (the most a step of this size can touch). */
+  capacity: number;
+  /** Per micro-batch: each token's row in the gradient (i32). */
+  ids: Tensor[];
+}
+
 export class LspSink extends CollectingSink {
+  /** Set by the schedule for each step that sends the token table's gradient as rows. */
+  compactRows: CompactRows | undefined;
+
   constructor(
     gpu: GpuRuntime,
     private readonly layers: ReadonlyMap<string, ProjectorPair>,
@@ -102,6 +121,15 @@ export class LspSink extends CollectingSink {
 
   wants(spec: ParameterSpec): boolean {
     return spec.role === 'linear' ? this.layers.has(spec.name) : this.trainNonProjected;
+  }
+
+  override gradTarget(spec: ParameterSpec): GradTarget {
+    const c = this.compactRows;
+    if (!c || c.spec.name !== spec.name) return super.gradTarget(spec);
+    const ids = c.ids[this.microBatch];
+    if (!ids) throw new Error(`no row ids for micro-batch ${this.microBatch} of '${spec.name}'`);
+    // only the touched rows: [capacity, hidden] instead of the vocabulary's rows
+    return { ...this.target(spec, [c.capacity, ...spec.shape.slice(1)]), ids };
   }
 
   linear(spec: LinearWeightSpec, x: Tensor, dy: Tensor): void {

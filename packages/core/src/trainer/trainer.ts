@@ -342,6 +342,7 @@ export class Trainer {
     for (const [i, micro] of batches.entries()) {
       const last = i === batches.length - 1;
       updates.sink.accumulate = i > 0;
+      updates.sink.microBatch = i;
       const { loss } = await this.model.trainStep(
         micro,
         updates.sink,
