@@ -286,6 +286,15 @@ export class GpuRuntime {
 
   /** Submit everything recorded so far. */
   submit(): void {
+    this.submitEncoder(() => {
+      for (const t of this.releaseAtSubmit.splice(0)) t.release();
+      this.uniforms.reset();
+      this.pendingDispatches = 0;
+    });
+  }
+
+  /** End the pass, run the hooks around a queue submit of the encoder; `then` runs before afterSubmit. */
+  private submitEncoder(then: () => void): void {
     this.endPass();
     for (const h of this.submitHooks) h.beforeSubmit?.();
     if (this.encoder) {
@@ -293,9 +302,7 @@ export class GpuRuntime {
       this.encoder = null;
     }
     this.memory.markSubmitted();
-    for (const t of this.releaseAtSubmit.splice(0)) t.release();
-    this.uniforms.reset();
-    this.pendingDispatches = 0;
+    then();
     for (const h of this.submitHooks) h.afterSubmit?.();
   }
 
@@ -310,14 +317,7 @@ export class GpuRuntime {
     if (this.flushingForRoom) return; // a submit hook that allocates
     this.flushingForRoom = true;
     try {
-      this.endPass();
-      for (const h of this.submitHooks) h.beforeSubmit?.();
-      if (this.encoder) {
-        this.device.queue.submit([this.encoder.finish()]);
-        this.encoder = null;
-      }
-      this.memory.markSubmitted();
-      for (const h of this.submitHooks) h.afterSubmit?.();
+      this.submitEncoder(() => undefined);
     } finally {
       this.flushingForRoom = false;
     }
