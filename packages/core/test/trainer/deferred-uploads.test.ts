@@ -4,7 +4,8 @@
 // numbers as the synchronous reference (every update applied before the next step).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GpuRuntime } from '@lsp-offload/gpu-dawn';
-import { ModelWeights, Rng, Trainer, parseModelConfig, type TokenBatch } from '../../src/index.js';
+import { ModelWeights, Rng, Trainer, type TokenBatch } from '../../src/index.js';
+import { tinyLlama } from './helpers.js';
 
 let gpu: GpuRuntime;
 beforeAll(async () => {
@@ -12,16 +13,7 @@ beforeAll(async () => {
 });
 afterAll(() => gpu?.destroy());
 
-const config = parseModelConfig({
-  model_type: 'llama',
-  vocab_size: 61,
-  hidden_size: 24,
-  intermediate_size: 40,
-  num_hidden_layers: 6,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  max_position_embeddings: 32,
-});
+const config = tinyLlama({ vocab_size: 61, num_hidden_layers: 6 });
 
 function batch(seed: number): TokenBatch {
   const rng = new Rng(seed);

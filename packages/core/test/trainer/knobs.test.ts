@@ -10,12 +10,11 @@ import {
   Trainer,
   Transformer,
   lrFactor,
-  parseModelConfig,
   type StepMetrics,
   type TokenBatch,
   type TrainerOptions,
 } from '../../src/index.js';
-import { maxRelDiff } from './helpers.js';
+import { maxRelDiff, tinyLlama } from './helpers.js';
 
 let gpu: GpuRuntime;
 beforeAll(async () => {
@@ -23,18 +22,7 @@ beforeAll(async () => {
 });
 afterAll(() => gpu?.destroy());
 
-const config = parseModelConfig({
-  model_type: 'llama',
-  vocab_size: 41,
-  hidden_size: 24,
-  intermediate_size: 40,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  max_position_embeddings: 32,
-  rms_norm_eps: 1e-6,
-  tie_word_embeddings: false,
-});
+const config = tinyLlama();
 
 /** Every label kept, so the mean over micro-batches is the mean over their union. */
 function batch(seed: number, rows: number, seqLen = 7): TokenBatch {

@@ -15,12 +15,12 @@ import {
   Transformer,
   Rng,
   Trainer,
-  parseModelConfig,
   type StepMetrics,
   type TokenBatch,
   type TrainerOptions,
   type TrainMode,
 } from '../../src/index.js';
+import { tinyLlama } from './helpers.js';
 import { ZeroSink } from '../../src/trainer/sinks.js';
 
 let gpu: GpuRuntime;
@@ -29,18 +29,7 @@ beforeAll(async () => {
 });
 afterAll(() => gpu?.destroy());
 
-const config = parseModelConfig({
-  model_type: 'llama',
-  vocab_size: 41,
-  hidden_size: 24,
-  intermediate_size: 40,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  max_position_embeddings: 32,
-  rms_norm_eps: 1e-6,
-  tie_word_embeddings: false,
-});
+const config = tinyLlama();
 const MODES: TrainMode[] = ['native', 'zero', 'lsp'];
 
 function batch(seed: number, rows = 2, seqLen = 9): TokenBatch {

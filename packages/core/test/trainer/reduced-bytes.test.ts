@@ -9,11 +9,11 @@ import {
   ModelWeights,
   Rng,
   Trainer,
-  parseModelConfig,
   type StepMetrics,
   type TokenBatch,
   type TrainerOptions,
 } from '../../src/index.js';
+import { tinyLlama } from './helpers.js';
 
 let gpu: GpuRuntime;
 beforeAll(async () => {
@@ -21,17 +21,7 @@ beforeAll(async () => {
 });
 afterAll(() => gpu?.destroy());
 
-const config = parseModelConfig({
-  model_type: 'llama',
-  vocab_size: 53,
-  hidden_size: 24,
-  intermediate_size: 40,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  max_position_embeddings: 32,
-  tie_word_embeddings: false,
-});
+const config = tinyLlama({ vocab_size: 53 });
 
 function batch(seed: number, rows = 2, seqLen = 7): TokenBatch {
   const rng = new Rng(seed);
