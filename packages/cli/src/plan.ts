@@ -39,6 +39,7 @@ export interface PlanCommandOptions {
   embeddingGrad: string;
   gpuMemory?: string;
   stagingChunk: string;
+  gradAccum?: string;
   json?: boolean;
 }
 
@@ -58,6 +59,7 @@ export function planInputFromFlags(flags: PlanCommandOptions, positions?: number
     nonProjected: oneOf('non-projected', opts.nonProjected, CHOICES.nonProjected),
     ...transferFormats(opts),
     stagingChunkBytes: parseSize(opts.stagingChunk),
+    ...(opts.gradAccum !== undefined && { gradAccum: int('grad-accum', opts.gradAccum) }),
   };
 }
 

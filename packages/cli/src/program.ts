@@ -135,6 +135,7 @@ export function buildProgram(): Command {
       'embeddingGrad',
       'gpuMemory',
       'stagingChunk',
+      'gradAccum',
       'json',
     ],
     {

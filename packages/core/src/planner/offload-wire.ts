@@ -5,7 +5,6 @@
 // travels, max |x| per packed tensor), gpu.scratch() workspace alive until the next submit.
 import { REDUCE_VALUES_PER_THREAD } from '@lsp-offload/gpu-dawn/reference';
 import type { ModelConfig, ParameterSpec } from '../hf/index.js';
-import type { StepGeometry } from './activation-buffers.js';
 import { projectorShape, trainsNonLinear, type ParameterLayout } from './parameter-buffers.js';
 import type { ResolvedPlanInput } from './plan-input.js';
 import { tensorBuffer, type PlannedBuffer } from './planned-buffer.js';
@@ -60,11 +59,12 @@ export function blockSent(layout: ParameterLayout, layer: number, run: ResolvedP
 export function outerSent(
   specs: readonly ParameterSpec[],
   rows: ParameterSpec | undefined,
-  g: StepGeometry,
+  /** The most rows a step touches (every micro-batch's tokens, at most the vocabulary). */
+  touchedCapacity: number,
 ): SentGradient[] {
   return specs.map((s) => {
     // the token table's gradient sent as rows is made as those rows only (no gather)
-    const touched = s === rows ? Math.min(s.shape[0]!, g.tokens) : undefined;
+    const touched = s === rows ? touchedCapacity : undefined;
     return {
       label: touched === undefined ? 'grad' : 'embedding rows',
       dtype: 'f32',

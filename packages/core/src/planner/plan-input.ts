@@ -41,6 +41,11 @@ export interface PlanInput extends Partial<
    * its own, resolved from auto by the adapter (so does `lsp-offload plan`).
    */
   precision?: Precision;
+  /**
+   * Micro-batches per optimizer step (--grad-accum; default 1): lsp's token-embedding gradient holds the
+   * rows all of them touch.
+   */
+  gradAccum?: number;
   /** Blocks the recorder may run ahead of the GPU (Trainer.leadBlocks; default 2). */
   leadBlocks?: number;
   /**
@@ -80,6 +85,7 @@ export function resolvePlanInput(input: PlanInput, numLayers: number): ResolvedP
     embeddingGradient: input.embeddingGradient ?? d.embeddingGradient,
     weightDecay: input.weightDecay ?? d.weightDecay,
     pipelined: input.pipelined ?? d.pipelined,
+    gradAccum: input.gradAccum ?? 1,
     leadBlocks: input.leadBlocks ?? DEFAULT_LEAD_BLOCKS,
     deferredBlocks: Math.min(numLayers, input.deferredBlocks ?? numLayers),
     stagingSlots: input.stagingSlots ?? { down: DEFAULT_SLOTS, up: DEFAULT_SLOTS },
@@ -87,7 +93,7 @@ export function resolvePlanInput(input: PlanInput, numLayers: number): ResolvedP
     budgetBytes: input.budgetBytes ?? Infinity,
     maxBindingBytes: input.maxBindingBytes ?? Infinity,
   };
-  const positive: (keyof ResolvedPlanInput)[] = ['batch', 'seqLen', 'lossChunkTokens'];
+  const positive: (keyof ResolvedPlanInput)[] = ['batch', 'seqLen', 'lossChunkTokens', 'gradAccum'];
   if (r.mode === 'lsp' && !r.exactProjectors) positive.push('rank', 'nnz');
   for (const key of positive) {
     const v = r[key];

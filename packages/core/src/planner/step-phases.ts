@@ -271,9 +271,15 @@ export function stepPhases(
   const embedScratch = wantsGrads ? embeddingBackwardWorkspace(config, g, true) : [];
   const inFlight = run.pipelined ? blocks(0, gradientLag - 1, L) : blocks(0, L - 1, L);
   const compactRows = rowsSpec(config, layout, run);
-  const compact = compactRows && { name: compactRows.name, rows: Math.min(compactRows.shape[0]!, g.tokens) };
+  // the rows every micro-batch of the step touches, at most
+  const touchedCapacity = compactRows ? Math.min(compactRows.shape[0]!, g.tokens * run.gradAccum) : 0;
+  const compact = compactRows && { name: compactRows.name, rows: touchedCapacity };
   // each token's row among the touched ones, for the embedding backward (one tensor per micro-batch)
-  const rowIds = compact ? [tensorBuffer('embedding row ids', 'gradients', 'i32', [g.tokens])] : [];
+  const rowIds = compact
+    ? Array.from({ length: run.gradAccum }, () =>
+        tensorBuffer('embedding row ids', 'gradients', 'i32', [g.tokens]),
+      )
+    : [];
   const outerGrads = offload && wantsGrads ? outerGradients(config, layout, 'embeddings', compact) : [];
   add(
     'embedding backward',
@@ -294,12 +300,12 @@ export function stepPhases(
     const embeddings = outerSent(
       specs.filter((s) => s.role === 'embedding'),
       rows,
-      g,
+      touchedCapacity,
     );
     const head = outerSent(
       specs.filter((s) => s.role !== 'embedding'),
       rows,
-      g,
+      touchedCapacity,
     );
     const everyBlock = blocks(0, L - 1, L).map((l) => blockSent(layout, l, run));
     const order = run.pipelined ? [embeddings, head] : [head, ...everyBlock.reverse(), embeddings];

@@ -36,6 +36,7 @@ export function planTrainerMemory(
     embeddingGradient: options.embeddingGradient,
     weightDecay: options.weightDecay,
     pipelined: options.pipelined,
+    gradAccum: options.gradAccum,
     stagingChunkBytes: options.stagingChunkBytes,
     budgetBytes,
     maxBindingBytes,

@@ -88,6 +88,25 @@ describe('planMemory', () => {
     expect(Math.abs(all - none)).toBeLessThan(0.1 * none);
   });
 
+  it("lsp's token-embedding gradient holds the rows every micro-batch touches, not the vocabulary's", () => {
+    const rows = { ...h200, batch: 1, nonProjected: 'adamw' as const, embeddingGradient: 'rows' as const };
+    const embeddingBackward = (gradAccum: number, embeddingGradient: 'rows' | 'dense' = 'rows') =>
+      planMemory(tinyLlama, { ...rows, gradAccum, embeddingGradient }).phases.find(
+        (p) => p.name === 'embedding backward',
+      )!.bytes;
+    const rowBytes = 2048 * 4;
+    // 1024 then 3 x 1024 touched rows (and their i32 row ids per micro-batch), against 32000 rows
+    const grown = embeddingBackward(3) - embeddingBackward(1);
+    expect(grown).toBeGreaterThanOrEqual(2 * 1024 * rowBytes);
+    expect(grown).toBeLessThan(2 * 1024 * rowBytes + 2 * MiB);
+    expect(embeddingBackward(1, 'dense') - embeddingBackward(1)).toBeGreaterThan(
+      (32000 - 1024 - 64) * rowBytes,
+    );
+    expect(() => planMemory(tinyLlama, { ...rows, gradAccum: 0 })).toThrow(
+      /gradAccum must be a positive integer/,
+    );
+  });
+
   it('rejects impossible runs with the flag to fix', () => {
     expect(() => planMemory(tinyLlama, { ...h200, seqLen: 4096 })).toThrow(
       /--seq 4096 exceeds the model's 2048/,
