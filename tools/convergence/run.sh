@@ -39,7 +39,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/tools/convergence"
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
-OUT="" QUICK=0 BASE_MINUTES="" BASE_MODEL="" BASE_FLAGS="" TASK_PACKAGE=torch TASK_SOURCE=""
+OUT_DIR="" QUICK=0 BASE_MINUTES="" BASE_MODEL="" BASE_FLAGS="" TASK_PACKAGE=torch TASK_SOURCE=""
 TRAIN_EXAMPLES="" STEPS="" BATCH=8 SEQ=512 LR=2e-4 WARMUP="" EVAL_EVERY="" EVAL_BATCHES="" RANK=512
 NNZ=4 REFIT_EVERY="" ALPHA=0.3 LSP_FLAGS="" DTYPE=f16 MODES="native,lsp,zero,lsp@budget,zero@budget"
 SEED=0 PYTHON=python3 NODE=node WARM_UP=1
@@ -72,11 +72,11 @@ while [ $# -gt 0 ]; do
     --node) NODE=$2; shift ;;
     -h | --help) usage; exit 0 ;;
     -*) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
-    *) [ -z "$OUT" ] || { echo "run.sh: two output folders: $OUT and $1" >&2; exit 2; }; OUT=$1 ;;
+    *) [ -z "$OUT_DIR" ] || { echo "run.sh: two output folders: $OUT_DIR and $1" >&2; exit 2; }; OUT_DIR=$1 ;;
   esac
   shift
 done
-[ -n "$OUT" ] || { usage >&2; exit 2; }
+[ -n "$OUT_DIR" ] || { usage >&2; exit 2; }
 if [ "$QUICK" = 1 ]; then
   : "${BASE_MINUTES:=0.3}" "${STEPS:=30}" "${EVAL_EVERY:=10}" "${EVAL_BATCHES:=3}" "${TRAIN_EXAMPLES:=1000}"
   : "${REFIT_EVERY:=15}"
@@ -86,15 +86,15 @@ else
 fi
 : "${EVAL_EVERY:=$(( STEPS / 10 > 0 ? STEPS / 10 : 1 ))}" "${WARMUP:=$(( STEPS / 20 > 0 ? STEPS / 20 : 1 ))}"
 
-mkdir -p "$OUT/logs" "$OUT/runs"
-OUT="$(cd "$OUT" && pwd)"
+mkdir -p "$OUT_DIR/logs" "$OUT_DIR/runs"
+OUT_DIR="$(cd "$OUT_DIR" && pwd)"
 START=$SECONDS
 say() { printf '[%4ds] %s\n' $(( SECONDS - START )) "$*"; }
 CLI=("$NODE" "$ROOT/packages/cli/dist/bin.js")
 [ -f "$ROOT/packages/cli/dist/bin.js" ] || { say "error: $ROOT/packages/cli/dist/bin.js is missing (build first)"; exit 1; }
 
 main() {
-say "convergence experiment into $OUT$([ "$QUICK" = 1 ] && echo ' (quick)')"
+say "convergence experiment into $OUT_DIR$([ "$QUICK" = 1 ] && echo ' (quick)')"
 say "settings: steps $STEPS, batch $BATCH x seq $SEQ, lr $LR, eval every $EVAL_EVERY steps on $EVAL_BATCHES batches," \
   "lsp d $RANK r $NNZ refit every $REFIT_EVERY alpha $ALPHA${LSP_FLAGS:+ ($LSP_FLAGS)}, $DTYPE weights, seed $SEED, modes $MODES"
 
@@ -103,11 +103,11 @@ if [ -n "$BASE_MODEL" ]; then
   MODEL="$(cd "$BASE_MODEL" && pwd)"
   say "1/5 base model: given, $MODEL"
 else
-  MODEL="$OUT/base-model"
+  MODEL="$OUT_DIR/base-model"
   say "1/5 base model: pretraining for $BASE_MINUTES min (log: logs/base-model.log)"
   # shellcheck disable=SC2086 # BASE_FLAGS is a list of options
   "$PYTHON" "$HERE/make_base_model.py" "$MODEL" --minutes "$BASE_MINUTES" --seed "$SEED" $BASE_FLAGS \
-    2>&1 | tee "$OUT/logs/base-model.log"
+    2>&1 | tee "$OUT_DIR/logs/base-model.log"
 fi
 
 # 2. the fine-tuning task, split by file
@@ -115,17 +115,17 @@ say "2/5 task: signature + docstring -> body from ${TASK_SOURCE:-the package $TA
 TASK_FROM=(--package "$TASK_PACKAGE")
 [ -z "$TASK_SOURCE" ] || TASK_FROM=(--source-dir "$TASK_SOURCE")
 TASK_NAME="$(basename "${TASK_SOURCE:-$TASK_PACKAGE}")"
-"$PYTHON" "$HERE/make_task.py" "$OUT/task" "${TASK_FROM[@]}" --max-train-examples "$TRAIN_EXAMPLES" \
-  --seed "$SEED" 2>&1 | tee "$OUT/logs/task.log"
+"$PYTHON" "$HERE/make_task.py" "$OUT_DIR/task" "${TASK_FROM[@]}" --max-train-examples "$TRAIN_EXAMPLES" \
+  --seed "$SEED" 2>&1 | tee "$OUT_DIR/logs/task.log"
 
 # 3. the GPU budget of the ratio setting, and the learning-rate schedule the trainer offers
 BUDGET=""
 if [[ ",$MODES," == *"@budget,"* ]]; then
   if BUDGET="$("$NODE" "$HERE/budget.mjs" "$MODEL" --batch "$BATCH" --seq "$SEQ" --rank "$RANK" --nnz "$NNZ" \
-    --dtype "$DTYPE" --refit-batches "$([ "$REFIT_EVERY" = 0 ] && echo 0 || echo 2)" 2>"$OUT/logs/budget.log")"; then
-    cat "$OUT/logs/budget.log"
+    --dtype "$DTYPE" --refit-batches "$([ "$REFIT_EVERY" = 0 ] && echo 0 || echo 2)" 2>"$OUT_DIR/logs/budget.log")"; then
+    cat "$OUT_DIR/logs/budget.log"
   else
-    cat "$OUT/logs/budget.log"
+    cat "$OUT_DIR/logs/budget.log"
     BUDGET=""
     say "no GPU budget (see above): the @budget runs are left out"
   fi
@@ -142,32 +142,32 @@ fi
 # the comparison of the runs so far and the archive, redone after every run: a run cut short leaves them
 compare_so_far() {
   [ "${#COMPARE[@]}" -gt 0 ] || return 1
-  "${CLI[@]}" compare "${COMPARE[@]}" --out "$OUT/convergence.html" --json "$OUT/convergence.json" \
-    --title "lsp-offload convergence: $(basename "$MODEL") fine-tuned on $TASK_NAME" >"$OUT/convergence.txt" 2>&1
+  "${CLI[@]}" compare "${COMPARE[@]}" --out "$OUT_DIR/convergence.html" --json "$OUT_DIR/convergence.json" \
+    --title "lsp-offload convergence: $(basename "$MODEL") fine-tuned on $TASK_NAME" >"$OUT_DIR/convergence.txt" 2>&1
 }
 pack() {
   # (driver.log is still being written: tar's status 1, "file changed as we read it", is expected)
-  tar czf "$OUT/results.tar.gz.part" -C "$OUT" --exclude=./results.tar.gz --exclude=./results.tar.gz.part \
+  tar czf "$OUT_DIR/results.tar.gz.part" -C "$OUT_DIR" --exclude=./results.tar.gz --exclude=./results.tar.gz.part \
     --exclude=./base-model/model.safetensors --exclude=./task/train.jsonl --exclude=./task/eval.jsonl \
     --warning=no-file-changed . || [ $? = 1 ] || { say "could not pack results.tar.gz"; return 0; }
-  mv "$OUT/results.tar.gz.part" "$OUT/results.tar.gz"
+  mv "$OUT_DIR/results.tar.gz.part" "$OUT_DIR/results.tar.gz"
 }
 
 # 4. the fine-tuning runs, one after another on the same data, seed and schedule
 COMMON=(--model "$MODEL" --rank "$RANK" --nnz "$NNZ" --batch "$BATCH" --seq "$SEQ" --lr "$LR" --dtype "$DTYPE"
   --seed "$SEED" --no-progress)
 if [ "$WARM_UP" = 1 ]; then
-  head -n 64 "$OUT/task/train.jsonl" >"$OUT/task/warm-up-train.jsonl"
-  head -n 8 "$OUT/task/eval.jsonl" >"$OUT/task/warm-up-eval.jsonl"
+  head -n 64 "$OUT_DIR/task/train.jsonl" >"$OUT_DIR/task/warm-up-train.jsonl"
+  head -n 8 "$OUT_DIR/task/eval.jsonl" >"$OUT_DIR/task/warm-up-eval.jsonl"
   for mode in $(tr , '\n' <<<"$MODES" | sed 's/@.*//' | sort -u); do
     say "4/5 warm-up: 2 unmeasured steps of $mode (log: logs/warm-up-$mode.log)"
     refit=()
     [ "$mode" != lsp ] || [ "$REFIT_EVERY" = 0 ] || refit=(--refit-every 2 --alpha "$ALPHA")
     # shellcheck disable=SC2206 # LSP_FLAGS is a list of flags
     [ "$mode" != lsp ] || refit+=($LSP_FLAGS)
-    "${CLI[@]}" train "${COMMON[@]}" --mode "$mode" --data "$OUT/task/warm-up-train.jsonl" \
-      --eval-data "$OUT/task/warm-up-eval.jsonl" --steps 2 --eval-every 2 --eval-batches 1 "${refit[@]}" \
-      >"$OUT/logs/warm-up-$mode.log" 2>&1 || say "warm-up of $mode failed (ignored; see its log)"
+    "${CLI[@]}" train "${COMMON[@]}" --mode "$mode" --data "$OUT_DIR/task/warm-up-train.jsonl" \
+      --eval-data "$OUT_DIR/task/warm-up-eval.jsonl" --steps 2 --eval-every 2 --eval-batches 1 "${refit[@]}" \
+      >"$OUT_DIR/logs/warm-up-$mode.log" 2>&1 || say "warm-up of $mode failed (ignored; see its log)"
   done
 fi
 COMPARE=() FAILED=()
@@ -186,13 +186,13 @@ for spec in "${SPECS[@]}"; do
   # shellcheck disable=SC2206 # LSP_FLAGS is a list of flags
   [ "$mode" != lsp ] || extra+=($LSP_FLAGS)
   say "4/5 run $i/${#SPECS[@]}: $label (log: logs/train-$name.log)"
-  if "${CLI[@]}" train "${COMMON[@]}" --mode "$mode" --data "$OUT/task/train.jsonl" \
-    --eval-data "$OUT/task/eval.jsonl" --steps "$STEPS" --eval-every "$EVAL_EVERY" --eval-batches "$EVAL_BATCHES" \
-    --metrics-out "$OUT/runs/$name.jsonl" --report "$OUT/runs/$name.html" "${SCHEDULE[@]}" "${extra[@]}" \
-    2>&1 | tee "$OUT/logs/train-$name.log" |
+  if "${CLI[@]}" train "${COMMON[@]}" --mode "$mode" --data "$OUT_DIR/task/train.jsonl" \
+    --eval-data "$OUT_DIR/task/eval.jsonl" --steps "$STEPS" --eval-every "$EVAL_EVERY" --eval-batches "$EVAL_BATCHES" \
+    --metrics-out "$OUT_DIR/runs/$name.jsonl" --report "$OUT_DIR/runs/$name.html" "${SCHEDULE[@]}" "${extra[@]}" \
+    2>&1 | tee "$OUT_DIR/logs/train-$name.log" |
     { grep --line-buffered -E '^(eval @|done:|data:|train:|held out:|evaluation|truncated|adapter|projector check)|rror' || true; } |
     sed -u "s/^/    [$label] /"; then
-    COMPARE+=("$label=$OUT/runs/$name.jsonl")
+    COMPARE+=("$label=$OUT_DIR/runs/$name.jsonl")
     compare_so_far || true
     pack
   else
@@ -211,12 +211,12 @@ if [ -f "$MODEL/pretraining.json" ]; then
       `(${(r.training.tokens / 1e6).toFixed(1)} M tokens) in ${r.training.seconds.toFixed(0)} s, ` +
       `held-out loss ${r.held_out.loss.toFixed(4)} on ${r.device}`);' "$MODEL/pretraining.json"
 fi
-[ ! -f "$OUT/convergence.txt" ] || cat "$OUT/convergence.txt"
+[ ! -f "$OUT_DIR/convergence.txt" ] || cat "$OUT_DIR/convergence.txt"
 [ "${#FAILED[@]}" -eq 0 ] || { STATUS=1; say "failed runs: ${FAILED[*]}"; }
-say "done: $OUT/convergence.html, convergence.json, runs/, logs/; everything but the weights and the task data in results.tar.gz"
+say "done: $OUT_DIR/convergence.html, convergence.json, runs/, logs/; everything but the weights and the task data in results.tar.gz"
 pack
 return "$STATUS"
 }
 
-main 2>&1 | tee "$OUT/logs/driver.log"
+main 2>&1 | tee "$OUT_DIR/logs/driver.log"
 exit "${PIPESTATUS[0]}"
