@@ -213,6 +213,20 @@ function writeFragment(
   }`;
 }
 
+/**
+ * A query-block workgroup's coordinates (block qb, head h, batch b, its KV head hk, its rows, this
+ * subgroup's first row and its scratch offset: `BR` rows per block, `sgStride` floats per subgroup); the
+ * last query blocks run first.
+ */
+const queryBlockCoordinates = (BR: number, sgStride: number) => `let qb = p.nBlocks - 1u - wid.x;
+  let h = wid.y;
+  let b = wid.z;
+  let hk = h / p.G;
+  let row0 = qb * ${BR}u;
+  let rowsEnd = min(row0 + ${BR}u, p.T);
+  let sgRow0 = row0 + sg * 16u;
+  let sgS = sg * ${sgStride}u;`;
+
 const entry = (threads: number) => `@compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3<u32>,
         @builtin(local_invocation_index) tid: u32,
@@ -394,14 +408,7 @@ ${entry(threads)}
   ${withV ? pt.init : ''}
   ${ops.prologue}
   // Later query blocks see more keys: they start first so the long ones are not the tail.
-  let qb = p.nBlocks - 1u - wid.x;
-  let h = wid.y;
-  let b = wid.z;
-  let hk = h / p.G;
-  let row0 = qb * ${BR}u;
-  let rowsEnd = min(row0 + ${BR}u, p.T);
-  let sgRow0 = row0 + sg * 16u;
-  let sgS = sg * ${FRAG * SCS}u;
+  ${queryBlockCoordinates(BR, FRAG * SCS)}
   ${loadRows(d, kv, '0u', BR, 'row0', 'q', 'h', 'p.H', threads)}
   workgroupBarrier();
   ${qFrags}
@@ -536,14 +543,7 @@ ${entry(threads)}
   ${kv.init}
   ${dst.init}
   ${ops.prologue}
-  let qb = p.nBlocks - 1u - wid.x;
-  let h = wid.y;
-  let b = wid.z;
-  let hk = h / p.G;
-  let row0 = qb * ${BR}u;
-  let rowsEnd = min(row0 + ${BR}u, p.T);
-  let sgRow0 = row0 + sg * 16u;
-  let sgS = sg * ${FRAG * BC}u;
+  ${queryBlockCoordinates(BR, FRAG * BC)}
   ${loadRows(d, kv, '0u', BR, 'row0', 'q', 'h', 'p.H', threads)}
   workgroupBarrier();
   ${frags('qf')}
