@@ -57,22 +57,41 @@ export function normForwardWgsl(
   const layer = kind === 'layer';
   const w = (i: string) => loadStored('w', weightDtype, i);
   const b = (i: string) => loadStored('b', weightDtype, i);
-  let binding = 0;
-  const bind = (decl: string) => `@group(0) @binding(${binding++}) ${decl};`;
   return /* wgsl */ `
-struct Params { rows: u32, cols: u32, rowsX: u32, eps: f32 }
-${bind('var<storage, read> x: array<f32>')}
-${bind(`var<storage, read> w: ${storedArray(weightDtype)}`)}
-${layer ? bind(`var<storage, read> b: ${storedArray(weightDtype)}`) : ''}
-${bind('var<storage, read_write> y: array<f32>')}
-${layer ? bind('var<storage, read_write> meanOut: array<f32>') : ''}
-${bind('var<storage, read_write> rstdOut: array<f32>')}
-${bind('var<uniform> p: Params')}
-${reduceSumFn}
+${normForwardHeaderWgsl(layer, weightDtype, 'f32')}
 
 @compute @workgroup_size(${ROW_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.y * p.rowsX + wid.x;
+  ${rowStatisticsWgsl(layer)}
+  for (var c = lid; c < p.cols; c += ${ROW_WG}u) {
+    y[base + c] = (x[base + c] - mean) * rstd * ${w('c')}${layer ? ` + ${b('c')}` : ''};
+  }
+  if (lid == 0u) {
+    rstdOut[row] = rstd;
+    ${layer ? 'meanOut[row] = mean;' : ''}
+  }
+}
+`;
+}
+
+/** The forward's params and bindings (y as f32, or as u32 words of f16 pairs) and the row reduction. */
+function normForwardHeaderWgsl(layer: boolean, weightDtype: StoredFloat, yElement: 'f32' | 'u32'): string {
+  let binding = 0;
+  const bind = (decl: string) => `@group(0) @binding(${binding++}) ${decl};`;
+  return /* wgsl */ `struct Params { rows: u32, cols: u32, rowsX: u32, eps: f32 }
+${bind('var<storage, read> x: array<f32>')}
+${bind(`var<storage, read> w: ${storedArray(weightDtype)}`)}
+${layer ? bind(`var<storage, read> b: ${storedArray(weightDtype)}`) : ''}
+${bind(`var<storage, read_write> y: array<${yElement}>`)}
+${layer ? bind('var<storage, read_write> meanOut: array<f32>') : ''}
+${bind('var<storage, read_write> rstdOut: array<f32>')}
+${bind('var<uniform> p: Params')}
+${reduceSumFn}`;
+}
+
+/** One workgroup's row of x: row, base, n, and its mean (0 for RMSNorm) and rstd, in f32. */
+function rowStatisticsWgsl(layer: boolean): string {
+  return /* wgsl */ `let row = wid.y * p.rowsX + wid.x;
   if (row >= p.rows) { return; }
   let base = row * p.cols;
   let n = f32(p.cols);
@@ -89,16 +108,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let d = x[base + c] - mean;
     q += d * d;
   }
-  let rstd = inverseSqrt(reduceSum(q, lid) / n + p.eps);
-  for (var c = lid; c < p.cols; c += ${ROW_WG}u) {
-    y[base + c] = (x[base + c] - mean) * rstd * ${w('c')}${layer ? ` + ${b('c')}` : ''};
-  }
-  if (lid == 0u) {
-    rstdOut[row] = rstd;
-    ${layer ? 'meanOut[row] = mean;' : ''}
-  }
-}
-`;
+  let rstd = inverseSqrt(reduceSum(q, lid) / n + p.eps);`;
 }
 
 /** y(c) of one row from its statistics, shared by the f16 forward and its edge fix-up (same expression). */
@@ -112,40 +122,14 @@ fn yValue(base: u32, c: u32, mean: f32, rstd: f32) -> f32 {
 
 function normForwardF16Wgsl(kind: NormKind, weightDtype: StoredFloat): string {
   const layer = kind === 'layer';
-  let binding = 0;
-  const bind = (decl: string) => `@group(0) @binding(${binding++}) ${decl};`;
   return /* wgsl */ `
-struct Params { rows: u32, cols: u32, rowsX: u32, eps: f32 }
-${bind('var<storage, read> x: array<f32>')}
-${bind(`var<storage, read> w: ${storedArray(weightDtype)}`)}
-${layer ? bind(`var<storage, read> b: ${storedArray(weightDtype)}`) : ''}
-${bind('var<storage, read_write> y: array<u32>')}
-${layer ? bind('var<storage, read_write> meanOut: array<f32>') : ''}
-${bind('var<storage, read_write> rstdOut: array<f32>')}
-${bind('var<uniform> p: Params')}
-${reduceSumFn}
+${normForwardHeaderWgsl(layer, weightDtype, 'u32')}
 ${F16_BITS_WGSL}
 ${normValueFn(kind, weightDtype)}
 
 @compute @workgroup_size(${ROW_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.y * p.rowsX + wid.x;
-  if (row >= p.rows) { return; }
-  let base = row * p.cols;
-  let n = f32(p.cols);
-  ${
-    layer
-      ? `var s = 0.0;
-  for (var c = lid; c < p.cols; c += ${ROW_WG}u) { s += x[base + c]; }
-  let mean = reduceSum(s, lid) / n;`
-      : 'let mean = 0.0;'
-  }
-  var q = 0.0;
-  for (var c = lid; c < p.cols; c += ${ROW_WG}u) {
-    let d = x[base + c] - mean;
-    q += d * d;
-  }
-  let rstd = inverseSqrt(reduceSum(q, lid) / n + p.eps);
+  ${rowStatisticsWgsl(layer)}
   let end = base + p.cols;
   // words with both halves in this row; plus the tensor's last word when its high half is padding
   let lastRow = row + 1u == p.rows;
