@@ -119,6 +119,30 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 `;
 
 /**
+ * The backward's bindings in order: the logits (or, in place, `data`, read and written), targets, the
+ * log-sum-exps, the kept count, the GPU loss scale when `scaledBy`, dlogits unless in place, the params.
+ * `element`: how the written gradient is stored (f32, or u32 words of f16 pairs).
+ */
+function backwardBindings(
+  logitsDtype: StoredFloat,
+  inPlace: boolean,
+  scaledBy: boolean,
+  element: 'f32' | 'u32',
+): string[] {
+  return [
+    inPlace
+      ? `var<storage, read_write> data: array<${element}>`
+      : `var<storage, read> logits: ${storedArray(logitsDtype)}`,
+    'var<storage, read> targets: array<i32>',
+    'var<storage, read> logSumExp: array<f32>',
+    'var<storage, read> keptCount: array<u32>',
+    ...(scaledBy ? ['var<storage, read> lossScale: array<f32>'] : []),
+    ...(inPlace ? [] : [`var<storage, read_write> dlogits: array<${element}>`]),
+    'var<uniform> p: Params',
+  ];
+}
+
+/**
  * `inPlace`: the gradient overwrites the (f32) logits through one read_write binding `data`. `scaledBy`:
  * gradScale is multiplied by lossScale[scaleIndex], a scale kept on the GPU (dynamic loss scaling).
  */
@@ -129,17 +153,7 @@ export function crossEntropyBackwardWgsl(
 ): string {
   const L = (i: string) => (inPlace ? `data[${i}]` : loadStored('logits', logitsDtype, i));
   const out = inPlace ? 'data' : 'dlogits';
-  const bindings = inPlace
-    ? ['var<storage, read_write> data: array<f32>']
-    : [`var<storage, read> logits: ${storedArray(logitsDtype)}`];
-  bindings.push(
-    'var<storage, read> targets: array<i32>',
-    'var<storage, read> logSumExp: array<f32>',
-    'var<storage, read> keptCount: array<u32>',
-  );
-  if (scaledBy) bindings.push('var<storage, read> lossScale: array<f32>');
-  if (!inPlace) bindings.push('var<storage, read_write> dlogits: array<f32>');
-  bindings.push('var<uniform> p: Params');
+  const bindings = backwardBindings(logitsDtype, inPlace, scaledBy, 'f32');
   return /* wgsl */ `
 struct Params {
   rows: u32, vocab: u32, rowsX: u32, ignoreIndex: i32,
@@ -183,17 +197,7 @@ export function crossEntropyBackwardF16Wgsl(
   scaledBy = false,
 ): string {
   const L = (i: string) => loadStored(inPlace ? 'data' : 'logits', logitsDtype, i);
-  const bindings = inPlace
-    ? ['var<storage, read_write> data: array<u32>']
-    : [`var<storage, read> logits: ${storedArray(logitsDtype)}`];
-  bindings.push(
-    'var<storage, read> targets: array<i32>',
-    'var<storage, read> logSumExp: array<f32>',
-    'var<storage, read> keptCount: array<u32>',
-  );
-  if (scaledBy) bindings.push('var<storage, read> lossScale: array<f32>');
-  if (!inPlace) bindings.push('var<storage, read_write> dlogits: array<u32>');
-  bindings.push('var<uniform> p: Params');
+  const bindings = backwardBindings(logitsDtype, inPlace, scaledBy, 'u32');
   const out = inPlace ? 'data' : 'dlogits';
   return /* wgsl */ `
 struct Params {
