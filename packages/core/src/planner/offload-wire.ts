@@ -1,6 +1,6 @@
 // What sending a unit's gradients to the CPU allocates on the GPU (../trainer/gradient-wire.ts): the
-// unit's header (u32: the non-finite count, one scale per packed tensor), the token embedding's touched
-// rows gathered with their ids, the fp16 copies of f32 gradients (lsp's gradientDtype 'f16'), all alive
+// unit's header (u32: the non-finite count, one scale per packed tensor), the fp16 copies of f32
+// gradients (lsp's gradientDtype 'f16'; the token embedding's as its touched rows), all alive
 // until their downloads are enqueued; and the reductions' partial sums (the non-finite count over what
 // travels, max |x| per packed tensor), gpu.scratch() workspace alive until the next submit.
 import { REDUCE_VALUES_PER_THREAD } from '@lsp-offload/gpu-dawn/reference';
@@ -14,12 +14,8 @@ export interface SentGradient {
   label: string;
   dtype: 'f32' | 'f16';
   shape: number[];
-  /** Sent as its touched rows (the token embedding): at most this many. */
-  rows?: number;
   /** The parameter's name, for gradients outside the blocks: the adapter check knows which are row-blocked. */
   name?: string;
-  /** Made as the touched rows only (`shape` is theirs): nothing to gather. */
-  compact?: boolean;
 }
 
 /** The label of one of a gradient's buffers, ending in its parameter's name where it has one. */
@@ -63,22 +59,20 @@ export function outerSent(
   touchedCapacity: number,
 ): SentGradient[] {
   return specs.map((s) => {
-    // the token table's gradient sent as rows is made as those rows only (no gather)
+    // the token table's gradient sent as rows is made as those rows only
     const touched = s === rows ? touchedCapacity : undefined;
     return {
       label: touched === undefined ? 'grad' : 'embedding rows',
       dtype: 'f32',
       shape: touched === undefined ? [...s.shape] : [touched, ...s.shape.slice(1)],
       name: s.name,
-      ...(touched !== undefined && { rows: touched, compact: true }),
     };
   });
 }
 
-/** What travels of each gradient: its shape after the row gather, and its dtype. */
-function onWire(s: SentGradient, half: boolean): { shape: number[]; dtype: 'f32' | 'f16' } {
-  const shape = s.rows === undefined ? s.shape : [s.rows, ...s.shape.slice(1)];
-  return { shape, dtype: half && s.dtype === 'f32' ? 'f16' : s.dtype };
+/** The dtype a gradient travels in. */
+function onWireDtype(s: SentGradient, half: boolean): 'f32' | 'f16' {
+  return half && s.dtype === 'f32' ? 'f16' : s.dtype;
 }
 
 function header(sent: readonly SentGradient[], half: boolean): PlannedBuffer {
@@ -87,13 +81,12 @@ function header(sent: readonly SentGradient[], half: boolean): PlannedBuffer {
 }
 
 function asSent(s: SentGradient, half: boolean): PlannedBuffer {
-  const w = onWire(s, half);
-  const label = s.rows !== undefined ? 'embedding rows' : s.label;
+  const dtype = onWireDtype(s, half);
   return tensorBuffer(
-    named(w.dtype === s.dtype ? `${label} ${s.dtype}` : `${label} as sent`, s),
+    named(dtype === s.dtype ? `${s.label} ${s.dtype}` : `${s.label} as sent`, s),
     'gradients',
-    w.dtype,
-    w.shape,
+    dtype,
+    s.shape,
   );
 }
 
@@ -124,25 +117,6 @@ export function asProduced(sent: readonly SentGradient[]): PlannedBuffer[] {
   return sent.map((s) => tensorBuffer(named(`${s.label} ${s.dtype}`, s), 'gradients', s.dtype, s.shape));
 }
 
-/** What the wire holds of a unit's gradients while it packs: touched rows gathered, the others as made. */
-export function heldWhilePacking(sent: readonly SentGradient[]): PlannedBuffer[] {
-  return sent.map((s) =>
-    s.rows === undefined
-      ? tensorBuffer(named(`${s.label} ${s.dtype}`, s), 'gradients', s.dtype, s.shape)
-      : tensorBuffer('embedding rows (gathered)', 'gradients', 'f32', [s.rows, ...s.shape.slice(1)]),
-  );
-}
-
-/** While the wire packs: the gathered rows (f32) and their ids, before the fp16 copies replace them. */
-export function wireGathers(sent: readonly SentGradient[]): PlannedBuffer[] {
-  return sent
-    .filter((s) => s.rows !== undefined && !s.compact)
-    .flatMap((s) => [
-      tensorBuffer('embedding rows (gathered)', 'gradients', 'f32', [s.rows!, ...s.shape.slice(1)]),
-      tensorBuffer('embedding row ids', 'gradients', 'i32', [s.rows!]),
-    ]);
-}
-
 /** A reduction's scratch over tensors of these sizes: the partials of each level above the result. */
 function reduceScratch(label: string, dtype: 'u32' | 'f32', sizes: readonly number[]): PlannedBuffer[] {
   const per = REDUCE_VALUES_PER_THREAD;
@@ -161,13 +135,9 @@ function reduceScratch(label: string, dtype: 'u32' | 'f32', sizes: readonly numb
 export function wireScratch(sent: readonly SentGradient[], run: ResolvedPlanInput): PlannedBuffer[] {
   if (!sent.length) return [];
   const half = halfGradients(run);
-  const sizes = sent.map((s) => numel(onWire(s, false).shape));
+  const sizes = sent.map((s) => numel(s.shape));
   const out = [
-    ...reduceScratch(
-      'non-finite count partials (step)',
-      'u32',
-      sent.map((s) => numel(s.shape)),
-    ),
+    ...reduceScratch('non-finite count partials (step)', 'u32', sizes),
     ...reduceScratch('non-finite count partials', 'u32', sizes),
   ];
   sent.forEach((s, i) => {

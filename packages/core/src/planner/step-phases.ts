@@ -52,12 +52,10 @@ import {
   blockSent,
   outerSent,
   rowsSpec,
-  wireGathers,
   wireInFlight,
   wirePacking,
   wireScratch,
   asProduced,
-  heldWhilePacking,
 } from './offload-wire.js';
 import { lossScaleBuffers, stepCountWorkspace } from './guard-buffers.js';
 import { UPLOAD_AHEAD_BLOCKS, type ResolvedPlanInput } from './plan-input.js';
@@ -291,8 +289,8 @@ export function stepPhases(
     outerGrads,
     rowIds,
   );
-  // the gradients of the units after the backward, sent one unit after the other: the embeddings (their
-  // rows gathered first), then the head (the trainer's OUTER_UNIT, then HEAD_UNIT); the synchronous
+  // the gradients of the units after the backward, sent one unit after the other: the embeddings, then
+  // the head (the trainer's OUTER_UNIT, then HEAD_UNIT); the synchronous
   // reference sends the head, every block, then the embeddings
   if (offload) {
     const specs = wantsGrads ? outerGradientSpecs(config, layout) : [];
@@ -315,23 +313,12 @@ export function stepPhases(
     order.forEach((unit, i) => {
       const waiting = order.slice(i + 1).flatMap((u) => asProduced(u));
       const name = unit === embeddings ? 'the embeddings' : unit === head ? 'the head' : 'a block';
-      if (wireGathers(unit).length)
-        add(
-          `gathering ${name}' rows`,
-          always,
-          earlier,
-          sent,
-          asProduced(unit),
-          wireGathers(unit),
-          waiting,
-          scratch,
-        );
       add(
         `sending ${name}`,
         always,
         earlier,
         sent,
-        heldWhilePacking(unit),
+        asProduced(unit),
         wirePacking(unit, run),
         waiting,
         scratch,

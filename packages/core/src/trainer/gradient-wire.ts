@@ -1,6 +1,7 @@
 // How one update unit's gradients travel to the CPU optimizer, and what the host does with them before
 // the CPU step. On the GPU, right behind the unit's backward:
-//   - the token embedding's gradient (when sent as rows) is gathered to the rows the batch touched;
+//   - the token embedding's gradient, when sent as rows, is already only the rows the batch touched (the
+//     embedding backward wrote it so: the sink's compactRows);
 //   - NaN and infinite values of everything that travels are counted into the unit's header (u32 [0]), so
 //     the CPU steps can run unchecked and a non-finite unit is still never stepped;
 //   - with f16 gradients, every f32 gradient is packed to fp16 with a per-tensor power-of-two scale
@@ -13,7 +14,6 @@
 import { Buffer } from 'node:buffer';
 import {
   copyHostBytes,
-  embeddingForward,
   packScaledHalf,
   reduce,
   Tensor,
@@ -39,15 +39,11 @@ export interface OutgoingGradient {
   /** As the backward produced it: f32, or f16 (zero mode's linears, sent as they are). */
   grad: Tensor;
   targets: WireTarget[];
-  /** Send only these rows (sorted, distinct; the gradient is zero elsewhere). */
-  rows?: Int32Array;
   /**
-   * The most rows any step can touch (e.g. min(vocabulary, tokens per step)): the GPU buffers of the
-   * rows are allocated at this size, so steps touching different numbers of rows reuse them.
+   * The rows of the parameter that `grad` holds, in order (sorted, distinct; the parameter's gradient is
+   * zero elsewhere): `grad` is [at least rows.length, ...] and only its first rows.length rows travel.
    */
-  rowsCapacity?: number;
-  /** `grad` holds only the touched rows, in the order of `rows` ([rowsCapacity, ...]): no gather. */
-  compact?: boolean;
+  rows?: Int32Array;
 }
 
 /** What arrives for one CPU optimizer tensor. */
@@ -74,7 +70,7 @@ interface Wire {
   source: OutgoingGradient;
   /** What is downloaded: the gradient, its gathered rows, or either packed to fp16. */
   tensor: Tensor;
-  /** The allocation `tensor` views (itself, or a larger buffer of rowsCapacity rows). */
+  /** The allocation `tensor` views (itself, or a gradient with room for more rows than travel). */
   owner: Tensor;
   /** Header slot of its scale, or -1 when it travels unscaled. */
   scaleSlot: number;
@@ -110,11 +106,9 @@ export class GradientWire {
   send(unitLabel: string, gradients: readonly OutgoingGradient[]): SentUnit {
     const gpu = this.gpu;
     const wires: Wire[] = gradients.map((g) => {
-      const sent = !g.rows
-        ? { tensor: g.grad, owner: g.grad }
-        : g.compact
-          ? { tensor: subTensor(g.grad, [g.rows.length, ...g.grad.shape.slice(1)]), owner: g.grad }
-          : this.gather(g);
+      const sent = g.rows
+        ? { tensor: subTensor(g.grad, [g.rows.length, ...g.grad.shape.slice(1)]), owner: g.grad }
+        : { tensor: g.grad, owner: g.grad };
       return { source: g, ...sent, scaleSlot: -1 };
     });
     const packed = wires.filter((w) => this.halfGradients && w.tensor.dtype === 'f32');
@@ -175,23 +169,6 @@ export class GradientWire {
       },
       bytes,
     };
-  }
-
-  /** The touched rows of the gradient, on the GPU (the full gradient is given back). */
-  private gather(g: OutgoingGradient): { tensor: Tensor; owner: Tensor } {
-    const rows = g.rows!;
-    const capacity = Math.max(rows.length, g.rowsCapacity ?? 0);
-    const cols = g.grad.numel / g.grad.shape[0]!;
-    const gpu = this.gpu;
-    if (g.grad.dtype !== 'f32') throw new Error(`${g.label}: only f32 gradients can be sent as rows`);
-    const ids = gpu.tensor(`rows.${g.label}.ids`, 'i32', [capacity], 'gradients');
-    gpu.write(ids, capacity === rows.length ? rows : padded(rows, capacity));
-    const owner = gpu.tensor(`rows.${g.label}`, 'f32', [capacity, cols], 'gradients');
-    const tensor = subTensor(owner, [rows.length, cols]);
-    embeddingForward(gpu, { ids: subTensor(ids, [rows.length]), table: g.grad, out: tensor });
-    ids.release();
-    g.grad.release();
-    return { tensor, owner };
   }
 
   private cpuGrad(name: string, dtype: string): Float32Array | Uint16Array {
@@ -303,11 +280,4 @@ function subTensor(t: Tensor, shape: readonly number[]): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   if (n > t.numel) throw new Error(`a [${shape.join(', ')}] view does not fit in '${t}'`);
   return new Tensor(t.buffer, t.dtype, shape, t.label, t.byteOffset);
-}
-
-/** `ids` followed by zeros up to `length` (the unused tail of a capacity-sized upload). */
-function padded(ids: Int32Array, length: number): Int32Array {
-  const out = new Int32Array(length);
-  out.set(ids);
-  return out;
 }

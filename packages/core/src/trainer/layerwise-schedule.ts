@@ -482,8 +482,7 @@ export class LayerwiseSchedule implements ModeUpdates {
         kind: 'gradients',
         grad: d.grad,
         targets: this.shardsOf(d.spec).map((s) => ({ name: s.name, rowStart: s.rowStart, rowEnd: s.rowEnd })),
-        ...(d.spec === this.rowsSpec &&
-          this.rows && { rows: this.rows.ids, rowsCapacity: this.rows.capacity, compact: true }),
+        ...(d.spec === this.rowsSpec && this.rows && { rows: this.rows.ids }),
       })),
     ];
     const sent = this.wire.send(label, outgoing);
