@@ -275,6 +275,10 @@ const FLAGS = {
     description: 'lsp refits: relative reconstruction error above which a pair is refitted',
     default: String(DEFAULT_REFIT.alpha),
   },
+  refitAtStart: {
+    flags: '--no-refit-at-start',
+    description: 'lsp refits: no projector check before the first step (the first is then at --refit-every)',
+  },
   sharing: {
     flags: `--sharing <${CHOICES.sharing.join('|')}>`,
     description: 'lsp refits: one projector pair per layer type or per layer',

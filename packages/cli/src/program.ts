@@ -75,6 +75,7 @@ export function buildProgram(): Command {
     'refitEvery',
     'alpha',
     'sharing',
+    'refitAtStart',
   ]).action(async (opts: TrainCommandOptions, command: Command) => {
     await trainCommand(opts, explicitOptions(command));
   });

@@ -107,8 +107,10 @@ export interface TrainerOptions extends OptimizerHyperParams {
    * lsp: learn and refit the projectors. Every `checkFreq` steps the relative reconstruction error of each
    * pair is measured on dense gradients of held-out batches (Trainer.maybeRefit), pairs above `alpha` are
    * refitted (Adam on the values, fresh positions) and their layers' moments moved into the new subspace.
+   * `atStart`: check before the first step too (a fresh run), so training never steps through the random
+   * starting pairs, whose error is several times alpha.
    */
-  refit?: { alpha: number; checkFreq: number; sharing: 'type' | 'layer' };
+  refit?: { alpha: number; checkFreq: number; sharing: 'type' | 'layer'; atStart?: boolean };
 }
 
 export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
@@ -146,4 +148,5 @@ export const DEFAULT_REFIT: Required<NonNullable<TrainerOptions['refit']>> = {
   alpha: 0.3,
   checkFreq: 100,
   sharing: 'type',
+  atStart: true,
 };

@@ -24,6 +24,8 @@ export interface RefitterOptions {
   alpha: number;
   /** Steps between checks (due()); default 100 as in the paper's accuracy runs. */
   checkFreq?: number;
+  /** Check before the first step too (due(0)); default DEFAULT_REFIT.atStart. */
+  atStart?: boolean;
   /** Adam settings of the learning (the target error is always alpha). */
   learning?: Partial<Omit<LearningOptions, 'targetError'>>;
   /**
@@ -96,10 +98,11 @@ export class ProjectorRefitter {
     if (!(options.alpha >= 0)) throw new RangeError(`refitter: alpha must be >= 0, got ${options.alpha}`);
   }
 
-  /** Whether a check is due after `step` optimizer steps (every checkFreq steps, never at step 0). */
+  /** Whether a check is due after `step` optimizer steps (every checkFreq steps; at step 0 if atStart). */
   due(step: number): boolean {
     const every = this.options.checkFreq ?? DEFAULT_REFIT.checkFreq;
-    return step > 0 && step % every === 0;
+    if (step === 0) return this.options.atStart ?? DEFAULT_REFIT.atStart;
+    return step % every === 0;
   }
 
   /**

@@ -338,9 +338,31 @@ async function runLocked(
     events.onEval?.(m);
     await write({ type: 'eval', mode: trainer.options.mode, ...m });
   };
+  /** lsp with refits: the projector check due after `step` steps (step 0: before the first step). */
+  const refitIfDue = async (step: number) => {
+    const refit = await trainer.maybeRefit([
+      ...evalBatches(refitRows, o.batch, { maxRows: o.batch * (o.refitBatches ?? 2) }),
+    ]);
+    if (!refit) return;
+    const refitted = refit.groups.filter((g) => g.refitted).length;
+    events.onSetup?.(
+      `projector check at step ${step}: refitted ${refitted}/${refit.groups.length} pairs; mean error ` +
+        `${mean(refit.groups.map((g) => g.errorBefore)).toFixed(3)} -> ${mean(refit.groups.map((g) => g.errorAfter)).toFixed(3)} (${(refit.ms / 1000).toFixed(1)} s)`,
+    );
+    await write({
+      type: 'refit',
+      step,
+      ms: refit.ms,
+      layers: refit.layers,
+      groups: refit.groups.map(({ history: _h, ...g }) => g),
+    });
+  };
   try {
     clockStart = performance.now();
-    if (!o.resume) await evaluate(0);
+    if (!o.resume) {
+      await evaluate(0);
+      await refitIfDue(0);
+    }
     for (let s = startStep + 1; s <= o.steps && !stopping(); s++) {
       const batch: DataBatch[] = Array.from({ length: trainer.options.gradAccum }, () => loader.next());
       const traceThis = o.tracePath !== undefined && s === (o.traceStep ?? Math.min(startStep + 3, o.steps));
@@ -362,23 +384,7 @@ async function runLocked(
       await write({ type: 'step', mode: trainer.options.mode, ...m });
       // stopped (a signal during the step): straight to the checkpoint, no evaluation or refit
       if (stopping()) break;
-      const refit = await trainer.maybeRefit([
-        ...evalBatches(refitRows, o.batch, { maxRows: o.batch * (o.refitBatches ?? 2) }),
-      ]);
-      if (refit) {
-        const refitted = refit.groups.filter((g) => g.refitted).length;
-        events.onSetup?.(
-          `projector check at step ${s}: refitted ${refitted}/${refit.groups.length} pairs; mean error ` +
-            `${mean(refit.groups.map((g) => g.errorBefore)).toFixed(3)} -> ${mean(refit.groups.map((g) => g.errorAfter)).toFixed(3)} (${(refit.ms / 1000).toFixed(1)} s)`,
-        );
-        await write({
-          type: 'refit',
-          step: s,
-          ms: refit.ms,
-          layers: refit.layers,
-          groups: refit.groups.map(({ history: _h, ...g }) => g),
-        });
-      }
+      await refitIfDue(s);
       if (s % o.evalEvery === 0 || s === o.steps) await evaluate(s);
       if (o.saveEvery && s % o.saveEvery === 0 && s !== o.steps) await save();
     }

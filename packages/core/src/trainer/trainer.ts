@@ -12,7 +12,12 @@ import { DenseGradients } from '../model/dense-gradients.js';
 import { resolvePrecision, type Precision } from '../model/precision.js';
 import { Transformer, type StepHooks, type TokenBatch } from '../model/transformer.js';
 import type { ModelWeights } from '../model/weights.js';
-import { DEFAULT_TRAINER_OPTIONS, TRAIN_MODES, type TrainerOptions } from '../options/trainer-options.js';
+import {
+  DEFAULT_REFIT,
+  DEFAULT_TRAINER_OPTIONS,
+  TRAIN_MODES,
+  type TrainerOptions,
+} from '../options/trainer-options.js';
 import { checkBudget } from '../planner/budget.js';
 import { DEFAULT_LEAD_BLOCKS } from '../planner/plan-input.js';
 import { planTrainerMemory } from '../planner/trainer-plan.js';
@@ -110,6 +115,7 @@ function lspProjectors(gpu: GpuRuntime, weights: ModelWeights, options: TrainerO
     new ProjectorRefitter(gpu, set, {
       alpha: options.refit.alpha,
       checkFreq: options.refit.checkFreq,
+      atStart: options.refit.atStart ?? DEFAULT_REFIT.atStart,
       // one group's gradients at a time bounds the memory a check takes
       layersPerRequest: 1,
     });

@@ -84,6 +84,39 @@ describe('projector refits during lsp training', () => {
     weights.release();
   });
 
+  it('checks the random starting pairs before the first step (atStart), unless told not to', async () => {
+    const hf = await openHfModel(fileURLToPath(new URL('../../fixtures/hf/llama-gqa/', import.meta.url)));
+    const weights = await ModelWeights.load(gpu, hf, 'f32');
+    await hf.close();
+    const heldOut = batches(5, 2, hf.config.vocabSize);
+    for (const atStart of [true, false]) {
+      const trainer = await Trainer.create(gpu, weights, {
+        mode: 'lsp',
+        rank: 8,
+        nnz: 2,
+        nonProjected: 'frozen',
+        threads: 2,
+        refit: { alpha: 0.3, checkFreq: 5, sharing: 'type', atStart },
+      });
+      const report = await trainer.maybeRefit(heldOut);
+      if (!atStart) expect(report).toBeUndefined();
+      else {
+        // random pairs are far above alpha: every group learns, and the kept pairs reconstruct better
+        expect(report!.groups.every((g) => g.learned)).toBe(true);
+        expect(report!.groups.some((g) => g.refitted)).toBe(true);
+        for (const g of report!.groups) expect(g.errorAfter).toBeLessThanOrEqual(g.errorBefore);
+        // zero moments move to zero moments, and training goes on
+        for (const name of trainer.projectedLayers.keys())
+          expect(trainer.cpuOptimizer!.expAvg(name).every((x) => x === 0)).toBe(true);
+      }
+      const { loss } = await trainer.trainStep(batches(6, 1, hf.config.vocabSize)[0]!);
+      expect(Number.isFinite(loss)).toBe(true);
+      expect(await trainer.maybeRefit(heldOut)).toBeUndefined(); // next check at step 5
+      await trainer.destroy();
+    }
+    weights.release();
+  });
+
   it("checkpoints keep the refitter's generator: refits after a resume draw what they would have", async () => {
     const hf = await openHfModel(fileURLToPath(new URL('../../fixtures/hf/llama-gqa/', import.meta.url)));
     const weights = await ModelWeights.load(gpu, hf, 'f32');
