@@ -28,6 +28,9 @@
 #   --dtype f16|f32      weight storage on the GPU [f16]
 #   --modes LIST         runs, in order [native,lsp,zero,lsp@budget,zero@budget]; "@budget" runs under
 #                        the smallest GPU memory budget that both lsp and zero fit, plus 10 %
+#   --variant NAME="FLAGS"  one more lsp run after the modes, labelled lsp~NAME, with FLAGS after the lsp
+#                        flags (repeatable; a knob sweep on the same base model, task and schedule), e.g.
+#                        --variant nnz16="--nnz 16" --variant per-layer="--sharing layer"
 #   --no-warm-up         skip the unmeasured 2-step run of each mode before the measured ones (it
 #                        fills the GPU driver's shader cache, so no measured run pays for compiling
 #                        pipelines that an earlier one compiled for it)
@@ -42,7 +45,8 @@ usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0
 OUT_DIR="" QUICK=0 BASE_MINUTES="" BASE_MODEL="" BASE_FLAGS="" TASK_PACKAGE=torch TASK_SOURCE=""
 TRAIN_EXAMPLES="" STEPS="" BATCH=8 SEQ=512 LR=2e-4 WARMUP="" EVAL_EVERY="" EVAL_BATCHES="" RANK=512
 NNZ=4 REFIT_EVERY="" ALPHA=0.3 LSP_FLAGS="" DTYPE=f16 MODES="native,lsp,zero,lsp@budget,zero@budget"
-SEED=0 PYTHON=python3 NODE=node WARM_UP=1
+SEED=0 PYTHON=python3 NODE=node WARM_UP=1 VARIANTS=()
+declare -A VARIANT_FLAGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -66,6 +70,9 @@ while [ $# -gt 0 ]; do
     --lsp-flags) LSP_FLAGS=$2; shift ;;
     --dtype) DTYPE=$2; shift ;;
     --modes) MODES=$2; shift ;;
+    --variant)
+      [[ "$2" == ?*=* ]] || { echo "run.sh: --variant wants NAME=\"FLAGS\", got $2" >&2; exit 2; }
+      VARIANTS+=("${2%%=*}") VARIANT_FLAGS["${2%%=*}"]="${2#*=}"; shift ;;
     --seed) SEED=$2; shift ;;
     --no-warm-up) WARM_UP=0 ;;
     --python) PYTHON=$2; shift ;;
@@ -77,6 +84,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ -n "$OUT_DIR" ] || { usage >&2; exit 2; }
+for v in "${VARIANTS[@]}"; do MODES="$MODES,lsp~$v"; done
 if [ "$QUICK" = 1 ]; then
   : "${BASE_MINUTES:=0.3}" "${STEPS:=30}" "${EVAL_EVERY:=10}" "${EVAL_BATCHES:=3}" "${TRAIN_EXAMPLES:=1000}"
   : "${REFIT_EVERY:=15}"
@@ -159,7 +167,7 @@ COMMON=(--model "$MODEL" --rank "$RANK" --nnz "$NNZ" --batch "$BATCH" --seq "$SE
 if [ "$WARM_UP" = 1 ]; then
   head -n 64 "$OUT_DIR/task/train.jsonl" >"$OUT_DIR/task/warm-up-train.jsonl"
   head -n 8 "$OUT_DIR/task/eval.jsonl" >"$OUT_DIR/task/warm-up-eval.jsonl"
-  for mode in $(tr , '\n' <<<"$MODES" | sed 's/@.*//' | sort -u); do
+  for mode in $(tr , '\n' <<<"$MODES" | sed 's/[@~].*//' | sort -u); do
     say "4/5 warm-up: 2 unmeasured steps of $mode (log: logs/warm-up-$mode.log)"
     refit=()
     [ "$mode" != lsp ] || [ "$REFIT_EVERY" = 0 ] || refit=(--refit-every 2 --alpha "$ALPHA")
@@ -175,8 +183,11 @@ i=0
 IFS=, read -r -a SPECS <<<"$MODES"
 for spec in "${SPECS[@]}"; do
   i=$(( i + 1 ))
-  mode="${spec%@*}" label="$spec" name="$spec" extra=()
-  if [[ "$spec" == *@budget ]]; then
+  mode="${spec%@*}" label="$spec" name="$spec" extra=() variant=()
+  if [[ "$spec" == lsp~* ]]; then
+    # shellcheck disable=SC2206 # the variant's flags are a list of flags
+    mode=lsp name="lsp-${spec#lsp~}" variant=(${VARIANT_FLAGS[${spec#lsp~}]})
+  elif [[ "$spec" == *@budget ]]; then
     [ -n "$BUDGET" ] || continue
     label="$mode@$BUDGET" name="$mode-budget" extra=(--gpu-memory "$BUDGET")
   elif [[ "$spec" == *@* ]]; then
@@ -185,6 +196,7 @@ for spec in "${SPECS[@]}"; do
   [ "$mode" != lsp ] || [ "$REFIT_EVERY" = 0 ] || extra+=(--refit-every "$REFIT_EVERY" --alpha "$ALPHA")
   # shellcheck disable=SC2206 # LSP_FLAGS is a list of flags
   [ "$mode" != lsp ] || extra+=($LSP_FLAGS)
+  extra+=("${variant[@]}")
   say "4/5 run $i/${#SPECS[@]}: $label (log: logs/train-$name.log)"
   if "${CLI[@]}" train "${COMMON[@]}" --mode "$mode" --data "$OUT_DIR/task/train.jsonl" \
     --eval-data "$OUT_DIR/task/eval.jsonl" --steps "$STEPS" --eval-every "$EVAL_EVERY" --eval-batches "$EVAL_BATCHES" \

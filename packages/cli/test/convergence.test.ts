@@ -141,6 +141,8 @@ describe('convergence pipeline (tools/convergence/run.sh) at toy size', () => {
         '0',
         '--refit-every',
         '100',
+        '--variant',
+        'nnz1=--nnz 1 --no-refit-at-start',
       ],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 },
     );
@@ -169,7 +171,7 @@ describe('convergence pipeline (tools/convergence/run.sh) at toy size', () => {
     expect(train.some((r) => r.prompt.includes('stub'))).toBe(false);
 
     // every run evaluated at the same steps, with wall times
-    const names = { native: 'native', lsp: 'lsp', zero: 'zero', 'lsp-budget': 'lsp' };
+    const names = { native: 'native', lsp: 'lsp', zero: 'zero', 'lsp-budget': 'lsp', 'lsp-nnz1': 'lsp' };
     const evals: Record<string, EvalRecord[]> = {};
     for (const [name, mode] of Object.entries(names)) {
       evals[name] = readEvals(join(out, 'runs', `${name}.jsonl`));
@@ -183,6 +185,18 @@ describe('convergence pipeline (tools/convergence/run.sh) at toy size', () => {
     // the same data, seed and model: every mode starts from the same held-out loss
     for (const name of Object.keys(names)) expect(evals[name]![0]!.evalLoss).toBe(evals.native![0]!.evalLoss);
     expect(readFileSync(join(out, 'logs', 'train-lsp-budget.log'), 'utf8')).toMatch(/GPU memory budget \d/);
+    // lsp checks its random projectors before the first step; the variant got its own flags (no such
+    // check, one non-zero per row), so it trained differently from the same start
+    const refitSteps = (name: string) =>
+      readFileSync(join(out, 'runs', `${name}.jsonl`), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+        .filter((r) => r.type === 'refit')
+        .map((r) => r.step);
+    expect(refitSteps('lsp')).toEqual([0]);
+    expect(refitSteps('lsp-nnz1')).toEqual([]);
+    expect(evals['lsp-nnz1']![2]!.evalLoss).not.toBe(evals.lsp![2]!.evalLoss);
 
     // the comparison, checked against the metrics files
     const summary = JSON.parse(readFileSync(join(out, 'convergence.json'), 'utf8'));
@@ -193,6 +207,7 @@ describe('convergence pipeline (tools/convergence/run.sh) at toy size', () => {
       'lsp',
       'zero',
       budgetLabel,
+      'lsp~nnz1',
     ]);
     const native = evals.native!;
     const target = native[1]!.evalLoss + 0.6 * (native[2]!.evalLoss - native[1]!.evalLoss); // step 3.2 of 4
@@ -222,7 +237,7 @@ describe('convergence pipeline (tools/convergence/run.sh) at toy size', () => {
       new RegExp(`^(met|missed|n/a) +${budgetLabel}: time to the target .*\\(vs zero\\)`, 'm'),
     );
     const html = readFileSync(join(out, 'convergence.html'), 'utf8');
-    for (const label of ['native', 'lsp', 'zero', budgetLabel])
+    for (const label of ['native', 'lsp', 'zero', budgetLabel, 'lsp~nnz1'])
       expect(html.match(new RegExp(`<polyline data-series="${label}"`, 'g'))).toHaveLength(2);
     expect(existsSync(join(out, 'results.tar.gz'))).toBe(true);
   }, 300_000);

@@ -384,7 +384,8 @@ async function runLocked(
       await write({ type: 'step', mode: trainer.options.mode, ...m });
       // stopped (a signal during the step): straight to the checkpoint, no evaluation or refit
       if (stopping()) break;
-      await refitIfDue(s);
+      // (none after the last step: nothing would train with the new pairs)
+      if (s < o.steps) await refitIfDue(s);
       if (s % o.evalEvery === 0 || s === o.steps) await evaluate(s);
       if (o.saveEvery && s % o.saveEvery === 0 && s !== o.steps) await save();
     }
