@@ -184,8 +184,23 @@ describe('option parsing', () => {
       /^lsp +- +S [\d.]+ \w+, gradients [\d.]+ \w+, embedding rows [\d.]+ \w+, headers [\d.]+ \w+ \| D [\d.]+ \w+, parameters [\d.]+ \w+$/m,
     );
     const lsp = (
-      json.results as { mode: string; offload?: { criticalPathMs: number; transferGBps: { down: number } } }[]
+      json.results as {
+        mode: string;
+        offload?: { criticalPathMs: number; transferGBps: { down: number } };
+        cpuStepTimingPerStep?: Record<string, number>;
+      }[]
     ).find((r) => r.mode === 'lsp')!;
+    // the CPU steps' wall time split by the workers' clock (native has none)
+    expect(text).toMatch(
+      /^lsp +wall +[\d.]+ +start +[\d.]+ +span +[\d.]+ +notice +[\d.]+ +threads busy +[\d.]+ +\([\d.]+ CPU steps\)$/m,
+    );
+    expect(text).not.toMatch(/^native +wall /m);
+    const cpu = lsp.cpuStepTimingPerStep!;
+    expect(cpu['steps']).toBeGreaterThan(0);
+    expect(cpu['startLatencyMs']! + cpu['workerSpanMs']! + cpu['noticeLatencyMs']!).toBeCloseTo(
+      cpu['wallMs']!,
+      6,
+    );
     expect(lsp.offload!.criticalPathMs).toBeGreaterThan(0);
     expect(lsp.offload!.transferGBps.down).toBeGreaterThan(0);
     expect(readFileSync(join(out, 'bench.html'), 'utf8')).toMatch(/Offload path per step/);

@@ -11,6 +11,14 @@ import { KernelPool } from './pool.js';
 import { clipCoefficient, HYPER_STRIDE } from './protocol.js';
 import { checkedUpdate, nonFiniteGradients, update } from './step-passes.js';
 import { decodeState, encodeState } from './state.js';
+import {
+  NO_WORKER_TIMING,
+  epochNowMs,
+  mergeWorkerTiming,
+  stepTiming,
+  type StepTiming,
+  type WorkerTiming,
+} from './timing.js';
 import { TensorRegistry, f32View, type Dtype, type TensorKind, type TensorRecord } from './tensors.js';
 import {
   copyGradIn,
@@ -104,6 +112,8 @@ export interface StepReport {
   /** Factor the clipping applied (1 when not clipped). */
   clipCoef: number;
   nonFinite: NonFiniteReport[];
+  /** Where the step's wall time went: on the workers, or waiting for the main thread (timing.ts). */
+  timing: StepTiming;
 }
 
 export interface TensorInfo {
@@ -403,6 +413,7 @@ export class AdamW {
    * policy, gradients are checked for NaN/Inf first, so a rejected step changes nothing.
    */
   step(options: StepOptions = {}): Promise<StepReport> {
+    const calledAtMs = epochNowMs();
     try {
       this.assertIdle('step()');
       checkOptionNames(options, STEP_OPTIONS, 'step()');
@@ -418,7 +429,15 @@ export class AdamW {
       const perTensor = this.perTensorScales(records, options.gradScales);
       const hypers = this.stepScalars(records, gradScale, perTensor);
       const spread = { threads, minElements: this.spread.minElements };
-      const run = this.runStep(records, hypers, gradScale, spread, policy, perTensor !== undefined);
+      const run = this.runStep(
+        records,
+        hypers,
+        gradScale,
+        spread,
+        policy,
+        perTensor !== undefined,
+        calledAtMs,
+      );
       this.inFlight = run;
       return run.finally(() => {
         this.inFlight = null;
@@ -479,7 +498,9 @@ export class AdamW {
     spread: Spread,
     policy: NonFinitePolicy,
     perTensorScales: boolean,
+    calledAtMs: number,
   ): Promise<StepReport> {
+    let workers: WorkerTiming;
     const report: StepReport = {
       applied: false,
       step: this.appliedSteps,
@@ -487,6 +508,7 @@ export class AdamW {
       gradNorm: null,
       clipCoef: 1,
       nonFinite: [],
+      timing: stepTiming(calledAtMs, calledAtMs, NO_WORKER_TIMING),
     };
     const checked = policy !== 'propagate' || this.maxGradNorm !== undefined;
     try {
@@ -499,15 +521,18 @@ export class AdamW {
           skipNonFinite: policy !== 'propagate',
           clip,
         });
+        workers = group.timing;
         // (the sum is of the gradients as stored: with per-tensor factors it is no norm of what is stepped)
         if (!perTensorScales) report.gradNorm = Math.sqrt(group.sumOfSquares) * Math.abs(gradScale);
         if (clip) report.clipCoef = clipCoefficient(group.sumOfSquares, gradScale, clip.maxGradNorm);
         if (!group.applied) {
-          report.nonFinite = await nonFiniteGradients(this.pool, records, spread);
+          const count = await nonFiniteGradients(this.pool, records, spread);
+          report.nonFinite = count.tensors;
           if (policy === 'throw') throw new NonFiniteGradientError(report.nonFinite);
+          report.timing = stepTiming(calledAtMs, epochNowMs(), mergeWorkerTiming(workers, count.timing));
           return report;
         }
-      } else await update(this.pool, records, spread, hypers);
+      } else workers = await update(this.pool, records, spread, hypers);
     } catch (e) {
       if (e instanceof NonFiniteGradientError) throw e;
       // Some ranges may have been updated: refuse to continue from an unknown state.
@@ -523,6 +548,7 @@ export class AdamW {
     this.appliedSteps++;
     report.applied = true;
     report.step = this.appliedSteps;
+    report.timing = stepTiming(calledAtMs, epochNowMs(), workers);
     return report;
   }
 

@@ -11,6 +11,7 @@ export type {
   StepReport,
   TensorInfo,
 } from './adamw.js';
+export type { StepTiming, TaskTiming, WorkerTiming } from './timing.js';
 export { DEFAULT_HYPER_PARAMS } from './hyper.js';
 export type { HyperParams } from './hyper.js';
 export type { Dtype, TensorKind } from './tensors.js';
@@ -48,7 +49,7 @@ export {
 } from './wasm.js';
 export type { KernelExports } from './wasm.js';
 export { KernelPool } from './pool.js';
-export type { KernelPoolOptions, PoolTask } from './pool.js';
+export type { KernelPoolOptions, PoolTask, TimedResult } from './pool.js';
 export { OP, PIECE_STRIDE, HYPER_STRIDE, PieceWriter } from './protocol.js';
 export type { Op } from './protocol.js';
 export { WORKER_STACK_BYTES } from './layout.js';

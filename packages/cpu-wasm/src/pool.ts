@@ -31,10 +31,14 @@ import {
   PIECE_STRIDE,
   TASK_CRASHED,
   TASK_FAILED,
+  TIME_END,
+  TIME_START,
+  TIMES_STRIDE,
   type KernelResult,
   type WorkerInit,
   type WorkerMessage,
 } from './protocol.js';
+import { workerTiming, type TaskTiming, type WorkerTiming } from './timing.js';
 import { compileModule, heapBase } from './wasm.js';
 
 /** The compiled worker (tests run the TS sources; workers always run the built JS). */
@@ -80,6 +84,14 @@ export interface GroupResult {
   applied: boolean;
   /** Sum of the check pieces' values, added in task order, block order (the same on every thread). */
   sumOfSquares: number;
+  /** When the group's tasks ran on the workers (each task's time includes its wait at the barrier). */
+  timing: WorkerTiming;
+}
+
+/** run()'s results with the time the task ran on its worker. */
+export interface TimedResult {
+  values: KernelResult;
+  timing: TaskTiming;
 }
 
 interface Job {
@@ -117,8 +129,10 @@ export class KernelPool {
   readonly firstFreeByte: number;
   private readonly slots: Slot[] = [];
   private readonly ctrl: Int32Array;
+  /** Each worker's last task start and end (epoch ms), see protocol.ts. */
+  private readonly times: Float64Array;
   private readonly memories = new Map<number, WebAssembly.Memory>();
-  private readonly queue: { job: Job; resolve: (r: KernelResult) => void; reject: (e: unknown) => void }[] =
+  private readonly queue: { job: Job; resolve: (r: TimedResult) => void; reject: (e: unknown) => void }[] =
     [];
   private idleWaiters: (() => void)[] = [];
   private grouping = false;
@@ -139,10 +153,18 @@ export class KernelPool {
     this.threads = threads;
     this.firstFreeByte = reservedBytes(base, threads);
     this.ctrl = new Int32Array(new SharedArrayBuffer(threads * CTRL_STRIDE * 4));
+    this.times = sharedF64(threads * TIMES_STRIDE);
     const file = workerFile();
     for (let index = 0; index < threads; index++) {
       const { port1, port2 } = new MessageChannel();
-      const init: WorkerInit = { module, heapBase: base, slot: index, ctrl: this.ctrl, port: port2 };
+      const init: WorkerInit = {
+        module,
+        heapBase: base,
+        slot: index,
+        ctrl: this.ctrl,
+        times: this.times,
+        port: port2,
+      };
       const worker = new Worker(file, { workerData: init, transferList: [port2] });
       const slot: Slot = { index, worker, port: port1, box: sharedF64(MIN_BOX_VALUES), busy: false };
       port1.unref();
@@ -176,6 +198,15 @@ export class KernelPool {
 
   /** Run one task on one worker; resolves with one number per piece. */
   run(task: PoolTask): Promise<KernelResult> {
+    // (not async: a bad task throws at the call, as it always has)
+    return this.runTimed(task).then((r) => r.values);
+  }
+
+  /**
+   * run(), also resolving to when the task started and ended on its worker (epoch ms, see timing.ts):
+   * compared with the caller's own clock, it tells worker time from the time the caller took to notice.
+   */
+  runTimed(task: PoolTask): Promise<TimedResult> {
     this.assertUsable();
     this.checkMemories(task.pieces);
     return new Promise((resolve, reject) => {
@@ -240,10 +271,9 @@ export class KernelPool {
       if (failed) throw (failed as PromiseRejectedResult).reason;
       let sumOfSquares = 0;
       for (let i = 0; i < total; i++) sumOfSquares += this.sums[i]!;
-      const applied = settled.every(
-        (s) => (s as PromiseFulfilledResult<KernelResult>).value[0] === GROUP_APPLIED,
-      );
-      return { applied, sumOfSquares };
+      const done = settled.map((s) => (s as PromiseFulfilledResult<TimedResult>).value);
+      const applied = done.every((r) => r.values[0] === GROUP_APPLIED);
+      return { applied, sumOfSquares, timing: workerTiming(done.map((r) => r.timing)) };
     } finally {
       this.grouping = false;
       this.dispatch();
@@ -282,7 +312,7 @@ export class KernelPool {
       if (this.grouping || !this.queue.length) break;
       if (slot.busy) continue;
       const { job, resolve, reject } = this.queue.shift()!;
-      this.execute(slot, job).then((r) => resolve(r.subarray(1)), reject);
+      this.execute(slot, job).then((r) => resolve({ ...r, values: r.values.subarray(1) }), reject);
     }
     if (this.slots.every((s) => !s.busy)) for (const w of this.idleWaiters.splice(0)) w();
   }
@@ -294,7 +324,7 @@ export class KernelPool {
   }
 
   /** Write a job into a worker's mailbox, ring it, wait for it; resolves with [outcome, ...results]. */
-  private async execute(slot: Slot, job: Job): Promise<KernelResult> {
+  private async execute(slot: Slot, job: Job): Promise<TimedResult> {
     const count = job.pieces.length / PIECE_STRIDE;
     const resultAt = BOX_HEADER + job.checks.length + job.pieces.length + job.hypers.length;
     if (resultAt + 1 + count > slot.box.length) {
@@ -329,7 +359,11 @@ export class KernelPool {
         throw new Error(`cpu-wasm worker ${slot.index}: ${message ?? 'unknown error'}`);
       }
       if (status === TASK_CRASHED) throw this.failure ?? new Error(`cpu-wasm worker ${slot.index} died`);
-      return box.slice(resultAt, resultAt + 1 + count);
+      const t = slot.index * TIMES_STRIDE;
+      return {
+        values: box.slice(resultAt, resultAt + 1 + count),
+        timing: { startMs: this.times[t + TIME_START]!, endMs: this.times[t + TIME_END]! },
+      };
     } finally {
       slot.busy = false;
       if (!this.destroyed) slot.worker.unref();

@@ -88,6 +88,13 @@ export const FLAG_SKIP_NONFINITE = 1;
 export const FLAG_CLIP = 2;
 export const GROUP_APPLIED = 0;
 export const GROUP_SKIPPED = 1;
+/**
+ * Float64 words per worker in the shared times array (a cache line each): the start and end of its last
+ * task, epoch ms on the worker (timing.ts), written before it bumps its done counter.
+ */
+export const TIMES_STRIDE = 8;
+export const TIME_START = 0;
+export const TIME_END = 1;
 /** Int32 words of the group barrier: [arrived, abort (a worker failed in phase 1)]. */
 export const BARRIER_WORDS = 16;
 export const BARRIER_ARRIVED = 0;
@@ -100,6 +107,8 @@ export interface WorkerInit {
   /** This worker's stack slot in every memory (its index in the pool). */
   slot: number;
   ctrl: Int32Array;
+  /** Per worker (TIMES_STRIDE words): when its last task started and ended. */
+  times: Float64Array;
   /** The port the worker reads messages from (receiveMessageOnPort) and reports errors on. */
   port: import('node:worker_threads').MessagePort;
 }

@@ -5,26 +5,31 @@ import { checkedUpdateTasks, countNonFinitePass, updateTasks, type Spread } from
 import type { GroupOptions, GroupResult, KernelPool } from './pool.js';
 import type { KernelResult } from './protocol.js';
 import type { TensorRecord } from './tensors.js';
+import { workerTiming, type WorkerTiming } from './timing.js';
 
-function runAll(
+async function runAll(
   pool: KernelPool,
   tasks: readonly Float64Array[],
   hypers?: Float64Array,
-): Promise<KernelResult[]> {
-  return Promise.all(tasks.map((pieces) => pool.run(hypers ? { pieces, hypers } : { pieces })));
+): Promise<{ values: KernelResult[]; timing: WorkerTiming }> {
+  const done = await Promise.all(
+    tasks.map((pieces) => pool.runTimed(hypers ? { pieces, hypers } : { pieces })),
+  );
+  return { values: done.map((r) => r.values), timing: workerTiming(done.map((r) => r.timing)) };
 }
 
-/** The tensors with NaN or infinite gradient elements, and how many each has. */
+/** The tensors with NaN or infinite gradient elements, and how many each has; the pass's worker times. */
 export async function nonFiniteGradients(
   pool: KernelPool,
   records: readonly TensorRecord[],
   spread: Spread,
-): Promise<NonFiniteReport[]> {
+): Promise<{ tensors: NonFiniteReport[]; timing: WorkerTiming }> {
   const pass = countNonFinitePass(records, spread);
   const counts = await runAll(pool, pass.tasks);
   const perRow = new Array<number>(records.length).fill(0);
-  counts.forEach((c, t) => c.forEach((n, i) => (perRow[pass.rows[t]![i]!]! += n)));
-  return records.map((r, row) => ({ name: r.name, count: perRow[row]! })).filter((x) => x.count > 0);
+  counts.values.forEach((c, t) => c.forEach((n, i) => (perRow[pass.rows[t]![i]!]! += n)));
+  const tensors = records.map((r, row) => ({ name: r.name, count: perRow[row]! })).filter((x) => x.count > 0);
+  return { tensors, timing: counts.timing };
 }
 
 /**
@@ -41,12 +46,12 @@ export function checkedUpdate(
   return pool.runGroup(checkedUpdateTasks(records, spread), options);
 }
 
-/** The AdamW update of every record, with one row of scalars per record in `hypers`. */
+/** The AdamW update of every record, with one row of scalars per record in `hypers`; its worker times. */
 export async function update(
   pool: KernelPool,
   records: readonly TensorRecord[],
   spread: Spread,
   hypers: Float64Array,
-): Promise<void> {
-  await runAll(pool, updateTasks(records, spread), hypers);
+): Promise<WorkerTiming> {
+  return (await runAll(pool, updateTasks(records, spread), hypers)).timing;
 }

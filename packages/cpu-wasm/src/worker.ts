@@ -31,10 +31,14 @@ import {
   PIECE_STRIDE,
   TASK_FAILED,
   TASK_OK,
+  TIME_END,
+  TIME_START,
+  TIMES_STRIDE,
   clipCoefficient,
   type WorkerInit,
   type WorkerMessage,
 } from './protocol.js';
+import { epochNowMs } from './timing.js';
 import { instantiateKernels, type KernelExports } from './wasm.js';
 
 /** A group's barrier gives up after this long (a party that never came: a crashed worker). */
@@ -239,6 +243,7 @@ function receive(message: WorkerMessage): boolean {
 
 const ctrl = init.ctrl;
 const base = init.slot * CTRL_STRIDE;
+const timesAt = init.slot * TIMES_STRIDE;
 let rung = 0;
 let running = true;
 while (running) {
@@ -247,6 +252,7 @@ while (running) {
   for (let m = receiveMessageOnPort(init.port); m; m = receiveMessageOnPort(init.port))
     running &&= receive(m.message as WorkerMessage);
   if (!running) break;
+  init.times[timesAt + TIME_START] = epochNowMs();
   try {
     runTask();
     ctrl[base + CTRL_STATUS] = TASK_OK;
@@ -254,6 +260,8 @@ while (running) {
     ctrl[base + CTRL_STATUS] = TASK_FAILED;
     init.port.postMessage(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
   }
+  // (plain stores: the Atomics.add below publishes them with the results)
+  init.times[timesAt + TIME_END] = epochNowMs();
   Atomics.add(ctrl, base + CTRL_DONE, 1);
   Atomics.notify(ctrl, base + CTRL_DONE);
 }

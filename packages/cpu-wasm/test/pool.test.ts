@@ -144,7 +144,7 @@ describe('KernelPool groups', () => {
     g[n - 1] = Number.POSITIVE_INFINITY; // in the last task's share
     y.fill(1);
     const skipped = await group.runGroup(tasks(3), { hypers: hypers(1), skipNonFinite: true });
-    expect(skipped).toEqual({ applied: false, sumOfSquares: Infinity });
+    expect(skipped).toMatchObject({ applied: false, sumOfSquares: Infinity });
     expect(y.every((v) => v === 1)).toBe(true);
     g.fill(2); // norm 2 sqrt(n): clipping to norm 1 scales by 1 / (2 sqrt(n) + 1e-6)
     const clip = { maxGradNorm: 1, gradScale: 1 };

@@ -10,6 +10,7 @@ import { Rng } from '../util/rng.js';
 import { median } from '../util/stats.js';
 import type { TrainMode, TrainerOptions } from '../options/trainer-options.js';
 import { Trainer, type StepMetrics } from '../trainer/trainer.js';
+import type { CpuStepTiming } from '../trainer/mode-updates.js';
 import type { TokenBatch } from '../model/transformer.js';
 import { planTrainerMemory } from '../planner/trainer-plan.js';
 import { DEFAULT_TRAINER_OPTIONS } from '../options/trainer-options.js';
@@ -65,6 +66,11 @@ export interface BenchModeResult {
   bytesToDevicePerStep: number;
   waitForUpdatesMsPerStep: number;
   cpuOptimizerMsPerStep: number;
+  /**
+   * Offloading modes: the CPU optimizer steps per measured step, as the workers saw them (their wall time
+   * split into start latency, worker span and notice latency; mode-updates.ts).
+   */
+  cpuStepTimingPerStep?: CpuStepTiming;
   appliedInBackward: number;
   appliedBeforeForward: number;
   /** Offloading modes: the offload critical path, bytes by kind and the rings' throughput. */
@@ -167,7 +173,17 @@ export async function runBenchmark(
           : null,
         mainThreadBusyMsPerStep: sum((m) => m.mainThreadBusyMs) / steps,
         workerBusyMsPerStep: sum((m) => m.workerBusyMs) / steps,
-        ...(spec.mode !== 'native' && { offload: summarizeOffload(measured, trainer.transferRates) }),
+        ...(spec.mode !== 'native' && {
+          offload: summarizeOffload(measured, trainer.transferRates),
+          cpuStepTimingPerStep: {
+            steps: sum((m) => m.cpuStepTiming.steps) / steps,
+            wallMs: sum((m) => m.cpuStepTiming.wallMs) / steps,
+            workerSpanMs: sum((m) => m.cpuStepTiming.workerSpanMs) / steps,
+            startLatencyMs: sum((m) => m.cpuStepTiming.startLatencyMs) / steps,
+            noticeLatencyMs: sum((m) => m.cpuStepTiming.noticeLatencyMs) / steps,
+            threadBusyMs: sum((m) => m.cpuStepTiming.threadBusyMs) / steps,
+          },
+        }),
         losses: measured.map((m) => m.loss),
       });
       await trainer.destroy();
@@ -290,6 +306,21 @@ export function formatBenchTable(
     lines.push(
       `${r.mode.padEnd(7)} gpu ${ms(r.gpuBusyMsPerStep).padStart(7)}  main ${ms(r.mainThreadBusyMsPerStep).padStart(7)}  workers ${ms(r.workerBusyMsPerStep).padStart(7)}  wait ${ms(r.waitForUpdatesMsPerStep).padStart(7)}`,
     );
+  }
+  const cpu = results.filter((r) => !r.error && r.cpuStepTimingPerStep);
+  if (cpu.length) {
+    // the CPU steps' wall time (about "workers" above) split by the workers' own clock: a notice latency
+    // near the wall time means the workers were done long before the busy main thread saw it
+    lines.push(
+      'CPU optimizer steps (ms per step): wall = start latency + worker span + notice latency; threads busy summed over threads',
+    );
+    const f = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-').padStart(8);
+    for (const r of cpu) {
+      const t = r.cpuStepTimingPerStep!;
+      lines.push(
+        `${r.mode.padEnd(7)} wall ${f(t.wallMs)}  start ${f(t.startLatencyMs)}  span ${f(t.workerSpanMs)}  notice ${f(t.noticeLatencyMs)}  threads busy ${f(t.threadBusyMs)}  (${t.steps.toFixed(1)} CPU steps)`,
+      );
+    }
   }
   for (const r of results.filter((r) => r.skippedSteps > 0))
     lines.push(

@@ -11,7 +11,7 @@ import type { ModelWeights } from '../model/weights.js';
 import type { OptimizerHyperParams } from '../options/trainer-options.js';
 import type { LossScaler } from './loss-scaler.js';
 import { scheduledLr, type LrScheduleOptions } from './lr-schedule.js';
-import type { ModeUpdates } from './mode-updates.js';
+import { NO_CPU_STEPS, type ModeUpdates } from './mode-updates.js';
 
 export type GpuOptimizerOptions = OptimizerHyperParams &
   LrScheduleOptions & {
@@ -28,6 +28,7 @@ export interface GpuAdamWState {
 export class GpuOptimizer implements ModeUpdates {
   readonly sink: DenseGradients;
   readonly cpuBusyMs = 0;
+  readonly cpuStepTiming = NO_CPU_STEPS;
   private readonly states = new Map<string, GpuAdamWState>();
   private microBatches = 1;
   /** The step's gradient-sum norm on the GPU when clipping (read by gradNorm). */

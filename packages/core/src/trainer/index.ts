@@ -1,5 +1,6 @@
 export { Trainer } from './trainer.js';
 export type { StepMetrics } from './trainer.js';
+export type { CpuStepTiming } from './mode-updates.js';
 export { checkLrSchedule, lrFactor, scheduledLr } from './lr-schedule.js';
 export type { LrScheduleOptions } from './lr-schedule.js';
 export { maxRank, rankNote, rankProblem } from './rank-check.js';

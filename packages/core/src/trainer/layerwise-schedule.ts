@@ -41,7 +41,7 @@ import type { LayerMoments, MomentAccess } from '../projectors/projector-refitte
 import { StepGradScale } from './grad-scale.js';
 import type { LossScaler } from './loss-scaler.js';
 import { scheduledLr } from './lr-schedule.js';
-import type { ModeUpdates } from './mode-updates.js';
+import { NO_CPU_STEPS, type CpuStepTiming, type ModeUpdates } from './mode-updates.js';
 import { rowShards, type RowShard } from './row-shards.js';
 import {
   GradientWire,
@@ -95,6 +95,8 @@ interface UpdatePiece {
 class CpuStepQueue {
   private tail: Promise<unknown> = Promise.resolve();
   busyMs = 0;
+  /** Running totals of the steps as the workers saw them (is the wall time theirs or the main thread's?). */
+  readonly timing: CpuStepTiming = { ...NO_CPU_STEPS };
 
   constructor(private readonly opt: CpuAdamW) {}
 
@@ -116,10 +118,34 @@ class CpuStepQueue {
     const run = this.tail.then(async () => {
       const t0 = performance.now();
       this.stepOfGradients = producedAt;
-      await this.opt.step({ names, nonFinite: 'propagate', gradScale, gradScales });
+      const { timing: w } = await this.opt.step({ names, nonFinite: 'propagate', gradScale, gradScales });
       const t1 = performance.now();
       this.busyMs += t1 - t0;
-      trace?.add(label, TRACE_THREADS.optimizer, t0, t1, { tensors: names.length });
+      // the wall time is this queue's own (t0..t1, as busyMs): the notice latency then runs from the last
+      // worker's end to this continuation, which may wait behind other microtasks after the step resolves
+      // (step() runs synchronously from t0 to the dispatch: its start latency needs no correction)
+      const s = {
+        wallMs: t1 - t0,
+        workerSpanMs: w.workerSpanMs,
+        startLatencyMs: w.startLatencyMs,
+        noticeLatencyMs: t1 - t0 - w.startLatencyMs - w.workerSpanMs,
+        threadBusyMs: w.threadBusyMs,
+      };
+      const sum = this.timing;
+      sum.steps++;
+      sum.wallMs += s.wallMs;
+      sum.workerSpanMs += s.workerSpanMs;
+      sum.startLatencyMs += s.startLatencyMs;
+      sum.noticeLatencyMs += s.noticeLatencyMs;
+      sum.threadBusyMs += s.threadBusyMs;
+      const round = (ms: number) => Math.round(ms * 1000) / 1000;
+      trace?.add(label, TRACE_THREADS.optimizer, t0, t1, {
+        tensors: names.length,
+        workerSpanMs: round(s.workerSpanMs),
+        startLatencyMs: round(s.startLatencyMs),
+        noticeLatencyMs: round(s.noticeLatencyMs),
+        threadBusyMs: round(s.threadBusyMs),
+      });
       return t1 - t0;
     });
     this.tail = run.catch(() => undefined);
@@ -274,6 +300,10 @@ export class LayerwiseSchedule implements ModeUpdates {
 
   get cpuBusyMs(): number {
     return this.queue.busyMs;
+  }
+
+  get cpuStepTiming(): Readonly<CpuStepTiming> {
+    return this.queue.timing;
   }
 
   beginStep(microBatches: number, inputIds?: readonly ArrayLike<number>[]): void {

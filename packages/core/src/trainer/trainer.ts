@@ -35,6 +35,7 @@ import { GpuOptimizer, type GpuAdamWState } from './gpu-optimizer.js';
 import { LayerwiseSchedule } from './layerwise-schedule.js';
 import { LossScaler, type LossScaleStatus } from './loss-scaler.js';
 import { checkLrSchedule, scheduledLr } from './lr-schedule.js';
+import { cpuStepTimingSince, type CpuStepTiming } from './mode-updates.js';
 import {
   offloadCriticalPath,
   offloadFigures,
@@ -81,8 +82,14 @@ export interface StepMetrics extends OffloadFigures {
   appliedBeforeForward: number;
   /** Summed duration of CPU optimizer steps (they run on worker threads). */
   cpuOptimizerMs: number;
-  /** Time CPU optimizer steps ran during this step (on worker threads). */
+  /** Time CPU optimizer steps ran during this step (on worker threads), from call to resolution. */
   workerBusyMs: number;
+  /**
+   * The CPU optimizer steps that ended during this step, summed, as the workers saw them: their wall time
+   * (about workerBusyMs) = startLatencyMs + workerSpanMs + noticeLatencyMs; a large noticeLatencyMs is
+   * time the main thread (busy recording GPU work) took to see the workers were done.
+   */
+  cpuStepTiming: CpuStepTiming;
   /** Time the main thread was not waiting (recording GPU work, moving bytes). */
   mainThreadBusyMs: number;
   /** GPU time of this step's compute passes (timestamp queries; null where the adapter lacks them). */
@@ -321,6 +328,7 @@ export class Trainer {
     rec.begin(this.stepCount, this.traceRequested ? new StepTrace(this.stepCount) : undefined);
     this.traceRequested = false;
     const workerBusyBefore = updates.cpuBusyMs;
+    const cpuStepsBefore = { ...updates.cpuStepTiming };
     const scaler = this.scaler;
     const lossScale = scaler.scale;
     scaler.beginStep();
@@ -399,6 +407,7 @@ export class Trainer {
       tokensPerSecond: (tokens / wallMs) * 1000,
       cpuOptimizerMs: updates.cpuBusyMs,
       workerBusyMs: updates.cpuBusyMs - workerBusyBefore,
+      cpuStepTiming: cpuStepTimingSince(updates.cpuStepTiming, cpuStepsBefore),
       mainThreadBusyMs: wallMs - m.idleMs,
       gpuBusyMs,
       gpuIdleMs: gpuBusyMs === null ? null : Math.max(0, wallMs - gpuBusyMs),

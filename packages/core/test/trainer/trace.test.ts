@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GpuRuntime, type TraceEvent } from '@lsp-offload/gpu-dawn';
 import { ModelWeights, Rng, Trainer, parseModelConfig } from '../../src/index.js';
 import { assignLanes } from '../../src/trainer/trace-lanes.js';
+import { TRACE_THREADS } from '../../src/trainer/trace.js';
 
 let gpu: GpuRuntime;
 beforeAll(async () => {
@@ -79,9 +80,24 @@ describe('step traces', () => {
       };
       await trainer.trainStep(batch());
       trainer.traceNextStep();
-      await trainer.trainStep(batch());
+      const traced = await trainer.trainStep(batch());
       await trainer.trainStep(batch());
       const events = (await trainer.takeTrace())!;
+      // the CPU steps as the workers saw them: the step's metrics and each optimizer span's args
+      const t = traced.cpuStepTiming;
+      expect(t.steps).toBeGreaterThan(0);
+      for (const v of Object.values(t)) expect(v).toBeGreaterThanOrEqual(0);
+      expect(t.startLatencyMs + t.workerSpanMs + t.noticeLatencyMs).toBeCloseTo(t.wallMs, 6);
+      expect(t.wallMs).toBeCloseTo(traced.workerBusyMs, 6);
+      const optimizer = events.filter(
+        (e) =>
+          e.ph === 'X' &&
+          (e.tid === TRACE_THREADS.optimizer || Math.floor(e.tid / 100) === TRACE_THREADS.optimizer),
+      );
+      expect(optimizer.length).toBeGreaterThan(0);
+      for (const e of optimizer)
+        for (const k of ['workerSpanMs', 'startLatencyMs', 'noticeLatencyMs', 'threadBusyMs'])
+          expect(Number(e.args?.[k]), `${e.name} ${k}`).toBeGreaterThanOrEqual(0);
       expect(badOverlaps(events)).toEqual([]);
       const named = new Set(events.filter((e) => e.name === 'thread_name').map((e) => `${e.pid}/${e.tid}`));
       for (const e of events.filter((x) => x.ph === 'X'))
