@@ -276,8 +276,8 @@ const FLAGS = {
     default: String(DEFAULT_REFIT.alpha),
   },
   refitAtStart: {
-    flags: '--no-refit-at-start',
-    description: 'lsp refits: no projector check before the first step (the first is then at --refit-every)',
+    flags: '--refit-at-start',
+    description: 'lsp refits: check (and learn) the random starting projectors before the first step too',
   },
   sharing: {
     flags: `--sharing <${CHOICES.sharing.join('|')}>`,

@@ -61,7 +61,7 @@ export interface TrainCommandOptions {
   refitEvery?: string;
   alpha: string;
   sharing: string;
-  refitAtStart: boolean;
+  refitAtStart?: boolean;
   warmupSteps: string;
   lrSchedule: string;
   weightDecay: string;
@@ -190,7 +190,7 @@ export async function trainCommand(
               checkFreq: int('refit-every', opts.refitEvery),
               alpha: positive('alpha', opts.alpha),
               sharing: oneOf('sharing', opts.sharing, CHOICES.sharing),
-              atStart: opts.refitAtStart,
+              atStart: opts.refitAtStart ?? false,
             },
           }),
         },

@@ -142,7 +142,7 @@ describe('convergence pipeline (tools/convergence/run.sh) at toy size', () => {
         '--refit-every',
         '100',
         '--variant',
-        'nnz1=--nnz 1 --no-refit-at-start',
+        'nnz1=--nnz 1 --refit-at-start',
       ],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 },
     );
@@ -185,8 +185,8 @@ describe('convergence pipeline (tools/convergence/run.sh) at toy size', () => {
     // the same data, seed and model: every mode starts from the same held-out loss
     for (const name of Object.keys(names)) expect(evals[name]![0]!.evalLoss).toBe(evals.native![0]!.evalLoss);
     expect(readFileSync(join(out, 'logs', 'train-lsp-budget.log'), 'utf8')).toMatch(/GPU memory budget \d/);
-    // lsp checks its random projectors before the first step; the variant got its own flags (no such
-    // check, one non-zero per row), so it trained differently from the same start
+    // the variant got its own flags (a check of its random projectors before the first step, one
+    // non-zero per row), so it trained differently from the same start
     const refitSteps = (name: string) =>
       readFileSync(join(out, 'runs', `${name}.jsonl`), 'utf8')
         .trim()
@@ -194,8 +194,8 @@ describe('convergence pipeline (tools/convergence/run.sh) at toy size', () => {
         .map((l) => JSON.parse(l))
         .filter((r) => r.type === 'refit')
         .map((r) => r.step);
-    expect(refitSteps('lsp')).toEqual([0]);
-    expect(refitSteps('lsp-nnz1')).toEqual([]);
+    expect(refitSteps('lsp')).toEqual([]);
+    expect(refitSteps('lsp-nnz1')).toEqual([0]);
     expect(evals['lsp-nnz1']![2]!.evalLoss).not.toBe(evals.lsp![2]!.evalLoss);
 
     // the comparison, checked against the metrics files

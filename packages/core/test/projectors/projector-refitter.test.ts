@@ -149,8 +149,9 @@ describe('ProjectorRefitter', () => {
     const set = new ProjectorSet(gpu, LAYERS, { d: 4, r: 1, sharing: 'layer', seed: 1 });
     const refitter = new ProjectorRefitter(gpu, set, { alpha: 100 });
     expect(set.groups).toHaveLength(4);
-    expect(refitter.due(0)).toBe(true); // the random starting pairs are checked before the first step
-    expect(new ProjectorRefitter(gpu, set, { alpha: 100, atStart: false }).due(0)).toBe(false);
+    expect(refitter.due(0)).toBe(false);
+    // asked to, the random starting pairs are checked before the first step
+    expect(new ProjectorRefitter(gpu, set, { alpha: 100, atStart: true }).due(0)).toBe(true);
     expect(refitter.due(100)).toBe(true);
     expect(refitter.due(150)).toBe(false);
     const before = set.hostProjectors('l1.up').left.values.slice();
