@@ -24,6 +24,17 @@ beforeAll(async () => {
 });
 afterAll(() => gpu?.destroy());
 
+/** The GQA LLaMA fixture's weights (f32), and its config. */
+async function fixture() {
+  const hf = await openHfModel(fileURLToPath(new URL('../../fixtures/hf/llama-gqa/', import.meta.url)));
+  const weights = await ModelWeights.load(gpu, hf, 'f32');
+  await hf.close();
+  return { hf, weights };
+}
+
+/** The lsp settings every test here trains with (small d and r, non-projected frozen). */
+const LSP = { mode: 'lsp', rank: 8, nnz: 2, nonProjected: 'frozen', threads: 2 } as const;
+
 function batches(seed: number, count: number, vocab: number): TokenBatch[] {
   const rng = new Rng(seed);
   return Array.from({ length: count }, () => {
@@ -34,16 +45,10 @@ function batches(seed: number, count: number, vocab: number): TokenBatch[] {
 
 describe('projector refits during lsp training', () => {
   it('measures, refits the pairs above alpha, moves the moments and keeps training', async () => {
-    const hf = await openHfModel(fileURLToPath(new URL('../../fixtures/hf/llama-gqa/', import.meta.url)));
-    const weights = await ModelWeights.load(gpu, hf, 'f32');
-    await hf.close();
+    const { hf, weights } = await fixture();
     const trainer = await Trainer.create(gpu, weights, {
-      mode: 'lsp',
-      rank: 8,
-      nnz: 2,
-      nonProjected: 'frozen',
+      ...LSP,
       lr: 1e-2,
-      threads: 2,
       refit: { alpha: 0.3, checkFreq: 2, sharing: 'type' },
     });
     const train = batches(1, 4, hf.config.vocabSize);
@@ -85,17 +90,11 @@ describe('projector refits during lsp training', () => {
   });
 
   it('checks the random starting pairs before the first step (atStart), unless told not to', async () => {
-    const hf = await openHfModel(fileURLToPath(new URL('../../fixtures/hf/llama-gqa/', import.meta.url)));
-    const weights = await ModelWeights.load(gpu, hf, 'f32');
-    await hf.close();
+    const { hf, weights } = await fixture();
     const heldOut = batches(5, 2, hf.config.vocabSize);
     for (const atStart of [true, false]) {
       const trainer = await Trainer.create(gpu, weights, {
-        mode: 'lsp',
-        rank: 8,
-        nnz: 2,
-        nonProjected: 'frozen',
-        threads: 2,
+        ...LSP,
         refit: { alpha: 0.3, checkFreq: 5, sharing: 'type', atStart },
       });
       const report = await trainer.maybeRefit(heldOut);
@@ -118,17 +117,11 @@ describe('projector refits during lsp training', () => {
   });
 
   it("checkpoints keep the refitter's generator: refits after a resume draw what they would have", async () => {
-    const hf = await openHfModel(fileURLToPath(new URL('../../fixtures/hf/llama-gqa/', import.meta.url)));
-    const weights = await ModelWeights.load(gpu, hf, 'f32');
-    await hf.close();
+    const { hf, weights } = await fixture();
     // alpha 0: every pair is refitted at every check, so each check draws fresh positions
     const refit = { alpha: 0, checkFreq: 1, sharing: 'type' as const };
     const trainer = await Trainer.create(gpu, weights, {
-      mode: 'lsp',
-      rank: 8,
-      nnz: 2,
-      nonProjected: 'frozen',
-      threads: 2,
+      ...LSP,
       refit,
     });
     const initial = trainer.refitRngState!;
