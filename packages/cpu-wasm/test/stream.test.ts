@@ -1,7 +1,23 @@
 // The pool's shared work stream: pieces the workers claim themselves, several jobs in flight at once, a
-// ring small enough to wrap many times, failures, and groups waiting for the stream to drain.
+// ring small enough to wrap many times, failures, and groups waiting for the stream to drain; then
+// AdamW's unchecked steps through it: the same bits as the mailbox path, overlapping steps on disjoint
+// tensors, and a step that starts while the main thread is blocked.
 import { afterAll, describe, expect, it } from 'vitest';
-import { KernelPool, OP, PieceWriter, createSharedMemory } from '../src/index.js';
+import { AdamW, KernelPool, OP, PieceWriter, createSharedMemory, type AdamWOptions } from '../src/index.js';
+import { STREAM_PIECE_ELEMENTS } from '../src/plan.js';
+import {
+  BASE_OPTIONS,
+  CASES,
+  gradientFor,
+  initialParams,
+  refHyper,
+  register,
+  snapshot,
+  snapshotsEqual,
+  writeGradients,
+  type TensorCase,
+} from './helpers.js';
+import { adamwStep32, adamwStep64, maxRelErr, sameBits } from './reference.js';
 import { makeRng, uniform } from './rng.js';
 
 const N = 4099;
@@ -141,3 +157,124 @@ describe('KernelPool stream', () => {
     for (const o of outcomes) if (o.status === 'rejected') expect(String(o.reason)).toMatch(/destroyed/);
   });
 });
+
+/** CASES plus tensors cut into several stream pieces (odd lengths: a short last piece). */
+const BIG: TensorCase[] = [
+  {
+    name: 'big',
+    kind: 'param',
+    length: 2 * STREAM_PIECE_ELEMENTS + 12345,
+    gradDtype: 'f32',
+    outDtype: 'f32',
+    group: 'default',
+  },
+  {
+    name: 'bigS',
+    kind: 'stepOnly',
+    length: STREAM_PIECE_ELEMENTS + 77,
+    gradDtype: 'f16',
+    outDtype: 'f16',
+    group: 'nodecay',
+  },
+];
+const ALL = [...CASES, ...BIG];
+const STEPS = 4;
+
+function unchecked(threads: number, stream: boolean): AdamW {
+  const options: AdamWOptions = { ...BASE_OPTIONS, threads, nonFinite: 'propagate', stream };
+  const opt = new AdamW(options);
+  register(opt, ALL, 5);
+  return opt;
+}
+
+describe('AdamW unchecked steps through the stream', () => {
+  it('give the bits of the mailbox path and of the fp32 emulation on 1-3 threads, near float64', async () => {
+    const snaps: { label: string; snap: Map<string, Uint8Array> }[] = [];
+    for (const threads of [1, 2, 3])
+      for (const stream of [true, false]) {
+        const opt = unchecked(threads, stream);
+        let tasks = 0;
+        for (let t = 1; t <= STEPS; t++) {
+          writeGradients(opt, ALL, 5, t);
+          const r = await opt.step();
+          expect(r.step).toBe(t);
+          tasks = r.timing.tasks;
+        }
+        // the stream cuts fixed pieces (the big ones in 3 and 2, the rest whole) whatever the threads
+        if (stream) expect(tasks).toBe(CASES.length + 5);
+        snaps.push({
+          label: `${threads} thread(s), stream ${stream}`,
+          snap: snapshot(
+            opt,
+            ALL.map((c) => c.name),
+          ),
+        });
+        if (threads === 3 && stream) {
+          for (const c of ALL.filter((x) => x.kind === 'param')) {
+            const p64 = Float64Array.from(initialParams(c, 5));
+            const ref = { p: p64, m: new Float64Array(c.length), v: new Float64Array(c.length) };
+            const p32 = initialParams(c, 5);
+            const m32 = new Float32Array(c.length);
+            const v32 = new Float32Array(c.length);
+            for (let t = 1; t <= STEPS; t++) {
+              const g = gradientFor(c, 5, t).value;
+              adamwStep64(ref, g, refHyper(c.group), t);
+              adamwStep32(p32, m32, v32, g, refHyper(c.group), t);
+            }
+            if (c.gradDtype === 'f32') expect(sameBits(opt.param(c.name), p32), c.name).toBe(true);
+            expect(maxRelErr(opt.param(c.name), p64).err, c.name).toBeLessThan(1e-6);
+          }
+        }
+        await opt.destroy();
+      }
+    for (const { label, snap } of snaps.slice(1))
+      expect(snapshotsEqual(snaps[0]!.snap, snap), label).toEqual([]);
+  });
+
+  it('runs overlapping steps on disjoint tensors, refuses a tensor still being stepped', async () => {
+    const opt = unchecked(3, true);
+    const ref = unchecked(1, false);
+    for (const o of [opt, ref]) writeGradients(o, ALL, 5, 1);
+    const first = ['big', 'w1001', 's33'];
+    const second = ALL.map((c) => c.name).filter((n) => !first.includes(n));
+    const a = opt.step({ names: first });
+    const b = opt.step({ names: second, gradScale: 0.5 });
+    await expect(opt.step({ names: ['s33'] })).rejects.toThrow(/tensor "s33" is still being stepped/);
+    expect(() => opt.stateDict()).toThrow(/a step is still running/);
+    await expect(opt.step({ names: ['one'], nonFinite: 'throw' })).rejects.toThrow(/a step is still running/);
+    const [ra, rb] = await Promise.all([a, b]);
+    // numbered in call order
+    expect([ra.step, rb.step]).toEqual([1, 2]);
+    expect(opt.stepCount).toBe(2);
+    await ref.step({ names: first });
+    await ref.step({ names: second, gradScale: 0.5 });
+    const names = ALL.map((c) => c.name);
+    expect(snapshotsEqual(snapshot(ref, names), snapshot(opt, names))).toEqual([]);
+    // and a checked step once they are done
+    expect((await opt.step({ nonFinite: 'throw' })).applied).toBe(true);
+    await Promise.all([opt.destroy(), ref.destroy()]);
+  });
+
+  it('starts a step issued right after another while the main thread is blocked', async () => {
+    const opt = unchecked(2, true);
+    writeGradients(opt, ALL, 5, 1);
+    await opt.step(); // warm: kernel instances, pages
+    const BLOCK_MS = 50;
+    const a = opt.step({ names: ['big'] });
+    const b = opt.step({ names: ['bigS'] });
+    const until = epochNow() + BLOCK_MS;
+    while (epochNow() < until); // the main thread's event loop is busy, as with GPU work
+    const [ra, rb] = await Promise.all([a, b]);
+    const bStart = rb.timing.startLatencyMs; // from b's call, in the workers' clock
+    // B ran on the workers while the main thread was still blocked: it did not wait for A's notice
+    const bCalledAt = until - BLOCK_MS;
+    expect(bCalledAt + bStart).toBeLessThan(until);
+    expect(rb.timing.workerSpanMs).toBeLessThan(BLOCK_MS);
+    expect(ra.timing.noticeLatencyMs + rb.timing.noticeLatencyMs).toBeGreaterThan(0);
+    await opt.destroy();
+  });
+});
+
+function epochNow(): number {
+  return performance.timeOrigin + performance.now();
+}
