@@ -9,7 +9,7 @@ import { concatBytes, type ByteSource } from './safetensors.js';
 import { CHECK_BLOCK, MIN_ELEMENTS_PER_WORKER, type Spread } from './plan.js';
 import { KernelPool } from './pool.js';
 import { clipCoefficient, HYPER_STRIDE } from './protocol.js';
-import { checkedUpdate, nonFiniteGradients, update } from './step-passes.js';
+import { checkedUpdate, nonFiniteGradients, streamUpdate, update } from './step-passes.js';
 import { decodeState, encodeState } from './state.js';
 import {
   NO_WORKER_TIMING,
@@ -61,6 +61,12 @@ export interface AdamWOptions extends Partial<HyperParams> {
   memoryCapBytes?: number;
   /** Fewest elements worth giving one thread (default 32768); small steps use fewer threads. */
   minElementsPerThread?: number;
+  /**
+   * Unchecked steps ('propagate', no maxGradNorm) go through the pool's shared work stream (default
+   * true): small pieces any worker takes, several steps in flight at once. false: static equal shares,
+   * one mailbox task per worker, as checked steps run.
+   */
+  stream?: boolean;
 }
 
 /** Options every tensor takes. */
@@ -95,7 +101,7 @@ export interface StepOptions {
    * step then reports no norm.
    */
   gradScales?: Readonly<Record<string, number>>;
-  /** Use at most this many of the pool's threads for this step (default: all). */
+  /** Use at most this many of the pool's threads for this step (default: all; fewer: not streamed). */
   threads?: number;
   /** Override the optimizer's non-finite policy for this step. */
   nonFinite?: NonFinitePolicy;
@@ -104,7 +110,10 @@ export interface StepOptions {
 export interface StepReport {
   /** False when non-finite gradients made the step be skipped ('skip' policy). */
   applied: boolean;
-  /** Applied step() calls so far. */
+  /**
+   * This step's number among applied step() calls (in call order; an unchecked step, which cannot be
+   * skipped, is counted when called: stepCount includes unchecked steps still in flight).
+   */
   step: number;
   tensors: number;
   /** Global L2 norm of the scaled gradients, or null when no gradient pass ran ('propagate', no clipping). */
@@ -145,6 +154,7 @@ const ADAMW_OPTIONS = optionNames<AdamWOptions>({
   nonFinite: true,
   memoryCapBytes: true,
   minElementsPerThread: true,
+  stream: true,
 });
 const PARAM_OPTIONS = optionNames<ParamOptions>({ group: true, gradDtype: true, paramF16: true });
 const STEP_ONLY_OPTIONS = optionNames<StepOnlyOptions>({ group: true, gradDtype: true, outDtype: true });
@@ -168,7 +178,12 @@ export class AdamW {
   private readonly maxGradNorm: number | undefined;
   private readonly policy: NonFinitePolicy;
   private appliedSteps = 0;
-  private inFlight: Promise<unknown> | null = null;
+  private readonly useStream: boolean;
+  /** Steps running (several unchecked ones may be, on disjoint tensors; a checked one runs alone). */
+  private readonly running = new Set<Promise<unknown>>();
+  private checkedRunning = false;
+  /** Tensors the running steps update: a step naming one of them is refused. */
+  private readonly stepping = new Set<TensorRecord>();
   private destroyed = false;
   private broken: Error | null = null;
   /** Main-thread kernel instances, by memory id (for the fp16 param copies made outside a step). */
@@ -203,6 +218,9 @@ export class AdamW {
     this.schedule = options.lrSchedule;
     this.maxGradNorm = options.maxGradNorm;
     this.policy = policy;
+    if (options.stream !== undefined && typeof options.stream !== 'boolean')
+      throw new TypeError('stream must be a boolean');
+    this.useStream = options.stream ?? true;
     this.pool = new KernelPool({ threads });
     try {
       this.memories = new MemorySet({
@@ -410,12 +428,13 @@ export class AdamW {
 
   /**
    * One AdamW step over all tensors (or `names`). Resolves when every worker is done. Under the default
-   * policy, gradients are checked for NaN/Inf first, so a rejected step changes nothing.
+   * policy, gradients are checked for NaN/Inf first, so a rejected step changes nothing. An unchecked
+   * step ('propagate', no maxGradNorm) may be called while other unchecked steps run, on other tensors.
    */
   step(options: StepOptions = {}): Promise<StepReport> {
     const calledAtMs = epochNowMs();
     try {
-      this.assertIdle('step()');
+      this.assertUsable('step()');
       checkOptionNames(options, STEP_OPTIONS, 'step()');
       const records = this.registry.select(options.names);
       const gradScale = options.gradScale ?? 1;
@@ -426,9 +445,20 @@ export class AdamW {
       const policy = options.nonFinite ?? this.policy;
       if (!POLICIES.includes(policy))
         throw new RangeError(`nonFinite must be 'throw', 'skip' or 'propagate', got ${policy}`);
+      const checked = policy !== 'propagate' || this.maxGradNorm !== undefined;
+      if (this.checkedRunning || (checked && this.running.size))
+        throw new Error('step(): a step is still running (await it first)');
+      for (const r of records)
+        if (this.stepping.has(r))
+          throw new Error(
+            `step(): tensor "${r.name}" is still being stepped by an earlier step (await it first)`,
+          );
       const perTensor = this.perTensorScales(records, options.gradScales);
       const hypers = this.stepScalars(records, gradScale, perTensor);
       const spread = { threads, minElements: this.spread.minElements };
+      const streamed = !checked && this.useStream && threads === this.threads;
+      // an unchecked step cannot be skipped: it takes its number now, in call order
+      const number = checked ? 0 : ++this.appliedSteps;
       const run = this.runStep(
         records,
         hypers,
@@ -437,10 +467,16 @@ export class AdamW {
         policy,
         perTensor !== undefined,
         calledAtMs,
+        streamed,
+        number,
       );
-      this.inFlight = run;
+      this.running.add(run);
+      this.checkedRunning = checked;
+      for (const r of records) this.stepping.add(r);
       return run.finally(() => {
-        this.inFlight = null;
+        this.running.delete(run);
+        if (checked) this.checkedRunning = false;
+        for (const r of records) this.stepping.delete(r);
       });
     } catch (e) {
       return Promise.reject(e);
@@ -499,6 +535,9 @@ export class AdamW {
     policy: NonFinitePolicy,
     perTensorScales: boolean,
     calledAtMs: number,
+    streamed: boolean,
+    /** The step's number when unchecked (given at the call), else 0 (counted when applied). */
+    number: number,
   ): Promise<StepReport> {
     let workers: WorkerTiming;
     const report: StepReport = {
@@ -532,7 +571,8 @@ export class AdamW {
           report.timing = stepTiming(calledAtMs, epochNowMs(), mergeWorkerTiming(workers, count.timing));
           return report;
         }
-      } else workers = await update(this.pool, records, spread, hypers);
+      } else if (streamed) workers = await streamUpdate(this.pool, records, hypers);
+      else workers = await update(this.pool, records, spread, hypers);
     } catch (e) {
       if (e instanceof NonFiniteGradientError) throw e;
       // Some ranges may have been updated: refuse to continue from an unknown state.
@@ -545,9 +585,8 @@ export class AdamW {
       );
     }
     for (const r of records) r.steps++;
-    this.appliedSteps++;
     report.applied = true;
-    report.step = this.appliedSteps;
+    report.step = number || ++this.appliedSteps;
     report.timing = stepTiming(calledAtMs, epochNowMs(), workers);
     return report;
   }
@@ -632,7 +671,7 @@ export class AdamW {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
-    await this.inFlight?.catch(() => undefined);
+    await Promise.allSettled([...this.running]);
     await this.pool.destroy();
   }
 
@@ -643,7 +682,7 @@ export class AdamW {
 
   private assertIdle(what: string): void {
     this.assertUsable(what);
-    if (this.inFlight) throw new Error(`${what}: a step is still running (await it first)`);
+    if (this.running.size) throw new Error(`${what}: a step is still running (await it first)`);
   }
 
   private record(name: string, what: string): TensorRecord {

@@ -2,7 +2,9 @@
 // instantiates the module once per memory it is sent, with its own stack slot in that memory. Tasks go
 // through shared mailboxes and Atomics instead of messages (protocol.ts says why); a group runs tasks
 // on distinct workers at once, meeting at a barrier between a gradient check and the update, so a
-// checked step costs one dispatch instead of two.
+// checked step costs one dispatch instead of two. Steps without a barrier can instead go through the
+// shared work stream (runStream): a FIFO of small pieces the workers claim themselves, so the work is
+// balanced dynamically and a step published while the workers are busy starts without the main thread.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
@@ -25,20 +27,46 @@ import {
   CTRL_DONE,
   CTRL_STATUS,
   CTRL_STRIDE,
+  CTRL_TASKS,
   FLAG_CLIP,
   FLAG_SKIP_NONFINITE,
   GROUP_APPLIED,
+  HYPER_STRIDE,
+  JOB_DONE,
+  JOB_FAILED,
+  JOB_REMAINING,
+  JOB_STRIDE,
+  JOB_TIMES_STRIDE,
+  JT_BUSY,
+  JT_FIRST_START,
+  JT_LAST_END,
+  JT_PIECES,
   PIECE_STRIDE,
+  RECORD_HYPERS,
+  RECORD_JOB,
+  RECORD_STRIDE,
+  STREAM_COMPLETED,
+  STREAM_CTRL_WORDS,
+  STREAM_FULL_WAITER,
+  STREAM_PUBLISHED,
   TASK_CRASHED,
   TASK_FAILED,
   TIME_END,
   TIME_START,
   TIMES_STRIDE,
   type KernelResult,
+  type StreamBuffers,
+  type StreamError,
   type WorkerInit,
   type WorkerMessage,
 } from './protocol.js';
-import { workerTiming, type TaskTiming, type WorkerTiming } from './timing.js';
+import {
+  NO_WORKER_TIMING,
+  mergeWorkerTiming,
+  workerTiming,
+  type TaskTiming,
+  type WorkerTiming,
+} from './timing.js';
 import { compileModule, heapBase } from './wasm.js';
 
 /** The compiled worker (tests run the TS sources; workers always run the built JS). */
@@ -56,7 +84,17 @@ export interface KernelPoolOptions {
   threads: number;
   /** A memory to attach right away as id 0 (convenience for single-memory use). */
   memory?: WebAssembly.Memory;
+  /**
+   * Records in the stream's ring (a power of two, default 16384): pieces published and not yet run.
+   * A job with more pieces than fit waits in the pool and is published as records free up.
+   */
+  streamRecords?: number;
+  /** Stream jobs in flight at once (default 256); later ones wait in the pool. */
+  streamJobs?: number;
 }
+
+const DEFAULT_STREAM_RECORDS = 16384;
+const DEFAULT_STREAM_JOBS = 256;
 
 /** What a caller hands the pool: pieces (see protocol.ts) and the scalar rows they index. */
 export interface PoolTask {
@@ -107,6 +145,26 @@ interface Slot {
   port: MessagePort;
   box: Float64Array;
   busy: boolean;
+  /** Mailbox task failures read off the port while looking for a stream error. */
+  taskErrors: string[];
+}
+
+/** A runStream() call: its pieces are published in order, as many as the ring has room for. */
+interface StreamJob {
+  pieces: Float64Array;
+  hypers: Float64Array;
+  count: number;
+  /** Pieces published so far. */
+  next: number;
+  /** Submission order (groups hold back the jobs submitted after them). */
+  seq: number;
+  /** Its job slot once it has one (-1 before). */
+  slot: number;
+  /** The slot's done counter before the job (it changes when the last piece is done). */
+  doneBefore: number;
+  resolve: (t: WorkerTiming) => void;
+  reject: (e: unknown) => void;
+  settled: Promise<unknown>;
 }
 
 const NO_PIECES = new Float64Array(0);
@@ -143,6 +201,21 @@ export class KernelPool {
   private destroyed = false;
   /** A worker died: reported by every later call instead of hanging. */
   private failure: Error | null = null;
+  private readonly stream: StreamBuffers;
+  /** Jobs with pieces still to publish, in submission order. */
+  private readonly streamQueue: StreamJob[] = [];
+  /** Jobs holding a slot (published at least in part), not yet finished. */
+  private readonly streamActive = new Set<StreamJob>();
+  private readonly freeJobSlots: number[] = [];
+  /** Stream errors read off the ports, by job slot. */
+  private readonly streamErrors = new Map<number, string>();
+  /** Pieces published (mirror of STREAM_PUBLISHED) and the oldest record not yet reusable (mod 2^32). */
+  private published = 0;
+  private tail = 0;
+  private nextSeq = 0;
+  /** Per group waiting or running, in order: the first streamed job that must wait for it. */
+  private readonly groupHolds: number[] = [];
+  private waitingForRoom = false;
 
   constructor(options: KernelPoolOptions) {
     const { threads } = options;
@@ -154,6 +227,20 @@ export class KernelPool {
     this.firstFreeByte = reservedBytes(base, threads);
     this.ctrl = new Int32Array(new SharedArrayBuffer(threads * CTRL_STRIDE * 4));
     this.times = sharedF64(threads * TIMES_STRIDE);
+    const records = options.streamRecords ?? DEFAULT_STREAM_RECORDS;
+    if (!Number.isInteger(records) || records < 1 || (records & (records - 1)) !== 0 || records > 1 << 24)
+      throw new RangeError(`streamRecords must be a power of two in [1, 2^24], got ${records}`);
+    const jobSlots = options.streamJobs ?? DEFAULT_STREAM_JOBS;
+    if (!Number.isInteger(jobSlots) || jobSlots < 1)
+      throw new RangeError(`streamJobs must be a positive integer, got ${jobSlots}`);
+    this.stream = {
+      ctrl: new Int32Array(new SharedArrayBuffer(STREAM_CTRL_WORDS * 4)),
+      ring: sharedF64(records * RECORD_STRIDE),
+      recordDone: new Int32Array(new SharedArrayBuffer(records * 4)),
+      jobs: new Int32Array(new SharedArrayBuffer(jobSlots * JOB_STRIDE * 4)),
+      jobTimes: sharedF64(jobSlots * threads * JOB_TIMES_STRIDE),
+    };
+    for (let j = jobSlots - 1; j >= 0; j--) this.freeJobSlots.push(j);
     const file = workerFile();
     for (let index = 0; index < threads; index++) {
       const { port1, port2 } = new MessageChannel();
@@ -164,9 +251,17 @@ export class KernelPool {
         ctrl: this.ctrl,
         times: this.times,
         port: port2,
+        stream: this.stream,
       };
       const worker = new Worker(file, { workerData: init, transferList: [port2] });
-      const slot: Slot = { index, worker, port: port1, box: sharedF64(MIN_BOX_VALUES), busy: false };
+      const slot: Slot = {
+        index,
+        worker,
+        port: port1,
+        box: sharedF64(MIN_BOX_VALUES),
+        busy: false,
+        taskErrors: [],
+      };
       port1.unref();
       worker.unref(); // idle workers do not keep the process alive; busy ones are ref'd
       worker.on('error', (e: unknown) => this.crash(slot, e instanceof Error ? e : new Error(String(e))));
@@ -225,12 +320,29 @@ export class KernelPool {
    * its pieces unless `skipNonFinite` and the total is not finite (clipped by `clip` when given).
    */
   runGroup(tasks: readonly GroupTask[], options: GroupOptions): Promise<GroupResult> {
-    const run = this.groupChain.then(() => this.runGroupNow(tasks, options));
+    // streamed jobs submitted before this call run before the group, later ones after it
+    const streamBefore = this.nextSeq;
+    this.groupHolds.push(streamBefore);
+    const run = this.groupChain
+      .then(() => this.runGroupNow(tasks, options, streamBefore))
+      .finally(() => {
+        this.groupHolds.shift();
+        this.pump();
+      });
     this.groupChain = run.catch(() => undefined);
     return run;
   }
 
-  private async runGroupNow(tasks: readonly GroupTask[], options: GroupOptions): Promise<GroupResult> {
+  /** Jobs submitted from this seq on wait (a group is waiting for or using the workers). */
+  private get holdStreamFrom(): number {
+    return this.groupHolds[0] ?? Infinity;
+  }
+
+  private async runGroupNow(
+    tasks: readonly GroupTask[],
+    options: GroupOptions,
+    streamBefore: number,
+  ): Promise<GroupResult> {
     this.assertUsable();
     if (tasks.length < 1 || tasks.length > this.threads)
       throw new RangeError(`a group needs 1 to ${this.threads} tasks, got ${tasks.length}`);
@@ -240,6 +352,9 @@ export class KernelPool {
     }
     this.grouping = true;
     try {
+      // the stream must be drained (and stay still) while the group holds the workers
+      const earlier = [...this.streamQueue, ...this.streamActive].filter((j) => j.seq < streamBefore);
+      await Promise.allSettled(earlier.map((j) => j.settled));
       await this.allIdle();
       const counts = tasks.map((t) => t.checks.length / PIECE_STRIDE);
       const total = counts.reduce((a, b) => a + b, 0);
@@ -280,6 +395,195 @@ export class KernelPool {
     }
   }
 
+  /**
+   * Put a task's pieces on the shared stream: any worker takes them, one at a time, in submission order
+   * (after the pieces of earlier calls), with no barrier. Resolves to when they ran, once all are done
+   * (their values, if any, are not returned: use run() for reductions). Several calls may be in flight;
+   * pieces of different calls may run at once, so they must not write what another reads or writes.
+   */
+  runStream(task: PoolTask): Promise<WorkerTiming> {
+    this.assertUsable();
+    this.checkMemories(task.pieces);
+    const count = task.pieces.length / PIECE_STRIDE;
+    const hypers = task.hypers ?? NO_PIECES;
+    for (let i = 0; i < count; i++) {
+      const h = task.pieces[i * PIECE_STRIDE + 7]!;
+      if (hypers.length && (h + 1) * HYPER_STRIDE > hypers.length)
+        throw new RangeError(`KernelPool.runStream: piece ${i} names scalar row ${h}, beyond the hypers`);
+    }
+    if (count === 0) return Promise.resolve(NO_WORKER_TIMING);
+    let resolve!: (t: WorkerTiming) => void;
+    let reject!: (e: unknown) => void;
+    const done = new Promise<WorkerTiming>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const job: StreamJob = {
+      pieces: task.pieces,
+      hypers,
+      count,
+      next: 0,
+      seq: this.nextSeq++,
+      slot: -1,
+      doneBefore: 0,
+      resolve,
+      reject,
+      settled: done.catch(() => undefined),
+    };
+    this.streamQueue.push(job);
+    this.pump();
+    return done;
+  }
+
+  /**
+   * Publish what the ring, the job slots and a waiting group allow: records are written, then
+   * STREAM_PUBLISHED moves (that store releases them to the workers), then every worker is rung.
+   */
+  private pump(): void {
+    if (this.destroyed || this.failure) return;
+    this.reclaim();
+    const size = this.stream.recordDone.length;
+    const mask = size - 1;
+    const { ring, recordDone, jobs, jobTimes } = this.stream;
+    let publishedAny = false;
+    while (this.streamQueue.length) {
+      const job = this.streamQueue[0]!;
+      if (job.seq >= this.holdStreamFrom) break;
+      if (job.slot < 0) {
+        const slot = this.freeJobSlots.pop();
+        if (slot === undefined) break; // a finishing job frees one and pumps again
+        job.slot = slot;
+        const times = slot * this.threads * JOB_TIMES_STRIDE;
+        jobTimes.fill(0, times, times + this.threads * JOB_TIMES_STRIDE);
+        Atomics.store(jobs, slot * JOB_STRIDE + JOB_REMAINING, job.count);
+        Atomics.store(jobs, slot * JOB_STRIDE + JOB_FAILED, 0);
+        job.doneBefore = Atomics.load(jobs, slot * JOB_STRIDE + JOB_DONE);
+        this.streamActive.add(job);
+        this.awaitJob(job);
+      }
+      const room = size - ((this.published - this.tail) | 0);
+      const n = Math.min(room, job.count - job.next);
+      if (n <= 0) break;
+      for (let i = 0; i < n; i++) {
+        const index = (this.published + i) & mask;
+        const at = index * RECORD_STRIDE;
+        const p = (job.next + i) * PIECE_STRIDE;
+        ring.set(job.pieces.subarray(p, p + PIECE_STRIDE), at);
+        const h = job.pieces[p + 7]! * HYPER_STRIDE;
+        if (job.hypers.length) ring.set(job.hypers.subarray(h, h + HYPER_STRIDE), at + RECORD_HYPERS);
+        else ring.fill(0, at + RECORD_HYPERS, at + RECORD_HYPERS + HYPER_STRIDE);
+        ring[at + RECORD_JOB] = job.slot;
+        recordDone[index] = 0;
+      }
+      this.published = (this.published + n) | 0;
+      Atomics.add(this.stream.ctrl, STREAM_PUBLISHED, n);
+      job.next += n;
+      publishedAny = true;
+      if (job.next < job.count) break; // the ring is full
+      this.streamQueue.shift();
+    }
+    if (publishedAny) for (const slot of this.slots) this.ring(slot);
+    this.refreshRefs();
+    const head = this.streamQueue[0];
+    if (head && head.slot >= 0 && head.seq < this.holdStreamFrom) this.waitForRoom();
+  }
+
+  /** Move the tail over records whose pieces have run (in order: the ring is reused in order). */
+  private reclaim(): void {
+    const { recordDone } = this.stream;
+    const mask = recordDone.length - 1;
+    while (this.tail !== this.published && Atomics.load(recordDone, this.tail & mask) === 1)
+      this.tail = (this.tail + 1) | 0;
+  }
+
+  /** The ring is full: pump again once a worker completes a piece. */
+  private waitForRoom(): void {
+    if (this.waitingForRoom) return;
+    this.waitingForRoom = true;
+    const ctrl = this.stream.ctrl;
+    Atomics.store(ctrl, STREAM_FULL_WAITER, 1);
+    // (read after raising the flag: a piece completed after this read notifies, or changes the word)
+    const seen = Atomics.load(ctrl, STREAM_COMPLETED);
+    const resume = (): void => {
+      this.waitingForRoom = false;
+      Atomics.store(ctrl, STREAM_FULL_WAITER, 0);
+      this.pump();
+    };
+    this.reclaim();
+    const size = this.stream.recordDone.length;
+    if (((this.published - this.tail) | 0) < size) {
+      queueMicrotask(resume); // pieces completed before the flag was up: room already
+      return;
+    }
+    const wait = waitAsync(ctrl, STREAM_COMPLETED, seen);
+    if (wait.async) void (wait.value as Promise<string>).then(resume);
+    else queueMicrotask(resume);
+  }
+
+  /** Resolve (or reject) a job once the worker that runs its last piece bumps the slot's done counter. */
+  private awaitJob(job: StreamJob): void {
+    const { jobs } = this.stream;
+    const doneAt = job.slot * JOB_STRIDE + JOB_DONE;
+    const wait = waitAsync(jobs, doneAt, job.doneBefore);
+    const finished = wait.async ? (wait.value as Promise<string>) : Promise.resolve('not-equal');
+    void finished.then(() => this.finishJob(job));
+  }
+
+  private finishJob(job: StreamJob): void {
+    const { jobs, jobTimes } = this.stream;
+    const j = job.slot * JOB_STRIDE;
+    this.streamActive.delete(job);
+    const complete = Atomics.load(jobs, j + JOB_REMAINING) === 0;
+    if (!complete) {
+      // woken by crash() or destroy(): the slot may still be written by a worker; never reuse it
+      job.reject(this.failure ?? new Error('KernelPool destroyed before the streamed task ran'));
+      this.refreshRefs();
+      return;
+    }
+    this.freeJobSlots.push(job.slot);
+    if (Atomics.load(jobs, j + JOB_FAILED)) {
+      job.reject(new Error(`cpu-wasm worker (stream): ${this.streamError(job.slot)}`));
+    } else {
+      let timing = NO_WORKER_TIMING;
+      for (let w = 0; w < this.threads; w++) {
+        const t = (job.slot * this.threads + w) * JOB_TIMES_STRIDE;
+        const pieces = jobTimes[t + JT_PIECES]!;
+        if (pieces === 0) continue;
+        timing = mergeWorkerTiming(timing, {
+          tasks: pieces,
+          firstStartMs: jobTimes[t + JT_FIRST_START]!,
+          lastEndMs: jobTimes[t + JT_LAST_END]!,
+          busyMs: jobTimes[t + JT_BUSY]!,
+        });
+      }
+      job.resolve(timing);
+    }
+    this.pump();
+  }
+
+  /** The message a worker posted for a failed stream job (mailbox failures found on the way are kept). */
+  private streamError(jobSlot: number): string {
+    for (const slot of this.slots)
+      for (let m = receiveMessageOnPort(slot.port); m; m = receiveMessageOnPort(slot.port)) {
+        const message = m.message as string | StreamError;
+        if (typeof message === 'string') slot.taskErrors.push(message);
+        else this.streamErrors.set(message.job, message.message);
+      }
+    const message = this.streamErrors.get(jobSlot) ?? 'unknown error';
+    this.streamErrors.delete(jobSlot);
+    return message;
+  }
+
+  /** A worker keeps the process alive while it has a mailbox task or the stream has work. */
+  private refreshRefs(): void {
+    if (this.destroyed) return;
+    const streaming = this.streamActive.size > 0 || this.streamQueue.length > 0;
+    for (const slot of this.slots) {
+      if (slot.busy || streaming) slot.worker.ref();
+      else slot.worker.unref();
+    }
+  }
+
   get isDestroyed(): boolean {
     return this.destroyed;
   }
@@ -289,6 +593,8 @@ export class KernelPool {
     if (this.destroyed) return;
     this.destroyed = true;
     for (const q of this.queue.splice(0)) q.reject(new Error('KernelPool destroyed before the task ran'));
+    for (const job of this.streamQueue.splice(0))
+      if (job.slot < 0) job.reject(new Error('KernelPool destroyed before the streamed task ran'));
     await Promise.all(
       this.slots.map((slot) => {
         const exited = new Promise<void>((resolve) => slot.worker.once('exit', () => resolve()));
@@ -298,6 +604,16 @@ export class KernelPool {
         return exited;
       }),
     );
+    this.wakeStreamWaiters();
+  }
+
+  /** Wake the waiters of unfinished stream jobs (the workers are gone): finishJob rejects them. */
+  private wakeStreamWaiters(): void {
+    const { jobs } = this.stream;
+    for (const job of this.streamActive) {
+      Atomics.add(jobs, job.slot * JOB_STRIDE + JOB_DONE, 1);
+      Atomics.notify(jobs, job.slot * JOB_STRIDE + JOB_DONE);
+    }
   }
 
   private checkMemories(pieces: Float64Array): void {
@@ -350,13 +666,13 @@ export class KernelPool {
     const base = slot.index * CTRL_STRIDE;
     try {
       const before = Atomics.load(this.ctrl, base + CTRL_DONE);
+      Atomics.add(this.ctrl, base + CTRL_TASKS, 1);
       this.ring(slot);
       const wait = waitAsync(this.ctrl, base + CTRL_DONE, before);
       if (wait.async) await wait.value;
       const status = Atomics.load(this.ctrl, base + CTRL_STATUS);
       if (status === TASK_FAILED) {
-        const message = receiveMessageOnPort(slot.port)?.message as string | undefined;
-        throw new Error(`cpu-wasm worker ${slot.index}: ${message ?? 'unknown error'}`);
+        throw new Error(`cpu-wasm worker ${slot.index}: ${this.taskError(slot) ?? 'unknown error'}`);
       }
       if (status === TASK_CRASHED) throw this.failure ?? new Error(`cpu-wasm worker ${slot.index} died`);
       const t = slot.index * TIMES_STRIDE;
@@ -366,9 +682,20 @@ export class KernelPool {
       };
     } finally {
       slot.busy = false;
-      if (!this.destroyed) slot.worker.unref();
+      this.refreshRefs();
       this.dispatch();
     }
+  }
+
+  /** The message of a failed mailbox task (stream errors met on the way are kept for their jobs). */
+  private taskError(slot: Slot): string | undefined {
+    if (slot.taskErrors.length) return slot.taskErrors.shift();
+    for (let m = receiveMessageOnPort(slot.port); m; m = receiveMessageOnPort(slot.port)) {
+      const message = m.message as string | StreamError;
+      if (typeof message === 'string') return message;
+      this.streamErrors.set(message.job, message.message);
+    }
+    return undefined;
   }
 
   private post(slot: Slot, message: WorkerMessage): void {
@@ -391,6 +718,8 @@ export class KernelPool {
       Atomics.notify(this.ctrl, base + CTRL_DONE);
     }
     for (const q of this.queue.splice(0)) q.reject(error);
+    for (const job of this.streamQueue.splice(0)) if (job.slot < 0) job.reject(error);
+    this.wakeStreamWaiters();
   }
 
   private assertUsable(): void {

@@ -57,6 +57,11 @@ export const CTRL_BELL = 0;
 export const CTRL_DONE = 1;
 /** Control word: the last task's outcome, see TASK_*. */
 export const CTRL_STATUS = 2;
+/**
+ * Control word: mailbox tasks posted to this worker so far. The bell also rings for messages and for
+ * stream publications, so a worker runs its mailbox task only when this count moved.
+ */
+export const CTRL_TASKS = 3;
 export const TASK_OK = 0;
 /** The task threw; the error's message follows on the worker's port. */
 export const TASK_FAILED = 1;
@@ -100,6 +105,73 @@ export const BARRIER_WORDS = 16;
 export const BARRIER_ARRIVED = 0;
 export const BARRIER_ABORT = 1;
 
+// ---- the shared work stream ----
+// Steps that need no barrier (unchecked AdamW) go through one FIFO of pieces that the workers claim
+// themselves: work is balanced piece by piece instead of in static equal shares, and a piece published
+// while the workers are busy runs as soon as one is free, without waiting for the main thread to notice
+// the previous step's end (its event loop may be busy with GPU work for tens of ms).
+// The main thread writes records into the ring, then adds to STREAM_PUBLISHED; workers take records by
+// compare-exchange on STREAM_CLAIMED while it is behind. Both counters wrap at 2^32 (compared by their
+// Int32 difference; the ring size is a power of two, so `index & (size - 1)` stays right across the wrap).
+
+/** Int32 words of the stream's control array (each on its own cache line). */
+export const STREAM_CTRL_WORDS = 64;
+/** Pieces published so far (mod 2^32), bumped by the main thread after writing their records. */
+export const STREAM_PUBLISHED = 0;
+/** Pieces claimed so far (mod 2^32), compare-exchanged by the workers. */
+export const STREAM_CLAIMED = 16;
+/** Pieces completed so far (mod 2^32): the main thread waits on it when the ring is full. */
+export const STREAM_COMPLETED = 32;
+/** 1 while the main thread waits on STREAM_COMPLETED (workers notify only then). */
+export const STREAM_FULL_WAITER = 48;
+
+/**
+ * One ring record (float64): the piece's 9 fields (protocol above; its hyper index is ignored), its own
+ * row of scalars inline (HYPER_STRIDE values), and the job slot it belongs to. Reductions' values are
+ * not returned: streamed pieces are updates (run() returns values).
+ */
+export const RECORD_HYPERS = PIECE_STRIDE;
+export const RECORD_JOB = PIECE_STRIDE + HYPER_STRIDE;
+export const RECORD_STRIDE = RECORD_JOB + 1;
+
+/**
+ * Int32 words per job slot (a cache line): the pieces left, a done counter bumped by the worker that
+ * finishes the last one (the main thread awaits it), and a failure flag (the error follows on that
+ * worker's port as a StreamError message).
+ */
+export const JOB_STRIDE = 16;
+export const JOB_REMAINING = 0;
+export const JOB_DONE = 1;
+export const JOB_FAILED = 2;
+/**
+ * Float64 words per job slot and worker (a cache line; each worker writes only its own): its first piece
+ * start, last piece end (epoch ms), busy time summed over its pieces, and its piece count.
+ */
+export const JOB_TIMES_STRIDE = 8;
+export const JT_FIRST_START = 0;
+export const JT_LAST_END = 1;
+export const JT_BUSY = 2;
+export const JT_PIECES = 3;
+
+/** The stream's shared arrays (fixed at pool creation). */
+export interface StreamBuffers {
+  ctrl: Int32Array;
+  /** ringRecords x RECORD_STRIDE. */
+  ring: Float64Array;
+  /** Per record: 1 once its piece has run (the main thread may then reuse it). */
+  recordDone: Int32Array;
+  /** jobSlots x JOB_STRIDE. */
+  jobs: Int32Array;
+  /** jobSlots x threads x JOB_TIMES_STRIDE. */
+  jobTimes: Float64Array;
+}
+
+/** A streamed piece threw: posted on the worker's port (a mailbox task's failure posts a string). */
+export interface StreamError {
+  job: number;
+  message: string;
+}
+
 /** What a worker is started with (workerData). */
 export interface WorkerInit {
   module: WebAssembly.Module;
@@ -111,6 +183,7 @@ export interface WorkerInit {
   times: Float64Array;
   /** The port the worker reads messages from (receiveMessageOnPort) and reports errors on. */
   port: import('node:worker_threads').MessagePort;
+  stream: StreamBuffers;
 }
 
 /** Messages to a worker (each followed by a bell before the worker acts on a task). */

@@ -1,7 +1,13 @@
 // The passes of one step over the pool: the update (unchecked, or as one group with the read-only
 // gradient check before it), and the count that names tensors with non-finite gradients.
 import type { NonFiniteReport } from './errors.js';
-import { checkedUpdateTasks, countNonFinitePass, updateTasks, type Spread } from './plan.js';
+import {
+  checkedUpdateTasks,
+  countNonFinitePass,
+  streamUpdatePieces,
+  updateTasks,
+  type Spread,
+} from './plan.js';
 import type { GroupOptions, GroupResult, KernelPool } from './pool.js';
 import type { KernelResult } from './protocol.js';
 import type { TensorRecord } from './tensors.js';
@@ -54,4 +60,17 @@ export async function update(
   hypers: Float64Array,
 ): Promise<WorkerTiming> {
   return (await runAll(pool, updateTasks(records, spread), hypers)).timing;
+}
+
+/**
+ * The same update through the pool's stream: fixed-size pieces any worker takes (balanced dynamically,
+ * and started while the main thread is busy when earlier work is still running). The pieces' cuts do
+ * not depend on the thread count, and no element's result depends on the cuts.
+ */
+export function streamUpdate(
+  pool: KernelPool,
+  records: readonly TensorRecord[],
+  hypers: Float64Array,
+): Promise<WorkerTiming> {
+  return pool.runStream({ pieces: streamUpdatePieces(records), hypers });
 }

@@ -1,7 +1,8 @@
 // KernelPool's worker: waits on its bell, reads a task from its shared mailbox, runs the kernel calls on
 // raw offsets in the shared memories (one kernels instance per memory, made the first time a task names
 // it, each with this worker's own stack slot), writes the results back and bumps its done counter.
-// Tensor data is never copied; see protocol.ts for the mailbox layout.
+// Between mailbox tasks it claims pieces from the shared stream until it is empty, then sleeps.
+// Tensor data is never copied; see protocol.ts for the mailbox and stream layouts.
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { workerStackTop } from './layout.js';
 import {
@@ -21,20 +22,38 @@ import {
   CTRL_DONE,
   CTRL_STATUS,
   CTRL_STRIDE,
+  CTRL_TASKS,
   FLAG_CLIP,
   FLAG_SKIP_NONFINITE,
   GROUP_APPLIED,
   GROUP_SKIPPED,
   HYPER_GRAD_SCALE,
+  JOB_DONE,
+  JOB_FAILED,
+  JOB_REMAINING,
+  JOB_STRIDE,
+  JOB_TIMES_STRIDE,
+  JT_BUSY,
+  JT_FIRST_START,
+  JT_LAST_END,
+  JT_PIECES,
   HYPER_STRIDE,
   OP,
   PIECE_STRIDE,
+  RECORD_HYPERS,
+  RECORD_JOB,
+  RECORD_STRIDE,
+  STREAM_CLAIMED,
+  STREAM_COMPLETED,
+  STREAM_FULL_WAITER,
+  STREAM_PUBLISHED,
   TASK_FAILED,
   TASK_OK,
   TIME_END,
   TIME_START,
   TIMES_STRIDE,
   clipCoefficient,
+  type StreamError,
   type WorkerInit,
   type WorkerMessage,
 } from './protocol.js';
@@ -54,6 +73,8 @@ let barrier: Int32Array = new Int32Array(0);
 function kernelsFor(id: number): KernelExports {
   let k = instances.get(id);
   if (!k) {
+    // a memory attached while this worker was busy: its message is already on the port
+    if (!memories.has(id)) drainMessages();
     const memory = memories.get(id);
     if (!memory) throw new Error(`cpu-wasm task refers to memory ${id}, which was never attached`);
     k = instantiateKernels(memory, workerStackTop(init.heapBase, init.slot), init.module);
@@ -66,16 +87,23 @@ function kernelsFor(id: number): KernelExports {
 function runPieces(at: number, count: number, hyperAt: number, out: (i: number, v: number) => void): void {
   for (let i = 0; i < count; i++) {
     const p = at + i * PIECE_STRIDE;
-    const op = box[p]!;
-    const k = kernelsFor(box[p + 1]!);
-    const n = box[p + 2]!;
-    const a = box[p + 3]!;
-    const b = box[p + 4]!;
-    const c = box[p + 5]!;
-    const d = box[p + 6]!;
-    const h = hyperAt + box[p + 7]! * HYPER_STRIDE;
-    const e = box[p + 8]!;
-    const hp = (j: number): number => box[j]!;
+    const v = runPiece(box, p, box, hyperAt + box[p + 7]! * HYPER_STRIDE);
+    if (v !== undefined) out(i, v);
+  }
+}
+
+/** The piece at src[p...] with its scalar row at hs[h...]; returns a reduction's value. */
+function runPiece(src: Float64Array, p: number, hs: Float64Array, h: number): number | undefined {
+  {
+    const op = src[p]!;
+    const k = kernelsFor(src[p + 1]!);
+    const n = src[p + 2]!;
+    const a = src[p + 3]!;
+    const b = src[p + 4]!;
+    const c = src[p + 5]!;
+    const d = src[p + 6]!;
+    const e = src[p + 8]!;
+    const hp = (j: number): number => hs[j]!;
     switch (op) {
       case OP.ADAMW_F32G:
       case OP.ADAMW_F16G: {
@@ -135,17 +163,13 @@ function runPieces(at: number, count: number, hyperAt: number, out: (i: number, 
         break;
       }
       case OP.SUM_SQUARES_F32:
-        out(i, k.sum_squares_f32(a, n));
-        break;
+        return k.sum_squares_f32(a, n);
       case OP.SUM_SQUARES_F16:
-        out(i, k.sum_squares_f16(a, n));
-        break;
+        return k.sum_squares_f16(a, n);
       case OP.COUNT_NONFINITE_F32:
-        out(i, k.count_nonfinite_f32(a, n) >>> 0);
-        break;
+        return k.count_nonfinite_f32(a, n) >>> 0;
       case OP.COUNT_NONFINITE_F16:
-        out(i, k.count_nonfinite_f16(a, n) >>> 0);
-        break;
+        return k.count_nonfinite_f16(a, n) >>> 0;
       case OP.COPY_F32:
         k.copy_f32(a, b, n);
         break;
@@ -162,6 +186,7 @@ function runPieces(at: number, count: number, hyperAt: number, out: (i: number, 
         throw new Error(`cpu-wasm worker: unknown opcode ${op}`);
     }
   }
+  return undefined;
 }
 
 /** Wait until `parties` workers have arrived (the group's phase 1 is done everywhere). */
@@ -244,25 +269,79 @@ function receive(message: WorkerMessage): boolean {
 const ctrl = init.ctrl;
 const base = init.slot * CTRL_STRIDE;
 const timesAt = init.slot * TIMES_STRIDE;
-let rung = 0;
+const stream = init.stream;
+const ringMask = stream.recordDone.length - 1;
+/** Float64 words of one job slot's times (a row per worker). */
+const jobTimesPerSlot = (stream.jobTimes.length / (stream.jobs.length / JOB_STRIDE)) | 0;
 let running = true;
-while (running) {
-  Atomics.wait(ctrl, base + CTRL_BELL, rung);
-  rung = Atomics.load(ctrl, base + CTRL_BELL);
+
+function drainMessages(): void {
   for (let m = receiveMessageOnPort(init.port); m; m = receiveMessageOnPort(init.port))
-    running &&= receive(m.message as WorkerMessage);
-  if (!running) break;
-  init.times[timesAt + TIME_START] = epochNowMs();
-  try {
-    runTask();
-    ctrl[base + CTRL_STATUS] = TASK_OK;
-  } catch (e) {
-    ctrl[base + CTRL_STATUS] = TASK_FAILED;
-    init.port.postMessage(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+    running = receive(m.message as WorkerMessage) && running;
+}
+
+/** Claim and run published pieces until none is left (returns whether it ran any). */
+function drainStream(): boolean {
+  const sc = stream.ctrl;
+  let ran = false;
+  for (;;) {
+    const claimed = Atomics.load(sc, STREAM_CLAIMED);
+    if (((Atomics.load(sc, STREAM_PUBLISHED) - claimed) | 0) <= 0) return ran;
+    if (Atomics.compareExchange(sc, STREAM_CLAIMED, claimed, (claimed + 1) | 0) !== claimed) continue;
+    ran = true;
+    const record = claimed & ringMask;
+    const at = record * RECORD_STRIDE;
+    const job = stream.ring[at + RECORD_JOB]!;
+    const startMs = epochNowMs();
+    try {
+      runPiece(stream.ring, at, stream.ring, at + RECORD_HYPERS);
+    } catch (e) {
+      Atomics.store(stream.jobs, job * JOB_STRIDE + JOB_FAILED, 1);
+      const error: StreamError = { job, message: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
+      init.port.postMessage(error);
+    }
+    const endMs = epochNowMs();
+    // this worker's own row of the job's times (plain stores: the Atomics.sub below publishes them)
+    const t = job * jobTimesPerSlot + init.slot * JOB_TIMES_STRIDE;
+    const jt = stream.jobTimes;
+    if (jt[t + JT_PIECES] === 0) jt[t + JT_FIRST_START] = startMs;
+    jt[t + JT_LAST_END] = endMs;
+    jt[t + JT_BUSY] = jt[t + JT_BUSY]! + (endMs - startMs);
+    jt[t + JT_PIECES] = jt[t + JT_PIECES]! + 1;
+    Atomics.store(stream.recordDone, record, 1);
+    const j = job * JOB_STRIDE;
+    if (Atomics.sub(stream.jobs, j + JOB_REMAINING, 1) === 1) {
+      Atomics.add(stream.jobs, j + JOB_DONE, 1);
+      Atomics.notify(stream.jobs, j + JOB_DONE);
+    }
+    Atomics.add(sc, STREAM_COMPLETED, 1);
+    if (Atomics.load(sc, STREAM_FULL_WAITER)) Atomics.notify(sc, STREAM_COMPLETED);
   }
-  // (plain stores: the Atomics.add below publishes them with the results)
-  init.times[timesAt + TIME_END] = epochNowMs();
-  Atomics.add(ctrl, base + CTRL_DONE, 1);
-  Atomics.notify(ctrl, base + CTRL_DONE);
+}
+
+let tasksSeen = 0;
+while (running) {
+  // read the bell first: whatever is posted after this read rings it again, so the wait returns
+  const rung = Atomics.load(ctrl, base + CTRL_BELL);
+  drainMessages();
+  if (!running) break;
+  if (Atomics.load(ctrl, base + CTRL_TASKS) !== tasksSeen) {
+    tasksSeen = Atomics.load(ctrl, base + CTRL_TASKS);
+    init.times[timesAt + TIME_START] = epochNowMs();
+    try {
+      runTask();
+      ctrl[base + CTRL_STATUS] = TASK_OK;
+    } catch (e) {
+      ctrl[base + CTRL_STATUS] = TASK_FAILED;
+      init.port.postMessage(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+    }
+    // (plain stores: the Atomics.add below publishes them with the results)
+    init.times[timesAt + TIME_END] = epochNowMs();
+    Atomics.add(ctrl, base + CTRL_DONE, 1);
+    Atomics.notify(ctrl, base + CTRL_DONE);
+    continue;
+  }
+  if (drainStream()) continue;
+  Atomics.wait(ctrl, base + CTRL_BELL, rung);
 }
 init.port.close();

@@ -41,7 +41,8 @@ import type { LayerMoments, MomentAccess } from '../projectors/projector-refitte
 import { StepGradScale } from './grad-scale.js';
 import type { LossScaler } from './loss-scaler.js';
 import { scheduledLr } from './lr-schedule.js';
-import { NO_CPU_STEPS, type CpuStepTiming, type ModeUpdates } from './mode-updates.js';
+import { CpuStepQueue } from './cpu-step-queue.js';
+import type { CpuStepTiming, ModeUpdates } from './mode-updates.js';
 import { rowShards, type RowShard } from './row-shards.js';
 import {
   GradientWire,
@@ -53,7 +54,7 @@ import {
 import type { OffloadPiece } from './offload-critical-path.js';
 import { HEAD_UNIT, LspSink, OUTER_UNIT, ZeroSink, type UnitGradients } from './sinks.js';
 import type { StepRecorder } from './step-recorder.js';
-import { TRACE_THREADS, type StepTrace } from './trace.js';
+import { TRACE_THREADS } from './trace.js';
 import { probeTransferRates } from './transfer-probe.js';
 
 /**
@@ -89,68 +90,6 @@ interface UpdatePiece {
   uploads: () => Transfer[];
   /** Its entry in the step's offload timeline (bytes now, CPU time once it ran). */
   timeline: OffloadPiece;
-}
-
-/** Serialises CPU optimizer steps (one runs at a time; each spreads over all worker threads). */
-class CpuStepQueue {
-  private tail: Promise<unknown> = Promise.resolve();
-  busyMs = 0;
-  /** Running totals of the steps as the workers saw them (is the wall time theirs or the main thread's?). */
-  readonly timing: CpuStepTiming = { ...NO_CPU_STEPS };
-
-  constructor(private readonly opt: CpuAdamW) {}
-
-  /** The trainer step whose gradients the running CPU step applies (its learning rate's step). */
-  stepOfGradients = 0;
-
-  /**
-   * Step `names` (unchecked: the caller has ruled out non-finite gradients from the GPU's count) with
-   * the learning rate of trainer step `producedAt`, and resolve to the step's duration.
-   */
-  step(
-    names: string[],
-    trace: StepTrace | undefined,
-    label: string,
-    gradScale: number,
-    gradScales: Record<string, number>,
-    producedAt: number,
-  ): Promise<number> {
-    const run = this.tail.then(async () => {
-      const t0 = performance.now();
-      this.stepOfGradients = producedAt;
-      const { timing: w } = await this.opt.step({ names, nonFinite: 'propagate', gradScale, gradScales });
-      const t1 = performance.now();
-      this.busyMs += t1 - t0;
-      // the wall time is this queue's own (t0..t1, as busyMs): the notice latency then runs from the last
-      // worker's end to this continuation, which may wait behind other microtasks after the step resolves
-      // (step() runs synchronously from t0 to the dispatch: its start latency needs no correction)
-      const s = {
-        wallMs: t1 - t0,
-        workerSpanMs: w.workerSpanMs,
-        startLatencyMs: w.startLatencyMs,
-        noticeLatencyMs: t1 - t0 - w.startLatencyMs - w.workerSpanMs,
-        threadBusyMs: w.threadBusyMs,
-      };
-      const sum = this.timing;
-      sum.steps++;
-      sum.wallMs += s.wallMs;
-      sum.workerSpanMs += s.workerSpanMs;
-      sum.startLatencyMs += s.startLatencyMs;
-      sum.noticeLatencyMs += s.noticeLatencyMs;
-      sum.threadBusyMs += s.threadBusyMs;
-      const round = (ms: number) => Math.round(ms * 1000) / 1000;
-      trace?.add(label, TRACE_THREADS.optimizer, t0, t1, {
-        tensors: names.length,
-        workerSpanMs: round(s.workerSpanMs),
-        startLatencyMs: round(s.startLatencyMs),
-        noticeLatencyMs: round(s.noticeLatencyMs),
-        threadBusyMs: round(s.threadBusyMs),
-      });
-      return t1 - t0;
-    });
-    this.tail = run.catch(() => undefined);
-    return run;
-  }
 }
 
 /** The staging rings' geometry (the planner sizes them for leadBlocks + 1 blocks in flight). */
@@ -630,15 +569,16 @@ export class LayerwiseSchedule implements ModeUpdates {
       for (const land of p.lands) land();
       const landMs = performance.now() - landStart;
       const factor = await gradScale.factor;
-      const stepMs = await this.queue.step(
+      // the CPU stage of the offload timeline is serial: it charges each step what no earlier one overlapped
+      await this.queue.step(
         p.names,
         trace,
         `AdamW ${tag}`,
         factor,
         sent.gradScales(p.names),
         producedAt,
+        (ownMs) => (p.timeline.cpuMs = landMs + ownMs),
       );
-      p.timeline.cpuMs = landMs + stepMs;
       cpuDone();
       // a step D made after the backward waits on the host until its block's forward is near
       if (p === whole && hasSteps && !this.inBackward) await released;

@@ -3,21 +3,22 @@
 import type { GradientSink } from '../model/gradient-sink.js';
 
 /**
- * CPU optimizer steps' timing, summed over steps (ms; cpu-wasm's StepTiming, with the wall time the step
- * queue's): per step wallMs = startLatencyMs + workerSpanMs + noticeLatencyMs, so a wall time far above
- * the span was lost waiting for the main thread (to dispatch, or to notice the workers were done), not on
+ * CPU optimizer steps' timing, running totals (ms; cpu-wasm's StepTiming, with the wall time the step
+ * queue's). Steps overlap (they run at once on the workers' stream), so each figure is a union over the
+ * steps, counted once: wallMs = startLatencyMs + workerSpanMs + noticeLatencyMs, and a wall time far above
+ * the span was lost waiting for the main thread (to call, or to notice the workers were done), not on
  * the workers.
  */
 export interface CpuStepTiming {
   /** CPU optimizer steps. */
   steps: number;
-  /** From the step's start to the step queue resuming after it, main thread (workerBusyMs's time). */
+  /** Time with a step in flight (step call to the queue resuming after it), main thread (workerBusyMs). */
   wallMs: number;
-  /** First worker task start to last worker task end. */
+  /** Time some step's workers were between its first piece's start and its last piece's end. */
   workerSpanMs: number;
-  /** step() call to the first worker task start. */
+  /** Time steps waited for their first piece to start while no worker ran a step. */
   startLatencyMs: number;
-  /** Last worker task end to the step queue resuming: the main thread was busy elsewhere. */
+  /** The rest of wallMs: steps in flight, workers done, the main thread busy elsewhere. */
   noticeLatencyMs: number;
   /** Worker task time summed over threads. */
   threadBusyMs: number;
@@ -50,7 +51,10 @@ export interface ModeUpdates {
    * micro-batches after the first) it adds into the gradients of the step not yet taken.
    */
   readonly sink: GradientSink & { accumulate: boolean; microBatch: number };
-  /** Summed time of CPU optimizer steps so far (they run on worker threads; 0 without a CPU optimizer). */
+  /**
+   * Time with a CPU optimizer step in flight so far (they run on worker threads, several at once: their
+   * union; 0 without a CPU optimizer).
+   */
   readonly cpuBusyMs: number;
   /** The same steps seen from the worker threads (running totals; NO_CPU_STEPS without a CPU optimizer). */
   readonly cpuStepTiming: Readonly<CpuStepTiming>;
