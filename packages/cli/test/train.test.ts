@@ -165,10 +165,10 @@ describe('option parsing', () => {
       expect(r.error).toBeUndefined();
       expect(r.medianStepMs).toBeGreaterThan(0);
       expect(r.mainThreadBusyMsPerStep).toBeGreaterThan(0);
-      // without a budget the pool keeps what it allocated: the planner predicts that footprint
-      expect(Math.abs(r.peakGpuBytes - r.predictedFootprintBytes)).toBeLessThanOrEqual(
-        0.05 * r.predictedFootprintBytes,
-      );
+      // without a budget the pool keeps what it allocated: the planner predicts that footprint for the
+      // worst timing (lsp's in-flight steps and uploads vary from run to run: 3-6 % below it measured)
+      expect(r.peakGpuBytes).toBeLessThanOrEqual(r.predictedFootprintBytes * 1.02);
+      expect(r.peakGpuBytes).toBeGreaterThan(r.predictedFootprintBytes * 0.9);
       // the planned live peak is a worst case over timing-dependent in-flight buffers
       expect(r.livePeakGpuBytes).toBeLessThanOrEqual(r.predictedPeakBytes * 1.02);
       expect(r.livePeakGpuBytes).toBeGreaterThan(r.predictedPeakBytes * 0.8);
