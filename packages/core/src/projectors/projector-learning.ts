@@ -26,6 +26,13 @@ export interface LearningOptions {
    * (closed form, see PairEvaluation.bestScale), so Adam's steps go to the shape rather than the scale.
    */
   rescaleStart: boolean;
+  /**
+   * Stop once the best mean error has improved by less than `minGain` (relative) over the last `window`
+   * iterations (null: never). Fits that cannot reach alpha flatten out well before 100 iterations
+   * (0.633 at 25, 0.605 at 50, 0.600 at 100 on 768 x 768 gradients at d = 512; README, Convergence),
+   * and every iteration is a pass over all the group's held-out gradients.
+   */
+  plateau: { window: number; minGain: number } | null;
   adam: AdamSettings;
 }
 
@@ -34,6 +41,7 @@ export const DEFAULT_LEARNING: LearningOptions = {
   maxIterations: 100,
   targetError: 0,
   rescaleStart: true,
+  plateau: { window: 10, minGain: 0.005 },
   adam: DEFAULT_ADAM,
 };
 
@@ -51,6 +59,8 @@ export interface LearningResult {
   meanError: number;
   errors: Float64Array;
   reachedTarget: boolean;
+  /** Learning stopped on a plateau (LearningOptions.plateau) before maxIterations. */
+  plateaued: boolean;
   ms: number;
 }
 
@@ -76,7 +86,7 @@ export async function learnProjectorPair(
   options: Partial<LearningOptions> = {},
 ): Promise<LearningResult> {
   const t0 = performance.now();
-  const { lr, maxIterations, targetError, rescaleStart, adam } = { ...DEFAULT_LEARNING, ...options };
+  const { lr, maxIterations, targetError, rescaleStart, plateau, adam } = { ...DEFAULT_LEARNING, ...options };
   checkGradients(gradients, start.left, start.right);
   const nl = start.left.values.length;
   const params = new Float64Array(nl + start.right.values.length);
@@ -87,6 +97,9 @@ export async function learnProjectorPair(
   const l = start.left.toGpu(gpu, 'learn.L');
   const r = start.right.toGpu(gpu, 'learn.R');
   const history: number[] = [];
+  /** The best mean error after each evaluation (for the plateau test). */
+  const bestSoFar: number[] = [];
+  let plateaued = false;
   let startError = Number.NaN;
   let best: { meanError: number; values: Float32Array; errors: Float64Array } = {
     meanError: Number.POSITIVE_INFINITY,
@@ -112,7 +125,15 @@ export async function learnProjectorPair(
       if (t === 0 && !rescaleStart) startError = ev.meanError;
       const values = Float32Array.from(params); // exactly what the GPU evaluated
       if (ev.meanError < best.meanError) best = { meanError: ev.meanError, values, errors: ev.errors };
+      bestSoFar.push(best.meanError);
       if (ev.meanError <= targetError || last) break;
+      if (plateau && t >= plateau.window) {
+        const before = bestSoFar[t - plateau.window]!;
+        if (before - best.meanError < plateau.minGain * before) {
+          plateaued = true;
+          break;
+        }
+      }
       const grad = new Float64Array(params.length);
       grad.set(ev.left!);
       grad.set(ev.right!, nl);
@@ -137,6 +158,7 @@ export async function learnProjectorPair(
     meanError: best.meanError,
     errors: best.errors,
     reachedTarget: best.meanError <= targetError,
+    plateaued,
     ms: performance.now() - t0,
   };
 }

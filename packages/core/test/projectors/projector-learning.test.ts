@@ -102,8 +102,9 @@ describe('learning a projector pair', () => {
       left: SparseProjector.random(rows, d, r, rng),
       right: SparseProjector.random(cols, d, r, rng),
     };
-    const res = await learnProjectorPair(gpu, ts, start, { lr: 0.1, maxIterations: 60 });
+    const res = await learnProjectorPair(gpu, ts, start, { lr: 0.1, maxIterations: 60, plateau: null });
     expect(res.iterations).toBe(60);
+    expect(res.plateaued).toBe(false);
     expect(res.history).toHaveLength(61);
     // the start is rescaled first (history[0]), then Adam takes over
     expect(res.history[0]).toBeLessThan(res.startError);
@@ -123,11 +124,12 @@ describe('learning a projector pair', () => {
       left: SparseProjector.random(rows, d, r, rng),
       right: SparseProjector.random(cols, d, r, rng),
     };
-    const free = await learnProjectorPair(gpu, ts, start, { lr: 0.1, maxIterations: 40 });
+    const free = await learnProjectorPair(gpu, ts, start, { lr: 0.1, maxIterations: 40, plateau: null });
     const target = (free.history[0]! + free.meanError) / 2;
     const early = await learnProjectorPair(gpu, ts, start, {
       lr: 0.1,
       maxIterations: 40,
+      plateau: null,
       targetError: target,
     });
     expect(early.reachedTarget).toBe(true);
@@ -135,5 +137,34 @@ describe('learning a projector pair', () => {
     expect(early.meanError).toBeLessThanOrEqual(target);
     expect(early.history.at(-1)).toBe(early.meanError);
     expect(early.errors).toHaveLength(2);
+  });
+
+  it('stops on a plateau: the best error gained less than minGain over the last window iterations', async () => {
+    const rng = new Rng(11);
+    const [rows, cols, d, r] = [40, 36, 12, 2];
+    // full-rank gradients a (12, 2) pair cannot reconstruct well: the fit flattens far above 0
+    const ts = upload(
+      [0, 1].map(() => lowRankGradient(rng, rows, cols, 30)),
+      rows,
+      cols,
+    );
+    const start = {
+      left: SparseProjector.random(rows, d, r, rng),
+      right: SparseProjector.random(cols, d, r, rng),
+    };
+    const full = await learnProjectorPair(gpu, ts, start, { lr: 0.1, maxIterations: 200, plateau: null });
+    const plateau = { window: 10, minGain: 0.005 };
+    const early = await learnProjectorPair(gpu, ts, start, { lr: 0.1, maxIterations: 200, plateau });
+    expect(full.iterations).toBe(200);
+    expect(early.plateaued).toBe(true);
+    expect(early.iterations).toBeLessThan(200);
+    // the same path up to the stop (same start, same steps), and the stop rule holds where it stopped
+    expect(early.history).toEqual(full.history.slice(0, early.history.length));
+    const bestAt = (t: number) => Math.min(...early.history.slice(0, t + 1));
+    const t = early.history.length - 1;
+    expect(bestAt(t - 10) - bestAt(t)).toBeLessThan(plateau.minGain * bestAt(t - 10));
+    expect(bestAt(t - 11) - bestAt(t - 1)).toBeGreaterThanOrEqual(plateau.minGain * bestAt(t - 11));
+    // and it gave up little: within 5 % of the full run's error
+    expect(early.meanError).toBeLessThan(full.meanError * 1.05);
   });
 });
