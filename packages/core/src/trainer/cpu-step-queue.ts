@@ -15,6 +15,17 @@ interface FinishedStep {
   accounted: ((ownMs: number) => void) | undefined;
 }
 
+/** What step() was asked, as run() starts it (maybe after the tensors' earlier steps). */
+interface StepRequest {
+  names: string[];
+  trace: StepTrace | undefined;
+  label: string;
+  gradScale: number;
+  gradScales: Record<string, number>;
+  producedAt: number;
+  accounted: ((ownMs: number) => void) | undefined;
+}
+
 type CpuStepReportTiming = Awaited<ReturnType<CpuAdamW['step']>>['timing'];
 
 /**
@@ -70,8 +81,8 @@ export class CpuStepQueue {
   ): Promise<number> {
     const seq = this.called++;
     const before = names.flatMap((n) => this.running.get(n) ?? []);
-    const go = (): Promise<number> =>
-      this.run(seq, names, trace, label, gradScale, gradScales, producedAt, accounted);
+    const request: StepRequest = { names, trace, label, gradScale, gradScales, producedAt, accounted };
+    const go = (): Promise<number> => this.run(seq, request);
     const run = before.length ? Promise.allSettled(before).then(go) : go();
     const settled = run.catch(() => undefined);
     for (const n of names) this.running.set(n, settled);
@@ -81,16 +92,8 @@ export class CpuStepQueue {
     return run;
   }
 
-  private async run(
-    seq: number,
-    names: string[],
-    trace: StepTrace | undefined,
-    label: string,
-    gradScale: number,
-    gradScales: Record<string, number>,
-    producedAt: number,
-    accounted: ((ownMs: number) => void) | undefined,
-  ): Promise<number> {
+  private async run(seq: number, request: StepRequest): Promise<number> {
+    const { names, trace, label, gradScale, gradScales, producedAt, accounted } = request;
     const t0 = performance.now();
     if (this.active++ === 0) this.activeSinceMs = t0;
     let w: CpuStepReportTiming;

@@ -70,6 +70,28 @@ function relL2(got: ArrayLike<number>, want: ArrayLike<number>): number {
   return Math.sqrt(num / Math.max(den, 1e-300));
 }
 
+/** Our gradients on a fixture's batch, beside the transformers reference. */
+async function gradientsOf(
+  model: string,
+  options: Parameters<typeof computeGradients>[3],
+): Promise<{ ref: Reference; result: GradsResult }> {
+  const dir = join(fixtures, model);
+  const ref = await readReference(dir);
+  const batch = { batch: ref.batch, seqLen: ref.seq, inputIds: ref.inputIds, labels: ref.labels };
+  return { ref, result: await computeGradients(gpu, dir, batch, options) };
+}
+
+/** The same gradient names, each within `bound` relative L2 of the reference (all offenders listed). */
+function expectGradientsWithin(result: GradsResult, ref: Reference, bound: number): void {
+  expect([...result.grads.keys()].sort()).toEqual([...ref.grads.keys()].sort());
+  const bad: string[] = [];
+  for (const [name, want] of ref.grads) {
+    const e = relL2(result.grads.get(name)!.data, want);
+    if (!(e <= bound)) bad.push(`${name}: ${e.toExponential(2)}`);
+  }
+  expect(bad, 'gradients over tolerance (relative L2)').toEqual([]);
+}
+
 const cases = [
   { model: 'llama-gqa', dtype: 'f32' as const },
   { model: 'llama-tied', dtype: 'f32' as const },
@@ -83,27 +105,14 @@ describe('model vs transformers fixtures', () => {
   for (const { model, dtype } of cases) {
     for (const checkpointing of [false, true]) {
       it(`${model} (${dtype} weights, checkpointing ${checkpointing ? 'on' : 'off'})`, async () => {
-        const dir = join(fixtures, model);
-        const ref = await readReference(dir);
-        const result: GradsResult = await computeGradients(
-          gpu,
-          dir,
-          { batch: ref.batch, seqLen: ref.seq, inputIds: ref.inputIds, labels: ref.labels },
-          { dtype, checkpointing },
-        );
+        const { ref, result } = await gradientsOf(model, { dtype, checkpointing });
         const tol =
           dtype === 'f32'
             ? { logits: 1e-4, loss: 1e-4, grad: 1e-3 }
             : { logits: 1e-2, loss: 1e-2, grad: 1e-2 };
         expect(maxRel(result.logits, ref.logits), 'logits max relative error').toBeLessThan(tol.logits);
         expect(Math.abs(result.loss - ref.loss) / Math.abs(ref.loss), 'loss').toBeLessThan(tol.loss);
-        expect([...result.grads.keys()].sort()).toEqual([...ref.grads.keys()].sort());
-        const bad: string[] = [];
-        for (const [name, want] of ref.grads) {
-          const e = relL2(result.grads.get(name)!.data, want);
-          if (!(e <= tol.grad)) bad.push(`${name}: ${e.toExponential(2)}`);
-        }
-        expect(bad, 'gradients over tolerance (relative L2)').toEqual([]);
+        expectGradientsWithin(result, ref, tol.grad);
       });
     }
   }
@@ -118,23 +127,10 @@ describe('model vs transformers fixtures, mixed precision', () => {
   for (const { model, dtype } of cases) {
     for (const checkpointing of dtype === 'f32' ? [false] : [false, true]) {
       it(`${model} (${dtype} weights, checkpointing ${checkpointing ? 'on' : 'off'})`, async () => {
-        const dir = join(fixtures, model);
-        const ref = await readReference(dir);
-        const result: GradsResult = await computeGradients(
-          gpu,
-          dir,
-          { batch: ref.batch, seqLen: ref.seq, inputIds: ref.inputIds, labels: ref.labels },
-          { dtype, checkpointing, precision: 'mixed' },
-        );
+        const { ref, result } = await gradientsOf(model, { dtype, checkpointing, precision: 'mixed' });
         expect(relL2(result.logits, ref.logits), 'logits relative L2').toBeLessThan(bounds.logits);
         expect(Math.abs(result.loss - ref.loss), 'loss absolute error').toBeLessThan(bounds.loss);
-        expect([...result.grads.keys()].sort()).toEqual([...ref.grads.keys()].sort());
-        const bad: string[] = [];
-        for (const [name, want] of ref.grads) {
-          const e = relL2(result.grads.get(name)!.data, want);
-          if (!(e <= bounds.grad)) bad.push(`${name}: ${e.toExponential(2)}`);
-        }
-        expect(bad, 'gradients over tolerance (relative L2)').toEqual([]);
+        expectGradientsWithin(result, ref, bounds.grad);
       });
     }
   }
